@@ -1,0 +1,68 @@
+"""The Celery app, built from Settings; both the web (producer) and the worker use this."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from . import workflows
+from .settings import Settings
+from .tracker import Tracker
+
+TASK_NAME = "testruns.run"
+
+
+class TestRunCelery(Celery):
+    """A Celery app that carries the settings and the tracker its tasks and signals use."""
+
+    settings: Settings
+    tracker: Tracker
+
+
+def celery_config(settings: Settings) -> dict[str, object]:
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        # JSON only: a pickle payload on the broker would be code execution in the worker
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        # our run record is the source of truth: no result meta, and no SUBSCRIBE per publish
+        "task_ignore_result": True,
+        "task_default_queue": settings.queue,
+        "task_routes": {TASK_NAME: {"queue": settings.queue}},
+        "task_time_limit": settings.time_limit,
+        "task_soft_time_limit": settings.soft_time_limit,
+        # test runs are never re-run: ack early, take one message at a time
+        "task_acks_late": False,
+        "task_reject_on_worker_lost": False,
+        "worker_prefetch_multiplier": 1,
+        # Flower sees runs from the moment they are published
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        # fail fast on the request path: a down broker answers 503 in well under a second
+        "task_publish_retry": False,
+        "broker_connection_timeout": settings.io_timeout,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout,
+            "socket_connect_timeout": settings.io_timeout,
+        },
+        "worker_hijack_root_logger": True,
+        "worker_redirect_stdouts": False,
+    }
+
+
+def create_celery(settings: Settings | None = None) -> TestRunCelery:
+    from . import heartbeat, signals, tasks
+
+    settings = settings or Settings.from_env()
+    workflows.load(settings.workflow_modules)
+    app = TestRunCelery("worker", set_as_current=False)
+    app.config_from_object(celery_config(settings))
+    app.settings = settings
+    app.tracker = Tracker(settings)
+    tasks.register(app)
+    signals.connect()
+    app.steps["worker"].add(heartbeat.HeartbeatStep)
+    return app

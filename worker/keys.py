@@ -1,0 +1,61 @@
+"""Redis key names and run ids.
+
+Every key of one workflow carries the workflow id as a Redis Cluster hash tag, so one Lua
+script can read the holder's run and take the slot atomically on a cluster too. A run id embeds
+its workflow id, which is how `GET /api/test-runs/<run_id>` finds the record without a second
+(cross-slot) index.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+WORKFLOW_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+_RUN_ID_RE = re.compile(r"^(?P<wf>[A-Za-z0-9][A-Za-z0-9_.:-]{0,127})-(?P<hex>[0-9a-f]{32})$")
+
+
+def valid_workflow_id(workflow_id: str) -> bool:
+    return bool(WORKFLOW_ID_RE.match(workflow_id))
+
+
+def new_run_id(workflow_id: str) -> str:
+    return f"{workflow_id}-{uuid.uuid4().hex}"
+
+
+def workflow_of(run_id: str) -> str | None:
+    """The workflow id inside a run id, or None when the string is not a run id."""
+    match = _RUN_ID_RE.match(run_id or "")
+    return match.group("wf") if match else None
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "testrun"
+
+    def tag(self, workflow_id: str) -> str:
+        return f"{self.prefix}:{{{workflow_id}}}"
+
+    def slot(self, workflow_id: str) -> str:
+        return f"{self.tag(workflow_id)}:slot"
+
+    def run_prefix(self, workflow_id: str) -> str:
+        return f"{self.tag(workflow_id)}:run:"
+
+    def run(self, workflow_id: str, run_id: str) -> str:
+        return self.run_prefix(workflow_id) + run_id
+
+    def logs(self, workflow_id: str, run_id: str) -> str:
+        return f"{self.tag(workflow_id)}:logs:{run_id}"
+
+    def index(self, workflow_id: str) -> str:
+        """Sorted set of the workflow's run ids by creation time, for listing newest first."""
+        return f"{self.tag(workflow_id)}:runs"
+
+    def idempotency(self, workflow_id: str, key: str) -> str:
+        return f"{self.tag(workflow_id)}:idem:{key}"
+
+    def slots_pattern(self) -> str:
+        """For the operator CLI only (SCAN); no request path scans."""
+        return f"{self.prefix}:{{*}}:slot"

@@ -1,0 +1,132 @@
+"""Trigger and cancel: the producer side of a test run, shared by the web API and the CLI.
+
+A trigger takes the slot and writes the queued record in one Redis round trip, then publishes
+the task. If anything at all goes wrong after the slot was taken, the slot is freed and the run
+is marked failed (`enqueue_failed`) before the error propagates: no leaked slot, no run left
+`queued`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from .app import TASK_NAME, TestRunCelery
+from .events import Event, emit
+from .runs import Run
+from .status import ErrorType, ReleaseReason, RunStatus
+from .tracker import Admission
+
+logger = logging.getLogger(__name__)
+
+
+class TriggerError(Exception):
+    """Base of the trigger errors; each carries what the caller needs to answer."""
+
+
+class WorkflowNotFound(TriggerError):
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"no workflow {workflow_id!r}")
+        self.workflow_id = workflow_id
+
+
+class RunInProgress(TriggerError):
+    def __init__(self, workflow_id: str, run_id: str) -> None:
+        super().__init__(f"workflow {workflow_id!r} already has test run {run_id} in progress")
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+
+
+class QueueUnavailable(TriggerError):
+    """Redis or the broker could not be reached (or refused the publish)."""
+
+    def __init__(self, what: str, cause: BaseException) -> None:
+        super().__init__(f"{what} is unavailable: {type(cause).__name__}: {cause}")
+        self.what = what
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class Triggered:
+    run: Run
+    created: bool           # False when an idempotency key returned an earlier run
+    replaced: str | None    # the run this trigger cancelled (on_conflict=replace)
+
+
+class TestRunService:
+    __test__ = False  # not a pytest class
+
+    def __init__(self, celery: TestRunCelery) -> None:
+        self.celery = celery
+        self.tracker = celery.tracker
+        self.settings = celery.settings
+
+    def trigger(self, workflow_id: str, input: dict[str, Any], *, on_conflict: str = "reject",
+                idempotency_key: str | None = None) -> Triggered:
+        from . import workflows
+
+        if workflows.get(workflow_id) is None:
+            raise WorkflowNotFound(workflow_id)
+        try:
+            admission = self.tracker.admit(workflow_id, input, on_conflict=on_conflict,
+                                           idempotency_key=idempotency_key)
+        except Exception as exc:  # noqa: BLE001 - nothing was taken if the script did not run
+            raise QueueUnavailable("Redis", exc) from exc
+        if admission.outcome == "conflict":
+            raise RunInProgress(workflow_id, admission.run_id)
+        if admission.outcome == "existing":
+            run = self._read(admission.run_id)
+            return Triggered(run, created=False, replaced=None)
+        self._publish(admission)
+        if admission.displaced_how == "replaced" and admission.displaced:
+            self._revoke(admission.displaced)
+        run = self._read(admission.run_id)
+        return Triggered(run, created=True,
+                         replaced=admission.displaced if admission.displaced_how == "replaced"
+                         else None)
+
+    def _publish(self, admission: Admission) -> None:
+        settings = self.settings
+        try:
+            self.celery.send_task(
+                TASK_NAME, args=[admission.run_id], task_id=admission.run_id,
+                queue=settings.queue, expires=settings.queue_timeout,
+                time_limit=settings.time_limit, soft_time_limit=settings.soft_time_limit,
+                ignore_result=True, retry=False,
+            )
+        except BaseException as exc:
+            self._unwind(admission.run_id, exc)
+            if isinstance(exc, Exception):
+                raise QueueUnavailable("the broker", exc) from exc
+            raise
+
+    def _unwind(self, run_id: str, exc: BaseException) -> None:
+        emit(Event.ENQUEUE_FAILED, run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+        try:
+            self.tracker.finish(run_id, RunStatus.FAILED, error_type=ErrorType.ENQUEUE_FAILED,
+                                error=f"could not enqueue: {type(exc).__name__}: {exc}",
+                                reason=ReleaseReason.PUBLISH_FAILED)
+        except Exception:  # noqa: BLE001 - Redis also away: the queued lease frees the slot
+            logger.exception("could not release the slot of %s after a failed publish", run_id)
+
+    def _read(self, run_id: str) -> Run:
+        run = self.tracker.get(run_id)
+        if run is None:  # only if Redis lost it between two calls
+            raise QueueUnavailable("Redis", LookupError(f"run {run_id} vanished"))
+        return run
+
+    def cancel(self, run_id: str) -> Run:
+        """Record the cancel (the source of truth) and free the slot, then revoke."""
+        run = self.tracker.cancel(run_id)
+        self._revoke(run_id)
+        return run
+
+    def _revoke(self, run_id: str) -> None:
+        # best effort: revokes live in worker memory only and are lost when no worker is up;
+        # the task's start check and the heartbeat enforce the cancel anyway
+        try:
+            self.celery.control.revoke(run_id, terminate=True, signal="SIGKILL")
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("revoke of %s not sent (%s); the run record still holds", run_id,
+                           exc)

@@ -1,0 +1,70 @@
+"""The workflow registry: plain functions `fn(ctx, input) -> JSON value`, registered by id.
+
+Modules named in WORKFLOW_MODULES are imported by both processes: the web to know what exists,
+the worker to run it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..keys import valid_workflow_id
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a workflow body is given besides its input; `logger` lines land in the run's logs."""
+
+    run_id: str
+    workflow_id: str
+    logger: logging.LoggerAdapter
+
+
+WorkflowFn = Callable[[RunContext, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Workflow:
+    id: str
+    description: str
+    fn: WorkflowFn
+
+
+class WorkflowError(Exception):
+    pass
+
+
+_registry: dict[str, Workflow] = {}
+
+
+def workflow(workflow_id: str, *, description: str = "") -> Callable[[WorkflowFn], WorkflowFn]:
+    """Register `fn` under `workflow_id`; re-registering the same function is harmless."""
+    if not valid_workflow_id(workflow_id):
+        raise WorkflowError(f"invalid workflow id {workflow_id!r}")
+
+    def register(fn: WorkflowFn) -> WorkflowFn:
+        existing = _registry.get(workflow_id)
+        if existing and existing.fn.__qualname__ != fn.__qualname__:
+            raise WorkflowError(f"workflow id {workflow_id!r} is registered twice")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _registry[workflow_id] = Workflow(workflow_id, description or (doc[0] if doc else ""), fn)
+        return fn
+
+    return register
+
+
+def load(modules: Iterable[str]) -> None:
+    for name in modules:
+        importlib.import_module(name)
+
+
+def get(workflow_id: str) -> Workflow | None:
+    return _registry.get(workflow_id)
+
+
+def all_workflows() -> list[Workflow]:
+    return sorted(_registry.values(), key=lambda w: w.id)
