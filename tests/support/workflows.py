@@ -1,0 +1,66 @@
+"""Workflows for tests: their bodies record when they ran, into Redis, so tests can prove a
+body never ran (after a cancel or expiry) and that no two runs of one workflow overlapped."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import redis
+from celery.exceptions import SoftTimeLimitExceeded
+
+from worker.workflows import RunContext, workflow
+
+_client: redis.Redis | None = None
+
+
+def body_log_key(prefix: str) -> str:
+    return f"{prefix}:test-bodies"
+
+
+def _redis() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
+    return _client
+
+
+def _record(ctx: RunContext, event: str) -> None:
+    prefix = os.environ.get("TEST_RUN_KEY_PREFIX", "testrun")
+    try:
+        _redis().rpush(body_log_key(prefix), json.dumps({
+            "run_id": ctx.run_id, "workflow_id": ctx.workflow_id, "event": event,
+            "t": time.time(), "pid": os.getpid(),
+        }))
+    except redis.RedisError:
+        pass  # Redis restarted under us (chaos tests); the run's own outcome still counts
+
+
+def behave(ctx: RunContext, input: dict[str, Any]) -> Any:
+    """Do what input.mode says: succeed, fail, sleep (input.seconds) or hang."""
+    _record(ctx, "start")
+    mode = input.get("mode", "succeed")
+    try:
+        if mode == "fail":
+            raise RuntimeError(input.get("message", "planned failure"))
+        if mode == "hang":
+            while True:
+                try:
+                    time.sleep(0.2)
+                except SoftTimeLimitExceeded:
+                    pass
+        if mode == "sleep":
+            deadline = time.monotonic() + float(input.get("seconds", 1))
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+        return {"mode": mode, "pid": os.getpid()}
+    finally:
+        _record(ctx, "end")
+
+
+workflow("probe", description="Records its start and end; behaves as input.mode says.")(behave)
+
+for _i in range(20):
+    workflow(f"soak-{_i:02d}", description="Soak-test workflow.")(behave)
