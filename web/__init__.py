@@ -28,7 +28,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if test_config:
         app.config.update({k: v for k, v in test_config.items() if k not in app.config})
-    celery = create_celery(settings)
+    celery = create_celery(settings, fail_fast=True)
     app.extensions["celery"] = celery
     app.extensions["testruns"] = TestRunService(celery)
 

@@ -85,7 +85,7 @@ redis.call('ZADD', index, now, run_id)
 redis.call('ZREMRANGEBYSCORE', index, '-inf', now - retention * 1000)
 redis.call('EXPIRE', index, retention)
 if use_idem == '1' then redis.call('SET', idem, run_id, 'EX', retention) end
-return {'admitted', run_id, displaced, how}
+return {'admitted', run_id, displaced, how, tostring(now)}
 """
 
 # KEYS: slot, run

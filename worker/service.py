@@ -81,8 +81,8 @@ class TestRunService:
         self._publish(admission)
         if admission.displaced_how == "replaced" and admission.displaced:
             self._revoke(admission.displaced)
-        run = self._read(admission.run_id)
-        return Triggered(run, created=True,
+        assert admission.run is not None
+        return Triggered(admission.run, created=True,
                          replaced=admission.displaced if admission.displaced_how == "replaced"
                          else None)
 

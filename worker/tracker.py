@@ -49,6 +49,7 @@ class Admission:
     run_id: str
     displaced: str | None = None   # the holder this admission reclaimed or replaced
     displaced_how: str | None = None
+    run: Run | None = None         # the queued record as written, so nobody reads it back
 
     @property
     def admitted(self) -> bool:
@@ -128,7 +129,9 @@ class Tracker:
                      workflow_id=workflow_id, run_id=displaced, by_run_id=rid,
                      reason=how)
             emit(Event.ADMITTED, workflow_id=workflow_id, run_id=rid)
-            return Admission(outcome, rid, displaced, how)
+            run = Run(run_id=rid, workflow_id=workflow_id, status=RunStatus.QUEUED,
+                      created_ms=int(reply[4]), input=input)
+            return Admission(outcome, rid, displaced, how, run)
         if outcome == "conflict":
             emit(Event.CONFLICT, workflow_id=workflow_id, run_id=rid)
         return Admission(outcome, rid)

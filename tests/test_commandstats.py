@@ -1,0 +1,59 @@
+"""Acceptance 9: Redis commands per admission, counted with INFO commandstats on a private
+Redis that is both broker and result backend. An admission is one EVALSHA (slot + record) and
+one LPUSH (the message): the web never subscribes to result channels."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.procs import RedisServer
+from web import create_app
+
+ADMISSIONS = 1000
+
+
+def commandstats(client) -> dict[str, int]:
+    return {name.removeprefix("cmdstat_"): stats["calls"]
+            for name, stats in client.info("commandstats").items()}
+
+
+def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    out = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    out.pop("info", None)  # our own measuring
+    return {k: v for k, v in out.items() if v}
+
+
+@pytest.fixture
+def server():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+def test_two_redis_commands_per_admission(config, server):
+    app = create_app(dict(config, REDIS_URL=server.url))
+    client = app.test_client()
+    probe = server.client()
+    # warm up: script load, kombu's queue binding, connection set-up
+    first = client.post("/api/workflows/echo/test-runs").get_json()["run_id"]
+    client.post(f"/api/test-runs/{first}/cancel")
+
+    totals: dict[str, int] = {}
+    for _ in range(ADMISSIONS):
+        before = commandstats(probe)
+        resp = client.post("/api/workflows/echo/test-runs")
+        after = commandstats(probe)
+        assert resp.status_code == 202
+        for name, calls in delta(before, after).items():
+            totals[name] = totals.get(name, 0) + calls
+        client.post(f"/api/test-runs/{resp.get_json()['run_id']}/cancel")
+
+    # commandstats also counts the commands a script runs; those are exactly ADMIT's
+    inside_admit = {"time": 1, "get": 1, "set": 1, "hset": 1, "expire": 2, "zadd": 1,
+                    "zremrangebyscore": 1}
+    expected = {"evalsha": ADMISSIONS, "lpush": ADMISSIONS,
+                **{name: n * ADMISSIONS for name, n in inside_admit.items()}}
+    assert totals == expected
+    round_trips = (totals["evalsha"] + totals["lpush"]) / ADMISSIONS
+    print(f"client commands per admission: {round_trips:g} (EVALSHA + LPUSH)")
+    assert round_trips == 2

@@ -1,0 +1,122 @@
+"""Acceptance 4 and 5: a broker or Redis that cannot be reached answers 503 fast, and never
+leaves a slot held or a run `queued`."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import active_run_id, run_of, trigger
+from tests.support.procs import RedisServer
+from web import create_app
+from worker.tracker import Tracker
+
+
+def closed_port() -> int:
+    from scripts.with_redis import free_port
+
+    return free_port()  # bound and released: nothing listens there
+
+
+def timed_post(client, path: str, **kwargs):
+    started = time.monotonic()
+    resp = client.post(path, **kwargs)
+    return resp, time.monotonic() - started
+
+
+def only_run(client, workflow_id: str) -> dict:
+    runs = client.get(f"/api/workflows/{workflow_id}/test-runs").get_json()["runs"]
+    assert len(runs) == 1
+    return runs[0]
+
+
+@pytest.mark.parametrize("scheme", ["redis", "amqp"])
+def test_unreachable_broker_is_503_within_a_second_and_frees_the_slot(config, scheme):
+    url = (f"redis://127.0.0.1:{closed_port()}/0" if scheme == "redis"
+           else f"amqp://guest:guest@127.0.0.1:{closed_port()}//")
+    client = create_app(dict(config, CELERY_BROKER_URL=url)).test_client()
+    for _ in range(3):  # the first call and the later ones (Celery's slow path) alike
+        resp, took = timed_post(client, "/api/workflows/echo/test-runs", json={"input": {}})
+        assert resp.status_code == 503, resp.get_json()
+        assert resp.get_json()["error"] == "queue_unavailable"
+        assert took < 1.0, f"503 took {took:.2f}s"
+        assert active_run_id(client, "echo") is None
+    runs = client.get("/api/workflows/echo/test-runs").get_json()["runs"]
+    assert len(runs) == 3
+    for run in runs:
+        assert run["status"] == "failed"
+        assert run["error_type"] == "enqueue_failed"
+        assert run["release_reason"] == "publish_failed"
+
+
+def test_broker_that_returns_admits_the_next_trigger(config):
+    broker = RedisServer().start()
+    try:
+        client = create_app(dict(config, CELERY_BROKER_URL=broker.url)).test_client()
+        broker.stop()
+        resp, took = timed_post(client, "/api/workflows/echo/test-runs")
+        assert resp.status_code == 503 and took < 1.0
+        assert active_run_id(client, "echo") is None
+        broker.start()
+        run = trigger(client, "echo")
+        assert run["status"] == "queued"
+        assert broker.client().llen(config["TEST_RUN_QUEUE"]) == 1  # really published
+    finally:
+        broker.stop()
+
+
+def test_unreachable_redis_is_503_fast_with_nothing_taken(config):
+    port = closed_port()
+    client = create_app(dict(config, REDIS_URL=f"redis://127.0.0.1:{port}/0")).test_client()
+    for _ in range(3):
+        resp, took = timed_post(client, "/api/workflows/echo/test-runs")
+        assert resp.status_code == 503 and resp.get_json()["error"] == "queue_unavailable"
+        assert took < 1.0, f"503 took {took:.2f}s"
+    resp = client.get("/api/test-runs/echo-" + "0" * 32)
+    assert resp.status_code == 503
+
+
+def test_redis_restarting_empty_then_back_serves_without_a_process_restart(config):
+    server = RedisServer().start()
+    try:
+        client = create_app(dict(config, REDIS_URL=server.url)).test_client()
+        trigger(client, "echo")
+        server.stop()
+        resp, took = timed_post(client, "/api/workflows/echo/test-runs")
+        assert resp.status_code == 503 and took < 1.0
+        server.start()
+        assert trigger(client, "echo")["status"] == "queued"
+    finally:
+        server.stop()
+
+
+def test_enqueue_raising_during_construction_never_leaves_the_slot_held(config):
+    # a broker URL whose transport does not exist: kombu raises while building the producer
+    client = create_app(dict(config, CELERY_BROKER_URL="nosuchtransport://x")).test_client()
+    resp = client.post("/api/workflows/echo/test-runs")
+    assert resp.status_code == 503
+    assert active_run_id(client, "echo") is None
+    run = only_run(client, "echo")
+    assert run["status"] == "failed" and run["error_type"] == "enqueue_failed"
+
+
+def test_enqueue_raising_anything_frees_the_slot(config):
+    """Any exception out of the publish, even one that is not a connection error."""
+    app = create_app(config)
+    service = app.extensions["testruns"]
+
+    class Boom(Exception):
+        pass
+
+    def explode(*args, **kwargs):
+        raise Boom("serializer exploded")
+
+    service.celery.send_task = explode  # our own object's method, not Celery or Redis
+    resp = app.test_client().post("/api/workflows/echo/test-runs")
+    assert resp.status_code == 503
+    client = app.test_client()
+    assert active_run_id(client, "echo") is None
+    run = run_of(client, only_run(client, "echo")["run_id"])
+    assert run["status"] == "failed" and "serializer exploded" in run["error"]
+    assert isinstance(service.tracker, Tracker)
