@@ -1,0 +1,55 @@
+"""Settings: one place, validated, and a worker that refuses a non-Redis result backend."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.support.procs import BIN, ROOT, base_env
+from worker.settings import Settings, SettingsError
+
+
+def test_defaults():
+    s = Settings.from_env({})
+    assert s.redis_url == s.broker_url == s.result_backend == "redis://127.0.0.1:6379/0"
+    assert (s.time_limit, s.soft_time_limit) == (600, 590)
+    assert s.queue_timeout == 300 and s.retention == 7 * 24 * 3600
+    assert s.heartbeat_ttl == 30 and s.heartbeat_interval == 10
+    assert s.visibility_timeout > s.queue_timeout + s.time_limit
+    assert s.workflow_modules == ("worker.workflows.examples",)
+    assert s.api_token is None
+
+
+def test_layering_env_then_overrides():
+    s = Settings.from_env({"REDIS_URL": "redis://h:1/2", "TEST_RUN_TIME_LIMIT": "10"},
+                          overrides={"TEST_RUN_TIME_LIMIT": "20", "API_TOKEN": "t"})
+    assert s.broker_url == s.result_backend == "redis://h:1/2"
+    assert s.time_limit == 20 and s.soft_time_limit == 16 and s.api_token == "t"
+    amqp = Settings.from_env({"CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1//"})
+    assert amqp.broker_url.startswith("amqp://") and amqp.result_backend.startswith("redis://")
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"CELERY_RESULT_BACKEND": "rpc://"}, "CELERY_RESULT_BACKEND"),
+    ({"CELERY_RESULT_BACKEND": "db+sqlite:///x.db"}, "CELERY_RESULT_BACKEND"),
+    ({"REDIS_URL": "amqp://x"}, "REDIS_URL"),
+    ({"TEST_RUN_TIME_LIMIT": "ten"}, "TEST_RUN_TIME_LIMIT"),
+    ({"TEST_RUN_TIME_LIMIT": "-1"}, "TEST_RUN_TIME_LIMIT"),
+    ({"TEST_RUN_TIME_LIMIT": "10", "TEST_RUN_SOFT_TIME_LIMIT": "10"}, "TEST_RUN_SOFT_TIME_LIMIT"),
+])
+def test_bad_values_are_refused_naming_the_variable(env, variable):
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    assert info.value.variable == variable
+    assert variable in str(info.value)
+
+
+def test_worker_refuses_to_start_with_a_non_redis_result_backend():
+    proc = subprocess.run(
+        [str(BIN / "celery"), "-A", "worker", "worker", "--pool", "solo"],
+        env=base_env({"CELERY_RESULT_BACKEND": "rpc://"}), cwd=ROOT, capture_output=True,
+        text=True, timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "CELERY_RESULT_BACKEND: must be a Redis URL" in proc.stdout + proc.stderr
