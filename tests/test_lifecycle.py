@@ -77,7 +77,6 @@ def test_cancel_while_running_stops_the_body_and_frees_the_slot(client, redis_cl
     assert resp.get_json()["status"] == "cancelled"
     assert active_run_id(client, "probe") is None  # freed at once, not by task_revoked
     # the process was killed: the body never records its end, even after it would have
-    time.sleep(0)  # (no sync sleep: the poll below has the deadline)
     deadline = time.monotonic() + 4
     while time.monotonic() < deadline:
         assert [e["event"] for e in body_events(redis_client, session_config, rid)] == ["start"]
@@ -137,7 +136,7 @@ def test_run_queued_past_queue_timeout_expires_and_never_runs(config, redis_clie
     client = create_app(config).test_client()
     run = trigger(client, "probe", {"mode": "succeed"})
     rid = run["run_id"]
-    time.sleep(0)  # the queue timeout passes while no worker consumes the queue:
+    # the queue timeout passes while no worker consumes the queue
     wait_for(lambda: time.time() * 1000 > 1500 + _ms(run["created_at"]), 5, "queue timeout")
     worker = Worker(config).wait_ready()
     try:

@@ -37,6 +37,12 @@ class HeartbeatStep(bootsteps.StartStopStep):
         if not hasattr(app, "tracker"):
             return
         self._worker = parent
+        try:
+            warning = app.tracker.eviction_warning()
+        except Exception as exc:  # noqa: BLE001 - Redis not up yet: the worker still starts
+            warning = f"could not check Redis' maxmemory-policy: {exc}"
+        if warning:
+            logger.warning(warning)
         self._thread = threading.Thread(target=self._loop, args=(app,), daemon=True,
                                         name="testrun-heartbeat")
         self._thread.start()

@@ -106,6 +106,17 @@ class Tracker:
     def ping(self) -> bool:
         return bool(self.redis.ping())
 
+    def eviction_warning(self) -> str | None:
+        """A maxmemory policy that may evict slot keys would free slots of live runs."""
+        try:
+            policy = self.redis.config_get("maxmemory-policy").get("maxmemory-policy")
+        except redis.ResponseError as exc:  # CONFIG disabled (managed Redis)
+            return f"could not read maxmemory-policy ({exc}); make sure it is noeviction"
+        if policy and policy != "noeviction":
+            return (f"Redis maxmemory-policy is {policy!r}: under memory pressure it may evict "
+                    "the slot keys of running test runs; set it to 'noeviction'")
+        return None
+
     # -- admission (web) ----------------------------------------------------------------------
     def admit(self, workflow_id: str, input: Any, *, on_conflict: str = "reject",
               idempotency_key: str | None = None) -> Admission:

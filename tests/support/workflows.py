@@ -42,22 +42,22 @@ def behave(ctx: RunContext, input: dict[str, Any]) -> Any:
     """Do what input.mode says: succeed, fail, sleep (input.seconds) or hang."""
     _record(ctx, "start")
     mode = input.get("mode", "succeed")
-    try:
-        if mode == "fail":
-            raise RuntimeError(input.get("message", "planned failure"))
-        if mode == "hang":
-            while True:
-                try:
-                    time.sleep(0.2)
-                except SoftTimeLimitExceeded:
-                    pass
-        if mode == "sleep":
-            deadline = time.monotonic() + float(input.get("seconds", 1))
-            while time.monotonic() < deadline:
-                time.sleep(0.05)
-        return {"mode": mode, "pid": os.getpid()}
-    finally:
+    if mode == "fail":
         _record(ctx, "end")
+        raise RuntimeError(input.get("message", "planned failure"))
+    if mode == "hang":
+        while True:
+            try:
+                time.sleep(0.2)
+            except SoftTimeLimitExceeded:
+                pass
+    if mode == "sleep":
+        deadline = time.monotonic() + float(input.get("seconds", 1))
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+    # reached only by a body that ran to its end (not one killed or unwound mid-way)
+    _record(ctx, "end")
+    return {"mode": mode, "pid": os.getpid()}
 
 
 workflow("probe", description="Records its start and end; behaves as input.mode says.")(behave)
