@@ -23,6 +23,9 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, o
     an error, instead of kombu's default ~2 s of retries. Workers keep their patient defaults."""
     transport: dict[str, object] = {
         "visibility_timeout": settings.visibility_timeout,
+        # sweep for stranded messages every few seconds instead of every ~100 s
+        "unacked_restore_interval": min(5, settings.visibility_timeout),
+        "unacked_restore_throttle": 1,
         "socket_connect_timeout": settings.io_timeout,
     }
     if fail_fast:
@@ -46,6 +49,10 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, o
         "task_acks_late": False,
         "task_reject_on_worker_lost": False,
         "worker_prefetch_multiplier": 1,
+        # take a message only when a pool process is free: a run must not sit reserved by a
+        # busy worker (or die with it, unacked until visibility_timeout) while another worker
+        # is idle. Redis broker only; RabbitMQ redelivers a dead consumer's messages at once.
+        "worker_disable_prefetch": True,
         # Flower sees runs once a worker receives them; a task-sent event would cost every
         # admission a third Redis command (PUBLISH), so it is off
         "worker_send_task_events": True,

@@ -39,8 +39,10 @@ def subscribe(listener: Listener) -> None:
 
 
 def emit(event: Event, **fields: Any) -> None:
-    details = " ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
-    logger.info("test run %s %s", event.value, details, extra={"event": event.value, **fields})
+    if logger.isEnabledFor(logging.INFO):
+        details = " ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
+        logger.info("test run %s %s", event.value, details,
+                    extra={"event": event.value, **fields})
     for listener in list(_listeners):
         try:
             listener(event, fields)

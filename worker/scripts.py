@@ -89,10 +89,10 @@ return {'admitted', run_id, displaced, how, tostring(now)}
 """
 
 # KEYS: slot, run
-# ARGV: run_id, worker, lease_ms, queue_timeout_ms
+# ARGV: run_id, worker, lease_ms, queue_timeout_ms, pid
 START = PRELUDE + r"""
 local slot, run = KEYS[1], KEYS[2]
-local run_id, worker = ARGV[1], ARGV[2]
+local run_id, worker, pid = ARGV[1], ARGV[2], ARGV[5]
 local lease_ms, queue_timeout_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 local status = redis.call('HGET', run, 'status')
 if not status then return {'missing'} end
@@ -107,7 +107,7 @@ if now - created > queue_timeout_ms then
   return {'refused', 'expired'}
 end
 redis.call('HSET', run, 'status', 'running', 'started_ms', now, 'worker', worker,
-  'heartbeat_ms', now)
+  'heartbeat_ms', now, 'pid', pid)
 redis.call('PEXPIRE', slot, lease_ms)
 return {'started', redis.call('HGET', run, 'input') or '{}'}
 """

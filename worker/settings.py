@@ -70,9 +70,14 @@ class Settings:
 
     @property
     def visibility_timeout(self) -> int:
-        """Redis transport redelivers unacked messages after this; it must exceed the longest a
-        message can legitimately sit reserved, or a waiting run would be delivered twice."""
-        return int(self.queue_timeout + self.time_limit + self.lease_grace) + 60
+        """Redis transport: an unacked message is redelivered after this many seconds.
+
+        Runs are acked early (when a pool process starts them) and workers take a message only
+        when a process is free, so a message is unacked for milliseconds — unless its worker
+        died in that window. Half the queue timeout brings such a stranded run back while it
+        may still start; a redelivery of a run that did start is refused by the task's start
+        check, so a short timeout can never make a run execute twice."""
+        return max(5, int(self.queue_timeout / 2))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,

@@ -9,6 +9,8 @@ Celery 5.7 sends task_failure twice, the second time with `sender.request.id` No
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
@@ -65,9 +67,32 @@ def on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
         _finish(sender, sender.request.id, RunStatus.SUCCEEDED, result=result)
 
 
+def _kill_hung_child(sender: Any, run_id: str | None) -> None:
+    """On a hard time limit Celery sends task_failure *before* billiard kills the child
+    (TERM, 0.1 s, then KILL): kill it first, so the slot is never free while the body runs."""
+    if not run_id:
+        return
+    try:
+        pid = sender.app.tracker.pid_of(run_id)
+        if pid and _is_our_child(pid):
+            os.kill(pid, signal.SIGKILL)
+    except Exception:  # noqa: BLE001 - billiard still kills it a moment later
+        logger.exception("could not kill the hung process of test run %s", run_id)
+
+
+def _is_our_child(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def on_failure(sender: Any = None, task_id: str | None = None,
                exception: BaseException | None = None, **_: Any) -> None:
     if _ours(sender):
+        if isinstance(exception, TimeLimitExceeded):
+            _kill_hung_child(sender, task_id or sender.request.id)
         status, etype, error, reason = classify(exception, sender.app.settings)
         _finish(sender, task_id or sender.request.id, status, error_type=etype, error=error,
                 reason=reason)

@@ -8,6 +8,7 @@ master or a Celery main process that forks does not share a connection with its 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -154,7 +155,7 @@ class Tracker:
         k = self.keys
         reply = self._script("START", [k.slot(wf), k.run(wf, run_id)], [
             run_id, worker or "", int(self.settings.heartbeat_ttl * 1000),
-            int(self.settings.queue_timeout * 1000),
+            int(self.settings.queue_timeout * 1000), os.getpid(),
         ])
         if reply[0] == "started":
             emit(Event.STARTED, workflow_id=wf, run_id=run_id, worker=worker)
@@ -215,6 +216,12 @@ class Tracker:
             self.settings.retention,
         ])
         return reply[0], (reply[1] if len(reply) > 1 else None)
+
+    def pid_of(self, run_id: str) -> int | None:
+        """The pool process that started the run (recorded by the start check)."""
+        wf = self._workflow(run_id)
+        pid = self.redis.hget(self.keys.run(wf, run_id), "pid")
+        return int(pid) if pid else None
 
     def append_log(self, run_id: str, line: str) -> None:
         wf = self._workflow(run_id)

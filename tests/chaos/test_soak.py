@@ -1,0 +1,187 @@
+"""Chaos acceptance 5: many runs over 20 workflows with mixed outcomes (succeed, fail, sleep,
+hang, cancel) while worker processes are killed at random. At the end every run is terminal,
+no slot is held, and no workflow ever had two runs executing at once — checked against the
+times the workflow bodies themselves recorded and the times this test killed processes.
+
+`make test` runs SOAK_RUNS (default 1000); `make soak` runs a longer one."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections import Counter, defaultdict
+from datetime import datetime
+
+import pytest
+
+from tests.conftest import TERMINAL, body_events
+from tests.support.procs import Worker, wait_for
+from web import create_app
+
+WORKFLOWS = [f"soak-{i:02d}" for i in range(20)]
+CANCEL_SLACK = 0.5
+MODES = ["succeed"] * 45 + ["fail"] * 20 + ["sleep"] * 20 + ["hang"] * 5 + ["cancel"] * 10
+
+
+def _ts(iso: str | None) -> float | None:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() if iso else None
+
+
+class Killer:
+    """Kills a pool child or a worker's main process now and then; remembers when each pid
+    stopped executing, so the overlap check knows where a killed body ended."""
+
+    def __init__(self, config: dict[str, str], rng: random.Random, n_workers: int) -> None:
+        self.config = config
+        self.rng = rng
+        self.workers = [Worker(config, concurrency=3) for _ in range(n_workers)]
+        for w in self.workers:
+            w.wait_ready()
+        self.died_at: dict[int, float] = {}
+        self.kills: Counter[str] = Counter()
+        self.retired: list[Worker] = []
+
+    def strike(self) -> None:
+        worker = self.rng.choice(self.workers)
+        if self.rng.random() < 0.6:
+            children = worker.children()
+            if children:
+                pid = self.rng.choice(children)
+                self.died_at[pid] = time.time()
+                os.kill(pid, signal.SIGKILL)
+                self.kills["pool child"] += 1
+            return
+        children = [p for p in worker.children() if _alive(p)]  # not already-dead zombies
+        now = time.time()
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait_exit(10)
+        for pid in children:
+            self.died_at[pid] = now
+        wait_for(lambda: all(not _alive(p) for p in children), 10, "orphaned children to die")
+        for pid in children:  # the latest a body on them could have run
+            self.died_at[pid] = time.time()
+        self.kills["worker main"] += 1
+        self.workers.remove(worker)
+        self.retired.append(worker)
+        self.workers.append(Worker(self.config, concurrency=3).wait_ready())
+
+    def close(self) -> None:
+        for w in self.workers + self.retired:
+            w.kill_group()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "State:\tZ" not in f.read()
+    except OSError:
+        return False
+
+
+def soak(config: dict[str, str], redis_client, total: int, seed: int) -> None:
+    rng = random.Random(seed)
+    client = create_app(config).test_client()
+    killer = Killer(config, rng, n_workers=2)
+    in_flight: dict[str, str] = {}     # workflow → its current run
+    cancels: dict[str, float] = {}    # run → when to cancel it
+    admitted: list[str] = []
+    conflicts = 0
+    started = time.monotonic()
+    next_strike = started + rng.uniform(1, 3)
+    try:
+        while len(admitted) < total or in_flight:
+            if time.monotonic() - started > 600:
+                raise AssertionError(f"soak did not finish: {len(admitted)} admitted")
+            for wf in WORKFLOWS:
+                rid = in_flight.get(wf)
+                if rid:
+                    run = client.get(f"/api/test-runs/{rid}").get_json()
+                    if run["status"] in TERMINAL:
+                        del in_flight[wf]
+                    elif rid in cancels and time.monotonic() >= cancels.pop(rid):
+                        assert client.post(f"/api/test-runs/{rid}/cancel").status_code in (
+                            202, 409)
+                    continue
+                if len(admitted) >= total:
+                    continue
+                mode = rng.choice(MODES)
+                body = {"mode": "sleep" if mode == "cancel" else mode,
+                        "seconds": round(rng.uniform(0.05, 0.8), 2)}
+                resp = client.post(f"/api/workflows/{wf}/test-runs", json={"input": body})
+                if resp.status_code == 409:  # the previous run's record is ahead of us
+                    conflicts += 1
+                    continue
+                assert resp.status_code == 202, resp.get_json()
+                rid = resp.get_json()["run_id"]
+                admitted.append(rid)
+                in_flight[wf] = rid
+                if mode == "cancel":
+                    cancels[rid] = time.monotonic() + rng.uniform(0, 0.5)
+            if time.monotonic() >= next_strike and len(admitted) < total:
+                killer.strike()
+                next_strike = time.monotonic() + rng.uniform(1, 3)
+            time.sleep(0.01)  # pacing of the driver loop, not synchronisation
+        elapsed = time.monotonic() - started
+
+        runs = [client.get(f"/api/test-runs/{rid}").get_json() for rid in admitted]
+        statuses = Counter(r["status"] for r in runs)
+        print(f"\nsoak: {total} runs in {elapsed:.1f}s, {statuses}, kills {dict(killer.kills)}, "
+              f"409s while catching up {conflicts}")
+        assert all(r["status"] in TERMINAL for r in runs)
+        for wf in WORKFLOWS:
+            assert client.get(f"/api/workflows/{wf}").get_json()["active_run_id"] is None
+        assert not list(redis_client.scan_iter(
+            match=f"{config['TEST_RUN_KEY_PREFIX']}:{{*}}:slot"))
+        assert sum(killer.kills.values()) > 0
+        check_no_overlap(runs, body_events(redis_client, config), killer.died_at)
+    finally:
+        killer.close()
+
+
+def check_no_overlap(runs: list[dict], events: list[dict], died_at: dict[int, float]) -> None:
+    by_run: dict[str, dict[str, dict]] = defaultdict(dict)
+    for e in events:
+        by_run[e["run_id"]][e["event"]] = e
+    status = {run["run_id"]: run["status"] for run in runs}
+    intervals: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
+    for run in runs:
+        ev = by_run.get(run["run_id"], {})
+        if "start" not in ev:
+            continue  # never executed (cancelled while queued, expired)
+        start = ev["start"]["t"]
+        if "end" in ev:
+            end = ev["end"]["t"]
+        else:
+            pid = ev["start"]["pid"]
+            killed = died_at.get(pid)
+            end = killed if killed and killed > start else _ts(run["finished_at"])
+        intervals[run["workflow_id"]].append((start, end, run["run_id"]))
+    executed = 0
+    for wf, spans in intervals.items():
+        spans.sort()
+        executed += len(spans)
+        for (_s1, e1, r1), (s2, _e2, r2) in zip(spans, spans[1:], strict=False):
+            # a cancel frees the slot at once (it does not wait for the kill to land), so a
+            # cancelled body may outlive its cancel by the revoke's delivery time
+            slack = CANCEL_SLACK if status[r1] == "cancelled" else 0.0
+            assert e1 <= s2 + slack, (
+                f"{wf}: {r1} ({status[r1]}) ran until {e1:.3f} but {r2} ({status[r2]}) "
+                f"started at {s2:.3f}")
+    assert executed > 0
+
+
+def test_soak_mixed_outcomes_with_random_kills(config, redis_client):
+    total = int(os.environ.get("SOAK_RUNS", "1000"))
+    config = dict(config, TEST_RUN_TIME_LIMIT="2", TEST_RUN_SOFT_TIME_LIMIT="1.5",
+                  TEST_RUN_HEARTBEAT_TTL="3", TEST_RUN_QUEUE_TIMEOUT="20")
+    soak(config, redis_client, total, seed=int(os.environ.get("SOAK_SEED", "7")))
+
+
+@pytest.mark.soak
+def test_long_soak(config, redis_client):
+    total = int(os.environ.get("LONG_SOAK_RUNS", "5000"))
+    config = dict(config, TEST_RUN_TIME_LIMIT="2", TEST_RUN_SOFT_TIME_LIMIT="1.5",
+                  TEST_RUN_HEARTBEAT_TTL="3", TEST_RUN_QUEUE_TIMEOUT="20")
+    soak(config, redis_client, total, seed=int(time.time()))
