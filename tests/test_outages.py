@@ -50,6 +50,26 @@ def test_unreachable_broker_is_503_within_a_second_and_frees_the_slot(config, sc
         assert run["release_reason"] == "publish_failed"
 
 
+def test_idempotent_retry_after_a_503_admits_the_run(config):
+    """The first request could not enqueue; its key must not pin the failed run forever."""
+    broker = RedisServer().start()
+    try:
+        client = create_app(dict(config, CELERY_BROKER_URL=broker.url)).test_client()
+        broker.stop()
+        headers = {"Idempotency-Key": "click-1"}
+        first = client.post("/api/workflows/echo/test-runs", headers=headers)
+        assert first.status_code == 503
+        broker.start()
+        retry = client.post("/api/workflows/echo/test-runs", headers=headers)
+        assert retry.status_code == 202
+        assert retry.get_json()["status"] == "queued"
+        again = client.post("/api/workflows/echo/test-runs", headers=headers)
+        assert again.status_code == 200
+        assert again.get_json()["run_id"] == retry.get_json()["run_id"]
+    finally:
+        broker.stop()
+
+
 def test_broker_that_returns_admits_the_next_trigger(config):
     broker = RedisServer().start()
     try:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from tests.conftest import active_run_id, body_events, run_of, trigger, wait_status, wait_terminal
 from tests.support.procs import Worker, wait_for
 from web import create_app
@@ -298,14 +296,9 @@ def test_duplicates_published_while_queued_run_the_body_once(config, idle_app, r
     assert active_run_id(client, "probe") is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a duplicate of a run's message delivered after the message's `expires` is discarded "
-    "by Celery with task_revoked(expired=True); worker/signals.py:on_revoked then calls "
-    "tracker.finish(EXPIRED) in 'outcome' mode, which overwrites a *running* run with "
-    "`expired`, frees its slot while the body still runs (a new trigger gets 202), and the "
-    "next heartbeat kills the body. The start check that guards every other duplicate is "
-    "bypassed on this path."))
 def test_an_expired_duplicate_of_a_running_run_leaves_it_running(config, redis_client):
+    """Celery discards a duplicate delivered after its `expires` with task_revoked(expired);
+    that must not expire (and free the slot of) the run that is executing."""
     # a 2 s queue timeout, so the original message's `expires` passes while the body runs
     config = dict(config, TEST_RUN_QUEUE_TIMEOUT="2", TEST_RUN_TIME_LIMIT="10",
                   TEST_RUN_SOFT_TIME_LIMIT="8")

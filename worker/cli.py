@@ -9,22 +9,27 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from .runs import iso
 from .settings import Settings
+from .status import ReleaseReason
 from .tracker import Tracker
 
 
-def _workflow_from_key(key: str) -> str:
-    return key[key.index("{") + 1:key.rindex("}")]
+def _scan(tracker: Tracker, kind: str) -> Iterator[tuple[str, str]]:
+    """(key, workflow id) of every key of `kind`; other keys that match the glob are skipped."""
+    for key in tracker.redis.scan_iter(match=tracker.keys.scan_pattern(kind), count=1000):
+        workflow_id = tracker.keys.workflow_in(key, kind)
+        if workflow_id is not None:
+            yield key, workflow_id
 
 
 def slots(tracker: Tracker) -> list[dict[str, Any]]:
     out = []
     now_ms = int(time.time() * 1000)
-    for key in tracker.redis.scan_iter(match=tracker.keys.slots_pattern(), count=1000):
-        wf = _workflow_from_key(key)
+    for key, wf in _scan(tracker, "slot"):
         holder = tracker.redis.get(key)
         if not holder:
             continue
@@ -45,19 +50,17 @@ def slots(tracker: Tracker) -> list[dict[str, Any]]:
 def reconcile(tracker: Tracker) -> dict[str, list[str]]:
     """Free slots whose holder is terminal or gone; settle runs whose slot is gone."""
     freed, settled = [], []
-    for key in tracker.redis.scan_iter(match=tracker.keys.slots_pattern(), count=1000):
+    for key, wf in _scan(tracker, "slot"):
         holder = tracker.redis.get(key)
         if not holder:
             continue
         run = tracker.get(holder)
-        if run is None or run.terminal:
-            wf = _workflow_from_key(key)
-            if tracker.force_release(wf) == holder:
-                freed.append(holder)
-    pattern = f"{tracker.keys.prefix}:{{*}}:runs"
-    for key in tracker.redis.scan_iter(match=pattern, count=1000):
+        if (run is None or run.terminal) and \
+                tracker.force_release(wf, ReleaseReason.RECLAIMED) == holder:
+            freed.append(holder)
+    for key, wf in _scan(tracker, "runs"):
         for rid in tracker.redis.zrange(key, 0, -1):
-            before = tracker.redis.hget(tracker.keys.run(_workflow_from_key(key), rid), "status")
+            before = tracker.redis.hget(tracker.keys.run(wf, rid), "status")
             run = tracker.get(rid)  # reading derives expired/lost, atomically and once
             if run and before in ("queued", "running") and run.terminal:
                 settled.append(f"{rid}: {run.status.value}")

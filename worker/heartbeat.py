@@ -77,7 +77,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
 
     def beat(self, tracker: Any, request: Any, hostname: str | None) -> None:
         try:
-            verdict, status = tracker.heartbeat(request.id, hostname)
+            verdict, status = tracker.heartbeat(request.id, hostname, request.worker_pid)
         except Exception as exc:  # noqa: BLE001 - Redis away: the next beat tries again
             logger.warning("test run %s: heartbeat failed (%s); retrying", request.id, exc)
             return

@@ -56,6 +56,15 @@ class Keys:
     def idempotency(self, workflow_id: str, key: str) -> str:
         return f"{self.tag(workflow_id)}:idem:{key}"
 
-    def slots_pattern(self) -> str:
-        """For the operator CLI only (SCAN); no request path scans."""
-        return f"{self.prefix}:{{*}}:slot"
+    def scan_pattern(self, kind: str) -> str:
+        """For the operator CLI only (SCAN); no request path scans. `*` also matches `}` and
+        `:`, so an idempotency key may look alike: filter with `workflow_in`."""
+        return f"{self.prefix}:{{*}}:{kind}"
+
+    def workflow_in(self, key: str, kind: str) -> str | None:
+        """The workflow id of a key of this `kind` (`slot`, `runs`), or None for any other key."""
+        head, tail = f"{self.prefix}:{{", f"}}:{kind}"
+        if not (key.startswith(head) and key.endswith(tail)):
+            return None
+        workflow_id = key[len(head):-len(tail)]
+        return workflow_id if valid_workflow_id(workflow_id) else None

@@ -55,7 +55,10 @@ local lease_ms, retention = tonumber(ARGV[4]), tonumber(ARGV[5])
 local on_conflict, run_prefix, use_idem = ARGV[6], ARGV[7], ARGV[8]
 if use_idem == '1' then
   local prior = redis.call('GET', idem)
-  if prior then return {'existing', prior} end
+  -- a retry after a 503 must be able to start the run the first request could not enqueue
+  if prior and redis.call('HGET', run_prefix .. prior, 'error_type') ~= 'enqueue_failed' then
+    return {'existing', prior}
+  end
 end
 local now = now_ms()
 local displaced, how = '', ''
@@ -114,7 +117,11 @@ return {'started', redis.call('HGET', run, 'input') or '{}'}
 
 # KEYS: slot, run, logs
 # ARGV: run_id, workflow_id, status, error_type, error, result_json ('' = none), reason,
-#       worker, retention_s, mode ('outcome': recreate a lost record; 'cancel': derive first)
+#       worker, retention_s, mode:
+#   'outcome'     the worker knows how the run ended (recreates a record Redis lost)
+#   'cancel'      a person cancels: derive expired/lost first, a missing record is an error
+#   'queued_only' a message was revoked or expired before it ran: ends the run only if it is
+#                 still queued (a late duplicate of a running run's message must not end it)
 FINISH = PRELUDE + r"""
 local slot, run, logs = KEYS[1], KEYS[2], KEYS[3]
 local run_id, wf, status, etype, err, result = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -126,12 +133,13 @@ if not current then
   -- Redis lost the record (restarted empty): the worker still knows the outcome
   redis.call('HSET', run, 'run_id', run_id, 'workflow_id', wf, 'type', 'test',
     'record_lost', '1', 'input', '{}')
-elseif mode == 'cancel' then
+elseif mode ~= 'outcome' then
   current = derive(slot, run, run_id, current, now)
 end
 if current and TERMINAL[current] then
   return {'unchanged', current, release(slot, run, run_id, reason, now)}
 end
+if mode == 'queued_only' and current ~= 'queued' then return {'unchanged', current, 0} end
 redis.call('HSET', run, 'status', status, 'finished_ms', now, 'error_type', etype, 'error', err)
 if result ~= '' then redis.call('HSET', run, 'result', result) end
 if worker ~= '' and redis.call('HEXISTS', run, 'worker') == 0 then
@@ -153,19 +161,25 @@ return {redis.call('HGETALL', run), redis.call('LRANGE', logs, 0, -1)}
 """
 
 # KEYS: slot, run
-# ARGV: run_id, workflow_id, ttl_ms, worker, retention_s
+# ARGV: run_id, workflow_id, ttl_ms, worker, retention_s, pid
 HEARTBEAT = PRELUDE + r"""
 local slot, run = KEYS[1], KEYS[2]
 local run_id, wf, ttl_ms, worker = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local retention = tonumber(ARGV[5])
+local retention, pid = tonumber(ARGV[5]), ARGV[6]
 local now = now_ms()
 local status = redis.call('HGET', run, 'status')
 if not status then
   -- Redis restarted empty while the run executed: put its record back as running
   redis.call('HSET', run, 'run_id', run_id, 'workflow_id', wf, 'type', 'test',
-    'status', 'running', 'started_ms', now, 'worker', worker, 'record_lost', '1', 'input', '{}')
+    'status', 'running', 'started_ms', now, 'worker', worker, 'pid', pid,
+    'record_lost', '1', 'input', '{}')
   redis.call('EXPIRE', run, retention)
   status = 'running'
+end
+-- only the process that started the run speaks for it: a duplicate delivery of the same
+-- message (refused by the start check) must neither renew nor be killed for it
+if redis.call('HGET', run, 'worker') ~= worker or redis.call('HGET', run, 'pid') ~= pid then
+  return {'not_ours', status}
 end
 if TERMINAL[status] then return {'terminal', status} end
 if status ~= 'running' then return {'not_started', status} end

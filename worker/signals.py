@@ -104,15 +104,17 @@ def on_revoked(sender: Any = None, request: Any = None, terminated: bool = False
         return
     run_id = getattr(request, "id", None) or getattr(request, "task_id", None)
     if expired:
+        # only a run still queued expires: this may be a late duplicate of a started run
         _finish(sender, run_id, RunStatus.EXPIRED, error_type=ErrorType.QUEUE_TIMEOUT,
                 error="waited longer than the queue timeout for a worker",
-                reason=ReleaseReason.EXPIRED)
+                reason=ReleaseReason.EXPIRED, only_if_queued=True)
     else:
         # cancel already recorded this (and freed the slot) before it revoked; this covers a
-        # revoke sent by someone else, e.g. from Flower
+        # revoke sent by someone else, e.g. from Flower. Without terminate, a running body
+        # goes on, so only a queued run (or a killed process) ends as cancelled.
         _finish(sender, run_id, RunStatus.CANCELLED, error_type=ErrorType.CANCELLED,
                 error="revoked" + (" while running" if terminated else " while queued"),
-                reason=ReleaseReason.CANCELLED)
+                reason=ReleaseReason.CANCELLED, only_if_queued=not terminated)
 
 
 def on_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:

@@ -166,10 +166,14 @@ class Tracker:
 
     def finish(self, run_id: str, status: RunStatus, *, error_type: ErrorType | None = None,
                error: str | None = None, result: Any = _NO_RESULT,
-               reason: ReleaseReason | None = None, worker: str | None = None) -> bool:
+               reason: ReleaseReason | None = None, worker: str | None = None,
+               only_if_queued: bool = False) -> bool:
         """Record an outcome and free the slot; a no-op once the run is terminal (idempotent,
-        as Celery sends task_failure twice on a hard time limit). True if this call ended it."""
-        reply = self._finish(run_id, status, error_type, error, result, reason, worker, "outcome")
+        as Celery sends task_failure twice on a hard time limit). `only_if_queued` is for a
+        message that was revoked or expired before it ran: a late duplicate of a running run's
+        message must not end that run. True if this call ended it."""
+        mode = "queued_only" if only_if_queued else "outcome"
+        reply = self._finish(run_id, status, error_type, error, result, reason, worker, mode)
         return reply[0] == "finished"
 
     def cancel(self, run_id: str) -> Run:
@@ -207,13 +211,14 @@ class Tracker:
                 emit(Event.RELEASED, workflow_id=wf, run_id=run_id, reason=reason.value)
         return reply
 
-    def heartbeat(self, run_id: str, worker: str | None) -> tuple[str, str | None]:
-        """Renew a running run's lease; ('terminal', status) tells the caller to stop it."""
+    def heartbeat(self, run_id: str, worker: str | None, pid: int) -> tuple[str, str | None]:
+        """Renew a running run's lease for the process that started it; ('terminal', status)
+        tells the caller to stop that process, ('not_ours', _) that it runs something else."""
         wf = self._workflow(run_id)
         k = self.keys
         reply = self._script("HEARTBEAT", [k.slot(wf), k.run(wf, run_id)], [
             run_id, wf, int(self.settings.heartbeat_ttl * 1000), worker or "",
-            self.settings.retention,
+            self.settings.retention, pid,
         ])
         return reply[0], (reply[1] if len(reply) > 1 else None)
 
@@ -269,10 +274,11 @@ class Tracker:
         return ttl if ttl and ttl > 0 else None
 
     # -- operator -----------------------------------------------------------------------------
-    def force_release(self, workflow_id: str) -> str | None:
+    def force_release(self, workflow_id: str,
+                      reason: ReleaseReason = ReleaseReason.FORCED) -> str | None:
         k = self.keys
         holder = self._script("FORCE_RELEASE", [k.slot(workflow_id)],
-                              [k.run_prefix(workflow_id), ReleaseReason.FORCED.value])
+                              [k.run_prefix(workflow_id), reason.value])
         if holder:
             emit(Event.FORCED, workflow_id=workflow_id, run_id=holder)
         return holder or None
