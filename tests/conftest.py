@@ -17,7 +17,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.support.procs import TEST_WORKFLOWS, Worker, wait_for
+from tests.support.procs import TEST_WORKFLOWS, RedisServer, Worker, wait_for
 from tests.support.workflows import body_log_key
 from web import create_app
 
@@ -89,6 +89,14 @@ def config(redis_client: redis.Redis) -> Iterator[dict[str, str]]:
     config = test_config()
     yield config
     _delete_prefix(redis_client, config["TEST_RUN_KEY_PREFIX"])
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which it may stop, restart or flush."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -4,9 +4,6 @@ one LPUSH (the message): the web never subscribes to result channels."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.support.procs import RedisServer
 from web import create_app
 
 ADMISSIONS = 1000
@@ -23,17 +20,10 @@ def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: v for k, v in out.items() if v}
 
 
-@pytest.fixture
-def server():
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
-def test_two_redis_commands_per_admission(config, server):
-    app = create_app(dict(config, REDIS_URL=server.url))
+def test_two_redis_commands_per_admission(config, private_redis):
+    app = create_app(dict(config, REDIS_URL=private_redis.url))
     client = app.test_client()
-    probe = server.client()
+    probe = private_redis.client()
     # warm up: script load, kombu's queue binding, connection set-up
     first = client.post("/api/workflows/echo/test-runs").get_json()["run_id"]
     client.post(f"/api/test-runs/{first}/cancel")

@@ -4,10 +4,8 @@ recovers without restarting any process."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.conftest import TERMINAL, active_run_id, trigger, wait_status, wait_terminal
-from tests.support.procs import RedisServer, Worker, wait_for
+from tests.support.procs import Worker, wait_for
 from web import create_app
 
 
@@ -22,15 +20,8 @@ def wait_recorded_terminal(client, run_id: str, timeout: float) -> dict:
     return wait_for(ended, timeout, f"run {run_id} to be recorded as ended")
 
 
-@pytest.fixture
-def server():
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
-def test_redis_restart_mid_run(config, server):
-    config = dict(config, REDIS_URL=server.url, TEST_RUN_TIME_LIMIT="6",
+def test_redis_restart_mid_run(config, private_redis):
+    config = dict(config, REDIS_URL=private_redis.url, TEST_RUN_TIME_LIMIT="6",
                   TEST_RUN_SOFT_TIME_LIMIT="5", TEST_RUN_HEARTBEAT_TTL="3")
     client = create_app(config).test_client()
     worker = Worker(config, concurrency=3).wait_ready()
@@ -42,7 +33,7 @@ def test_redis_restart_mid_run(config, server):
         }
         for rid in runs.values():
             wait_status(client, rid, "running")
-        server.restart()  # empty: --save "" --appendonly no
+        private_redis.restart()  # empty: --save "" --appendonly no
 
         # triggers during the outage answered 503 elsewhere; now Redis is back:
         results = {name: wait_recorded_terminal(client, rid, timeout=20)
@@ -65,17 +56,17 @@ def test_redis_restart_mid_run(config, server):
         worker.kill_group()
 
 
-def test_empty_restart_gives_the_running_run_its_slot_back(config, server):
+def test_empty_restart_gives_the_running_run_its_slot_back(config, private_redis):
     """The heartbeat writes the record back and re-takes the slot, so no second run starts
     while the first one is still executing."""
-    config = dict(config, REDIS_URL=server.url, TEST_RUN_TIME_LIMIT="20",
+    config = dict(config, REDIS_URL=private_redis.url, TEST_RUN_TIME_LIMIT="20",
                   TEST_RUN_SOFT_TIME_LIMIT="18", TEST_RUN_HEARTBEAT_TTL="1.5")
     client = create_app(config).test_client()
     worker = Worker(config).wait_ready()
     try:
         rid = trigger(client, "probe", {"mode": "sleep", "seconds": 6})["run_id"]
         wait_status(client, rid, "running")
-        server.restart()
+        private_redis.restart()
         # the heartbeat restores the record and the slot, so a second run is refused
         wait_for(lambda: active_run_id(client, "probe") == rid, 5, "the slot to be retaken")
         resp = client.post("/api/workflows/probe/test-runs")

@@ -17,7 +17,7 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import TERMINAL, body_events
-from tests.support.procs import Worker, wait_for
+from tests.support.procs import Worker, alive, wait_for
 from web import create_app
 
 WORKFLOWS = [f"soak-{i:02d}" for i in range(20)]
@@ -53,13 +53,13 @@ class Killer:
                 os.kill(pid, signal.SIGKILL)
                 self.kills["pool child"] += 1
             return
-        children = [p for p in worker.children() if _alive(p)]  # not already-dead zombies
+        children = [p for p in worker.children() if alive(p)]  # not already-dead zombies
         now = time.time()
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait_exit(10)
         for pid in children:
             self.died_at[pid] = now
-        wait_for(lambda: all(not _alive(p) for p in children), 10, "orphaned children to die")
+        wait_for(lambda: all(not alive(p) for p in children), 10, "orphaned children to die")
         for pid in children:  # the latest a body on them could have run
             self.died_at[pid] = time.time()
         self.kills["worker main"] += 1
@@ -70,14 +70,6 @@ class Killer:
     def close(self) -> None:
         for w in self.workers + self.retired:
             w.kill_group()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return "State:\tZ" not in f.read()
-    except OSError:
-        return False
 
 
 def soak(config: dict[str, str], redis_client, total: int, seed: int) -> None:

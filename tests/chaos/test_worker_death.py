@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.conftest import active_run_id, body_events, trigger, wait_status, wait_terminal
-from tests.support.procs import Worker, wait_for
+from tests.support.procs import Worker, alive, wait_for
 from web import create_app
 
 HEARTBEAT_TTL = 3.0
@@ -68,17 +68,9 @@ def test_worker_main_process_sigkill_frees_the_slot_within_the_heartbeat_ttl(cha
     print(f"slot freed {freed_after:.2f}s after the worker's main process was killed")
     assert active_run_id(client, "probe") is None
     # the pool children died with it: the body never finished
-    wait_for(lambda: all(not _alive(pid) for pid in children), 5, "children to die")
+    wait_for(lambda: all(not alive(pid) for pid in children), 5, "children to die")
     assert [e["event"] for e in body_events(redis_client, config, rid)] == ["start"]
     assert trigger(client, "probe", {"mode": "succeed"})["status"] == "queued"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return "State:\tZ" not in f.read()
-    except OSError:
-        return False
 
 
 def test_cold_shutdown_ends_the_run_and_frees_the_slot(chaos, redis_client):
