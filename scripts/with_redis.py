@@ -74,7 +74,7 @@ def start_redis(binary: str, port: int, workdir: str) -> subprocess.Popen[bytes]
     raise SystemExit(f"{binary} did not answer on port {port} within 10 s")
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], probe: tuple[str, int] = ("127.0.0.1", 6379)) -> int:
     if "--" in argv:
         argv = argv[argv.index("--") + 1:]
     if not argv:
@@ -85,9 +85,9 @@ def main(argv: list[str]) -> int:
     workdir = tempfile.mkdtemp(prefix="testruns-redis-")
     if env.get("REDIS_URL"):
         print(f"using REDIS_URL={env['REDIS_URL']}", flush=True)
-    elif answers("127.0.0.1", 6379):
-        env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
-        print("using the Redis answering on 127.0.0.1:6379", flush=True)
+    elif answers(*probe):
+        env["REDIS_URL"] = f"redis://{probe[0]}:{probe[1]}/0"
+        print(f"using the Redis answering on {probe[0]}:{probe[1]}", flush=True)
     else:
         binary = redis_binary()
         if binary is None:

