@@ -53,6 +53,9 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, o
         # busy worker (or die with it, unacked until visibility_timeout) while another worker
         # is idle. Redis broker only; RabbitMQ redelivers a dead consumer's messages at once.
         "worker_disable_prefetch": True,
+        # Celery 6's default, stated now: it only cancels acks_late tasks (ours ack early, so a
+        # broker outage never stops a running run) and it silences a warning on every reconnect
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
         # Flower sees runs once a worker receives them; a task-sent event would cost every
         # admission a third Redis command (PUBLISH), so it is off
         "worker_send_task_events": True,

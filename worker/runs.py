@@ -98,4 +98,6 @@ class Run:
             "release_reason": self.release_reason.value if self.release_reason else None,
             "released_at": iso(self.released_ms),
             "last_heartbeat_at": iso(self.heartbeat_ms),
+            # the record was rebuilt by its worker after Redis lost it (restarted empty)
+            "record_lost": self.record_lost,
         }

@@ -43,6 +43,7 @@ def test_redis_restart_mid_run(config, private_redis):
         assert results["short"]["status"] == "succeeded"
         for run in results.values():
             assert run["finished_at"] is not None
+            assert run["record_lost"] is True  # rebuilt by the worker, and it says so
         # no slot held by a terminal run
         for wf in ("probe", "hang", "sleep"):
             assert active_run_id(client, wf) is None
