@@ -56,7 +56,7 @@ def reconcile(tracker: Tracker) -> dict[str, list[str]]:
             continue
         run = tracker.get(holder)
         if (run is None or run.terminal) and \
-                tracker.force_release(wf, ReleaseReason.RECLAIMED) == holder:
+                tracker.force_release(wf, ReleaseReason.RECLAIMED, expected=holder) == holder:
             freed.append(holder)
     for key, wf in _scan(tracker, "runs"):
         for rid in tracker.redis.zrange(key, 0, -1):

@@ -3,7 +3,11 @@
 A pool child stuck in C code keeps its slot (the main process still renews it) until the hard
 time limit ends it; a worker whose main process dies stops renewing, and its slots lapse within
 TEST_RUN_HEARTBEAT_TTL. The renewal also carries cancellation to running runs: a run whose
-record is terminal (cancelled while its revoke was lost, replaced, lost) is killed here.
+record was ended over its head (cancelled while its revoke was lost, replaced, lost) is killed.
+
+It also fences: a run whose lease could not be renewed for nearly a whole TTL (Redis away, a
+partition) is killed before the lease can lapse, so a lapsed slot never has a body still
+executing behind it when the next run is admitted.
 
 It runs on its own thread so a slow Redis never stalls the worker's event loop, and it keeps
 going through a warm shutdown until the last run it watches has ended.
@@ -14,12 +18,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from typing import Any
 
 from celery import bootsteps
 from celery.worker import state
 
 logger = logging.getLogger(__name__)
+
+#: terminal statuses written *over* a running run (by a cancel, a replace, a lapsed lease):
+#: its process must stop. A run that ended by itself (succeeded, ...) has nothing to stop.
+_STOP = frozenset({"cancelled", "lost", "expired"})
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
@@ -31,6 +40,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._worker: Any = None
+        self._renewed: dict[str, float] = {}  # run id → last successful renewal (time.time)
 
     def start(self, parent: Any) -> None:
         app = parent.app
@@ -64,6 +74,8 @@ class HeartbeatStep(bootsteps.StartStopStep):
         from .app import TASK_NAME
 
         interval = app.settings.heartbeat_interval
+        # kill when the lease has at most half an interval left: a body never outlives it
+        fence_after = app.settings.heartbeat_ttl - interval / 2
         tracker = app.tracker
         hostname = getattr(self._worker, "hostname", None)
         wait = threading.Event()
@@ -71,22 +83,41 @@ class HeartbeatStep(bootsteps.StartStopStep):
             running = self._running(TASK_NAME)
             if self._stopping.is_set() and not running:
                 return
+            ids = {r.id for r in running}
+            for gone in [rid for rid in self._renewed if rid not in ids]:
+                del self._renewed[gone]
             for request in running:
-                self.beat(tracker, request, hostname)
+                self.beat(tracker, request, hostname, fence_after)
             wait.wait(interval)
 
-    def beat(self, tracker: Any, request: Any, hostname: str | None) -> None:
+    def beat(self, tracker: Any, request: Any, hostname: str | None,
+             fence_after: float) -> None:
+        pid = request.worker_pid
+        # the start check set the lease when the run began: that is the first renewal
+        last = self._renewed.setdefault(request.id, request.time_start or time.time())
         try:
-            verdict, status = tracker.heartbeat(request.id, hostname, request.worker_pid)
+            verdict, status = tracker.heartbeat(request.id, hostname, pid)
         except Exception as exc:  # noqa: BLE001 - Redis away: the next beat tries again
-            logger.warning("test run %s: heartbeat failed (%s); retrying", request.id, exc)
+            silent = time.time() - last
+            if silent >= fence_after:
+                self._stop(request, pid, f"its lease could not be renewed for {silent:.1f}s "
+                                         f"({exc})")
+            else:
+                logger.warning("test run %s: heartbeat failed (%s); retrying", request.id, exc)
             return
-        if verdict == "terminal":
-            logger.warning("test run %s is %s: stopping its process %s", request.id, status,
-                           request.worker_pid)
-            try:
-                self._worker.pool.terminate_job(request.worker_pid, signal.SIGKILL)
-            except Exception:  # noqa: BLE001
-                logger.exception("could not stop test run %s", request.id)
-        elif verdict == "reacquired":
-            logger.warning("test run %s: lease had lapsed; slot taken back", request.id)
+        if verdict in ("renewed", "reacquired"):
+            self._renewed[request.id] = time.time()
+            if verdict == "reacquired":
+                logger.warning("test run %s: lease had lapsed; slot taken back", request.id)
+        elif verdict == "terminal" and status in _STOP:
+            self._stop(request, pid, f"it is {status}")
+
+    def _stop(self, request: Any, pid: int, why: str) -> None:
+        # the snapshot may be stale: kill only if that process still runs this very request
+        if request not in state.active_requests or request.worker_pid != pid:
+            return
+        logger.warning("test run %s: stopping its process %s: %s", request.id, pid, why)
+        try:
+            self._worker.pool.terminate_job(pid, signal.SIGKILL)
+        except Exception:  # noqa: BLE001
+            logger.exception("could not stop test run %s", request.id)

@@ -53,6 +53,11 @@ local slot, run, index, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local run_id, wf, input = ARGV[1], ARGV[2], ARGV[3]
 local lease_ms, retention = tonumber(ARGV[4]), tonumber(ARGV[5])
 local on_conflict, run_prefix, use_idem = ARGV[6], ARGV[7], ARGV[8]
+local holder = redis.call('GET', slot)
+-- a client retry of this very call (the reply was lost): answer as the first call did
+if holder == run_id then
+  return {'admitted', run_id, '', '', redis.call('HGET', run, 'created_ms') or '0'}
+end
 if use_idem == '1' then
   local prior = redis.call('GET', idem)
   -- a retry after a 503 must be able to start the run the first request could not enqueue
@@ -62,7 +67,6 @@ if use_idem == '1' then
 end
 local now = now_ms()
 local displaced, how = '', ''
-local holder = redis.call('GET', slot)
 if holder then
   local hrun = run_prefix .. holder
   local hstatus = redis.call('HGET', hrun, 'status')
@@ -101,6 +105,11 @@ local status = redis.call('HGET', run, 'status')
 if not status then return {'missing'} end
 local now = now_ms()
 status = derive(slot, run, run_id, status, now)
+if status == 'running' and redis.call('HGET', run, 'worker') == worker
+    and redis.call('HGET', run, 'pid') == pid then
+  -- a client retry of this very call (the reply was lost): this process did start it
+  return {'started', redis.call('HGET', run, 'input') or '{}'}
+end
 if status ~= 'queued' then return {'refused', status} end
 local created = tonumber(redis.call('HGET', run, 'created_ms') or now)
 if now - created > queue_timeout_ms then
@@ -201,11 +210,12 @@ redis.call('HSET', run, 'status', 'lost', 'finished_ms', now, 'error_type', 'hea
 return {'terminal', 'lost'}
 """
 
-# KEYS: slot   ARGV: run_prefix, reason
+# KEYS: slot   ARGV: run_prefix, reason, expected holder ('' = whoever holds it)
 FORCE_RELEASE = PRELUDE + r"""
-local slot, run_prefix, reason = KEYS[1], ARGV[1], ARGV[2]
+local slot, run_prefix, reason, expected = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local holder = redis.call('GET', slot)
 if not holder then return false end
+if expected ~= '' and holder ~= expected then return false end
 local run = run_prefix .. holder
 local now = now_ms()
 local status = redis.call('HGET', run, 'status')

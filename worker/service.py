@@ -16,7 +16,7 @@ from .app import TASK_NAME, TestRunCelery
 from .events import Event, emit
 from .runs import Run
 from .status import ErrorType, ReleaseReason, RunStatus
-from .tracker import Admission
+from .tracker import Admission, RunFinished, RunNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +78,10 @@ class TestRunService:
         if admission.outcome == "existing":
             run = self._read(admission.run_id)
             return Triggered(run, created=False, replaced=None)
-        self._publish(admission)
         if admission.displaced_how == "replaced" and admission.displaced:
+            # before the new run is published, so the kill has a head start on its start
             self._revoke(admission.displaced)
+        self._publish(admission)
         assert admission.run is not None
         return Triggered(admission.run, created=True,
                          replaced=admission.displaced if admission.displaced_how == "replaced"
@@ -96,19 +97,26 @@ class TestRunService:
                 ignore_result=True, retry=False,
             )
         except BaseException as exc:
-            self._unwind(admission.run_id, exc)
-            if isinstance(exc, Exception):
-                raise QueueUnavailable("the broker", exc) from exc
-            raise
+            unwound = self._unwind(admission.run_id, exc)
+            if not isinstance(exc, Exception):
+                raise
+            if unwound is False:
+                # the message got out after all (a worker already started the run): it stands
+                return
+            raise QueueUnavailable("the broker", exc) from exc
 
-    def _unwind(self, run_id: str, exc: BaseException) -> None:
+    def _unwind(self, run_id: str, exc: BaseException) -> bool | None:
+        """Mark the run failed and free its slot — only while it is still queued, since a
+        publish can raise after the message reached the broker. None if Redis is away too."""
         emit(Event.ENQUEUE_FAILED, run_id=run_id, error=f"{type(exc).__name__}: {exc}")
         try:
-            self.tracker.finish(run_id, RunStatus.FAILED, error_type=ErrorType.ENQUEUE_FAILED,
-                                error=f"could not enqueue: {type(exc).__name__}: {exc}",
-                                reason=ReleaseReason.PUBLISH_FAILED)
+            return self.tracker.finish(
+                run_id, RunStatus.FAILED, error_type=ErrorType.ENQUEUE_FAILED,
+                error=f"could not enqueue: {type(exc).__name__}: {exc}",
+                reason=ReleaseReason.PUBLISH_FAILED, only_if_queued=True)
         except Exception:  # noqa: BLE001 - Redis also away: the queued lease frees the slot
             logger.exception("could not release the slot of %s after a failed publish", run_id)
+            return None
 
     def _read(self, run_id: str) -> Run:
         run = self.tracker.get(run_id)
@@ -117,9 +125,27 @@ class TestRunService:
         return run
 
     def cancel(self, run_id: str) -> Run:
-        """Record the cancel (the source of truth) and free the slot, then revoke."""
-        run = self.tracker.cancel(run_id)
-        self._revoke(run_id)
+        """Record the cancel (the source of truth) and free the slot, and revoke.
+
+        A running run is revoked first, so the kill is on its way before the slot is free.
+        Cancelling is idempotent: a run that was not terminal when we looked and is cancelled
+        now (by us, a retry of ours, or its own task_revoked) answers as a success."""
+        run = self.tracker.get(run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        if run.terminal:
+            raise RunFinished(run)
+        revoked = run.status is RunStatus.RUNNING
+        if revoked:
+            self._revoke(run_id)
+        try:
+            run = self.tracker.cancel(run_id)
+        except RunFinished as exc:
+            if exc.run.status is not RunStatus.CANCELLED:
+                raise
+            run = exc.run
+        if not revoked:
+            self._revoke(run_id)
         return run
 
     def _revoke(self, run_id: str) -> None:

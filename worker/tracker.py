@@ -82,7 +82,7 @@ class Tracker:
                     pool = redis.BlockingConnectionPool.from_url(
                         self.settings.result_backend,
                         max_connections=64,
-                        timeout=max(1.0, timeout * 4),
+                        timeout=max(1.0, timeout * 2),  # wait for a free connection
                         socket_connect_timeout=timeout,
                         socket_timeout=max(1.0, timeout * 2),
                         health_check_interval=30,
@@ -274,11 +274,13 @@ class Tracker:
         return ttl if ttl and ttl > 0 else None
 
     # -- operator -----------------------------------------------------------------------------
-    def force_release(self, workflow_id: str,
-                      reason: ReleaseReason = ReleaseReason.FORCED) -> str | None:
+    def force_release(self, workflow_id: str, reason: ReleaseReason = ReleaseReason.FORCED,
+                      *, expected: str | None = None) -> str | None:
+        """Free a workflow's slot, marking a live holder cancelled; with `expected`, only if
+        that run still holds it (so a check-then-release cannot free a newer holder)."""
         k = self.keys
         holder = self._script("FORCE_RELEASE", [k.slot(workflow_id)],
-                              [k.run_prefix(workflow_id), reason.value])
+                              [k.run_prefix(workflow_id), reason.value, expected or ""])
         if holder:
             emit(Event.FORCED, workflow_id=workflow_id, run_id=holder)
         return holder or None

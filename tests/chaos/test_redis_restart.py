@@ -4,6 +4,8 @@ recovers without restarting any process."""
 
 from __future__ import annotations
 
+import time
+
 from tests.conftest import TERMINAL, active_run_id, trigger, wait_status, wait_terminal
 from tests.support.procs import Worker, wait_for
 from web import create_app
@@ -75,5 +77,35 @@ def test_empty_restart_gives_the_running_run_its_slot_back(config, private_redis
         done = wait_recorded_terminal(client, rid, timeout=15)
         assert done["status"] == "succeeded"
         assert active_run_id(client, "probe") is None
+    finally:
+        worker.kill_group()
+
+
+def test_a_run_whose_lease_cannot_be_renewed_is_killed_before_it_lapses(config,
+                                                                        private_redis,
+                                                                        redis_client):
+    """Fencing: with Redis unreachable the worker cannot renew; it kills the body before the
+    lease could lapse, so no later run can overlap it."""
+    from tests.support.procs import alive
+
+    ttl = 3.0
+    config = dict(config, REDIS_URL=private_redis.url, TEST_RUN_TIME_LIMIT="30",
+                  TEST_RUN_SOFT_TIME_LIMIT="25", TEST_RUN_HEARTBEAT_TTL=str(ttl))
+    client = create_app(config).test_client()
+    worker = Worker(config).wait_ready()
+    try:
+        rid = trigger(client, "sleep", {"seconds": 20})["run_id"]
+        run = wait_status(client, rid, "running")
+        assert run["worker"] == worker.hostname
+        children = worker.children()
+        private_redis.stop()
+        gone = time.monotonic()
+        wait_for(lambda: any(not alive(p) for p in children), ttl + 2,
+                 "the unrenewable run's process to be killed")
+        assert time.monotonic() - gone < ttl  # before the lease could have lapsed
+        assert "could not be renewed" in worker.log()
+        private_redis.start()
+        again = trigger(client, "echo")
+        assert wait_terminal(client, again["run_id"])["status"] == "succeeded"
     finally:
         worker.kill_group()

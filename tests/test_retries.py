@@ -1,0 +1,56 @@
+"""Every script is safe to repeat: the Redis client retries once when a reply is late (the
+script already ran), and that retry must answer as the first call would have."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import active_run_id, trigger
+from tests.support.proxy import SlowReplyProxy
+from web import create_app
+
+
+@pytest.fixture
+def slow(config):
+    url = urlsplit(config["REDIS_URL"])
+    proxy = SlowReplyProxy((url.hostname or "127.0.0.1", url.port or 6379), delay=1.5)
+    app = create_app(dict(config, REDIS_URL=f"redis://127.0.0.1:{proxy.port}/0"))
+    tracker = app.extensions["testruns"].tracker
+    tracker.ping()  # builds the client; then load every script, so no NOSCRIPT round trip
+    for script in tracker._scripts.values():
+        tracker.redis.script_load(script.script)
+    yield proxy, app, app.test_client()
+    proxy.close()
+
+
+def test_admission_whose_reply_was_late_is_admitted_once(slow, redis_client, config):
+    proxy, app, client = slow
+    trigger(client, "echo")  # warm: connection and script loaded
+    client.post(f"/api/test-runs/{active_run_id(client, 'echo')}/cancel")
+    proxy.arm()
+    resp = client.post("/api/workflows/echo/test-runs")
+    assert resp.status_code == 202, resp.get_json()
+    run_id = resp.get_json()["run_id"]
+    assert active_run_id(client, "echo") == run_id
+    assert len(client.get("/api/workflows/echo/test-runs").get_json()["runs"]) == 2
+
+
+def test_start_whose_reply_was_late_still_starts(slow):
+    proxy, app, client = slow
+    tracker = app.extensions["testruns"].tracker
+    run_id = trigger(client, "echo")["run_id"]
+    proxy.arm()
+    decision = tracker.start(run_id, "w@host")
+    assert decision.started and decision.input == {}
+    assert tracker.get(run_id).status.value == "running"
+
+
+def test_cancel_whose_reply_was_late_answers_202(slow):
+    proxy, app, client = slow
+    run_id = trigger(client, "echo")["run_id"]
+    proxy.arm(skip=1)  # let the cancel's read through; delay its FINISH
+    resp = client.post(f"/api/test-runs/{run_id}/cancel")
+    assert resp.status_code == 202 and resp.get_json()["status"] == "cancelled"
+    assert active_run_id(client, "echo") is None
