@@ -31,6 +31,10 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, o
     if fail_fast:
         transport.update(max_retries=1, interval_start=0, interval_step=0.1, interval_max=0.1,
                          connect_retries_timeout=settings.io_timeout)
+        if settings.broker_url.startswith(("redis", "rediss", "unix")):
+            # a half-open broker connection must not hang a request thread (kombu's default
+            # is no timeout); the web only publishes, so no blocking BRPOP is cut short
+            transport["socket_timeout"] = max(1.0, settings.io_timeout * 2)
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
