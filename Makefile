@@ -37,6 +37,7 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy worker web
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from worker import workflows
@@ -15,23 +19,23 @@ from . import schemas
 from .errors import QueueUnavailable, TestRunFinished, TestRunInProgress, TestRunNotFound
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+T = TypeVar("T")
 
 
 def service() -> TestRunService:
     return current_app.extensions["testruns"]
 
 
-def _redis_call(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _redis_call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a tracker call; Redis being unreachable is a 503, anything else a real error."""
     try:
         return fn(*args, **kwargs)
-    except (RunNotFound, RunFinished):
-        raise
-    except Exception as exc:  # noqa: BLE001 - Redis unreachable on a read
+    except (redis.RedisError, OSError) as exc:
         raise QueueUnavailable(f"Redis is unavailable: {type(exc).__name__}: {exc}",
                                what="redis") from exc
 
 
-def _run_response(run_json: dict, status: int) -> Response:
+def _run_response(run_json: dict[str, Any], status: int) -> Response:
     resp = jsonify(run_json)
     resp.status_code = status
     resp.headers["Location"] = url_for("api.get_run", run_id=run_json["run_id"])

@@ -21,16 +21,21 @@ from .tracker import Tracker
 def _scan(tracker: Tracker, kind: str) -> Iterator[tuple[str, str]]:
     """(key, workflow id) of every key of `kind`; other keys that match the glob are skipped."""
     for key in tracker.redis.scan_iter(match=tracker.keys.scan_pattern(kind), count=1000):
-        workflow_id = tracker.keys.workflow_in(key, kind)
+        workflow_id = tracker.keys.workflow_in(str(key), kind)
         if workflow_id is not None:
-            yield key, workflow_id
+            yield str(key), workflow_id
+
+
+def _holder(tracker: Tracker, key: str) -> str | None:
+    holder = tracker.redis.get(key)
+    return str(holder) if holder else None
 
 
 def slots(tracker: Tracker) -> list[dict[str, Any]]:
     out = []
     now_ms = int(time.time() * 1000)
     for key, wf in _scan(tracker, "slot"):
-        holder = tracker.redis.get(key)
+        holder = _holder(tracker, key)
         if not holder:
             continue
         run = tracker.get(holder)
@@ -51,7 +56,7 @@ def reconcile(tracker: Tracker) -> dict[str, list[str]]:
     """Free slots whose holder is terminal or gone; settle runs whose slot is gone."""
     freed, settled = [], []
     for key, wf in _scan(tracker, "slot"):
-        holder = tracker.redis.get(key)
+        holder = _holder(tracker, key)
         if not holder:
             continue
         run = tracker.get(holder)
@@ -59,7 +64,7 @@ def reconcile(tracker: Tracker) -> dict[str, list[str]]:
                 tracker.force_release(wf, ReleaseReason.RECLAIMED, expected=holder) == holder:
             freed.append(holder)
     for key, wf in _scan(tracker, "runs"):
-        for rid in tracker.redis.zrange(key, 0, -1):
+        for rid in map(str, tracker.redis.zrange(key, 0, -1)):
             before = tracker.redis.hget(tracker.keys.run(wf, rid), "status")
             run = tracker.get(rid)  # reading derives expired/lost, atomically and once
             if run and before in ("queued", "running") and run.terminal:

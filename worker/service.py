@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from .app import TASK_NAME, TestRunCelery
 from .events import Event, emit
 from .runs import Run
@@ -71,7 +73,9 @@ class TestRunService:
         try:
             admission = self.tracker.admit(workflow_id, input, on_conflict=on_conflict,
                                            idempotency_key=idempotency_key)
-        except Exception as exc:  # noqa: BLE001 - nothing was taken if the script did not run
+        except (redis.RedisError, OSError) as exc:
+            # nothing was taken if the script did not run; if it ran and both replies were
+            # lost, the queued lease frees the slot (queue timeout + grace)
             raise QueueUnavailable("Redis", exc) from exc
         if admission.outcome == "conflict":
             raise RunInProgress(workflow_id, admission.run_id)

@@ -58,10 +58,8 @@ class RunLogHandler(logging.Handler):
 
 
 class _UTCFormatter(logging.Formatter):
-    converter = time.gmtime
-
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        return time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created)) + (
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + (
             f".{int(record.msecs):03d}Z"
         )
 
@@ -77,7 +75,7 @@ def run_logger(tracker: Tracker, run_id: str, workflow_id: str) -> logging.Logge
 
 
 def execute(task: Task, run_id: str) -> Any:
-    app: TestRunCelery = task.app  # type: ignore[assignment]
+    app: TestRunCelery = task.app
     tracker = app.tracker
     decision = tracker.start(run_id, task.request.hostname)
     if not decision.started:

@@ -249,7 +249,8 @@ class Tracker:
 
     def list_runs(self, workflow_id: str, limit: int) -> list[Run]:
         k = self.keys
-        run_ids = self.redis.zrevrange(k.index(workflow_id), 0, max(0, limit - 1))
+        run_ids = [str(r) for r in self.redis.zrevrange(k.index(workflow_id), 0,
+                                                          max(0, limit - 1))]
         if not run_ids:
             return []
         pipe = self.redis.pipeline(transaction=False)
