@@ -32,11 +32,19 @@ class WorkflowUnavailable(Exception):
         super().__init__(f"this worker has no workflow {workflow_id!r}")
         self.workflow_id = workflow_id
 
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        # picklable as itself: Celery otherwise wraps it and the failure loses its type
+        return type(self), (self.workflow_id,)
+
 
 class InvalidResult(Exception):
     def __init__(self, workflow_id: str, detail: str) -> None:
         super().__init__(f"workflow {workflow_id!r} returned a value that is not JSON: {detail}")
         self.workflow_id = workflow_id
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return type(self), (self.workflow_id, self.detail)
 
 
 class RunLogHandler(logging.Handler):
@@ -97,7 +105,8 @@ def execute(task: Task, run_id: str) -> Any:
 def register(app: TestRunCelery) -> None:
     from .app import TASK_NAME
 
-    @app.task(name=TASK_NAME, bind=True, acks_late=False, max_retries=0,
+    # shared=False: each app gets its own task, not every app created after it in the process
+    @app.task(name=TASK_NAME, bind=True, shared=False, acks_late=False, max_retries=0,
               ignore_result=True, typing=False)
     def run_test(self: Task, run_id: str) -> Any:
         return execute(self, run_id)

@@ -64,3 +64,8 @@ workflow("probe", description="Records its start and end; behaves as input.mode 
 
 for _i in range(20):
     workflow(f"soak-{_i:02d}", description="Soak-test workflow.")(behave)
+
+
+@workflow("not-json", description="Returns a value JSON cannot carry.")
+def not_json(ctx: RunContext, input: dict[str, Any]) -> Any:
+    return {1, 2, 3}

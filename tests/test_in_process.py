@@ -1,0 +1,63 @@
+"""Paths that need no time limits or signals, run on an in-process worker: the classic
+`celery.contrib.pytest` fixtures (pytest-celery's own `celery_worker` needs Docker)."""
+
+from __future__ import annotations
+
+import pytest
+from celery.contrib.pytest import celery_worker  # noqa: F401 - the classic fixture
+
+from tests.conftest import active_run_id, trigger, wait_terminal
+from tests.support.procs import Worker
+from web import create_app
+
+
+@pytest.fixture
+def flask_app(config):
+    return create_app(config)
+
+
+@pytest.fixture
+def celery_app(flask_app):
+    return flask_app.extensions["celery"]
+
+
+@pytest.fixture
+def celery_worker_pool():
+    return "threads"
+
+
+@pytest.fixture
+def celery_worker_parameters(config):
+    # the ping check reads a result; runs ignore results (the run record is the truth), and
+    # the tests poll the run with a deadline instead
+    return {"queues": [config["TEST_RUN_QUEUE"]], "concurrency": 2,
+            "perform_ping_check": False}
+
+
+def test_a_result_json_cannot_carry_fails_as_invalid_result(flask_app, celery_worker):
+    client = flask_app.test_client()
+    run = trigger(client, "not-json")
+    done = wait_terminal(client, run["run_id"])
+    assert done["status"] == "failed"
+    assert done["error_type"] == "invalid_result", done["error"]
+    assert "not JSON" in done["error"]
+    assert active_run_id(client, "not-json") is None
+
+
+def test_echo_on_an_in_process_worker(flask_app, celery_worker):
+    client = flask_app.test_client()
+    done = wait_terminal(client, trigger(client, "echo", {"x": [1]})["run_id"])
+    assert done["status"] == "succeeded" and done["result"] == {"x": [1]}
+
+
+def test_a_workflow_the_worker_does_not_know_fails_as_workflow_not_found(config):
+    """The web knows the test workflows; this worker was started without them."""
+    client = create_app(config).test_client()
+    worker = Worker(dict(config, WORKFLOW_MODULES="worker.workflows.examples")).wait_ready()
+    try:
+        done = wait_terminal(client, trigger(client, "probe")["run_id"])
+        assert done["status"] == "failed"
+        assert done["error_type"] == "workflow_not_found"
+        assert active_run_id(client, "probe") is None
+    finally:
+        worker.kill_group()
