@@ -34,7 +34,8 @@ def celery_worker_parameters(config):
             "perform_ping_check": False}
 
 
-def test_a_result_json_cannot_carry_fails_as_invalid_result(flask_app, celery_worker):
+@pytest.mark.usefixtures("celery_worker")
+def test_a_result_json_cannot_carry_fails_as_invalid_result(flask_app):
     client = flask_app.test_client()
     run = trigger(client, "not-json")
     done = wait_terminal(client, run["run_id"])
@@ -44,7 +45,8 @@ def test_a_result_json_cannot_carry_fails_as_invalid_result(flask_app, celery_wo
     assert active_run_id(client, "not-json") is None
 
 
-def test_echo_on_an_in_process_worker(flask_app, celery_worker):
+@pytest.mark.usefixtures("celery_worker")
+def test_echo_on_an_in_process_worker(flask_app):
     client = flask_app.test_client()
     done = wait_terminal(client, trigger(client, "echo", {"x": [1]})["run_id"])
     assert done["status"] == "succeeded" and done["result"] == {"x": [1]}
