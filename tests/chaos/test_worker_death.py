@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.conftest import active_run_id, body_events, trigger, wait_status, wait_terminal
-from tests.support.procs import Worker, alive, wait_for
+from tests.support.procs import Worker, alive, holds_throughout, wait_for
 from web import create_app
 
 HEARTBEAT_TTL = 3.0
@@ -95,10 +95,8 @@ def test_warm_shutdown_lets_the_run_finish_and_keeps_its_lease(chaos, redis_clie
     # longer than the heartbeat TTL: the lease must be renewed during the shutdown
     rid = running_run(client, redis_client, config, seconds=HEARTBEAT_TTL * 2)
     worker.signal(signal.SIGTERM)
-    deadline = time.monotonic() + HEARTBEAT_TTL * 1.5
-    while time.monotonic() < deadline:  # still held by the running run while it drains
-        assert active_run_id(client, "probe") == rid
-        time.sleep(0.1)
+    holds_throughout(lambda: active_run_id(client, "probe") == rid, HEARTBEAT_TTL * 1.5,
+                     "the draining run's hold on its slot")
     done = wait_terminal(client, rid, timeout=15)
     assert done["status"] == "succeeded"
     assert worker.wait_exit(20) == 0
@@ -116,11 +114,10 @@ def test_cancel_whose_revoke_is_lost_still_stops_the_running_body(chaos, redis_c
     # the worker's heartbeat sees the terminal record and kills the process
     wait_for(lambda: "stopping its process" in chaos.logs(), 5,
              "the heartbeat to stop the cancelled run")
-    # the body must not reach its end, even after its sleep would be over
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        assert [e["event"] for e in body_events(redis_client, config, rid)] == ["start"]
-        time.sleep(0.2)
+    # its process is dead, so the body never reaches its end
+    pid = body_events(redis_client, config, rid)[0]["pid"]
+    wait_for(lambda: not alive(pid), 5, "the cancelled run's process to die")
+    assert [e["event"] for e in body_events(redis_client, config, rid)] == ["start"]
     assert wait_terminal(client, rid)["status"] == "cancelled"
 
 

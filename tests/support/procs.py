@@ -39,6 +39,16 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def holds_throughout(predicate: Callable[[], Any], seconds: float, what: str,
+                     interval: float = 0.1) -> None:
+    """Assert that `predicate` stays true for `seconds`: a check of an invariant over a window
+    (e.g. a lease that must survive a shutdown), not a wait for something to happen."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert predicate(), f"{what} stopped holding"
+        time.sleep(interval)
+
+
 def alive(pid: int) -> bool:
     """True while `pid` runs (a zombie has stopped executing, whoever reaps it)."""
     try:
