@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -154,7 +153,3 @@ def body_events(redis_client: redis.Redis, config: dict[str, str],
     raw = redis_client.lrange(body_log_key(config["TEST_RUN_KEY_PREFIX"]), 0, -1)
     events = [json.loads(x) for x in raw]
     return [e for e in events if run_id is None or e["run_id"] == run_id]
-
-
-def monotonic_deadline(seconds: float) -> float:
-    return time.monotonic() + seconds

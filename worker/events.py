@@ -25,7 +25,7 @@ class Event(str, Enum):
     FINISHED = "finished"
     RELEASED = "released"
     CANCELLED = "cancelled"
-    HEARTBEAT_LOST = "heartbeat_lost"
+    STOPPED = "stopped"          # the heartbeat killed a run's process (ended over its head)
     FORCED = "forced"
 
 

@@ -24,6 +24,8 @@ from typing import Any
 from celery import bootsteps
 from celery.worker import state
 
+from .events import Event, emit
+
 logger = logging.getLogger(__name__)
 
 #: terminal statuses written *over* a running run (by a cancel, a replace, a lapsed lease):
@@ -117,6 +119,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
         if request not in state.active_requests or request.worker_pid != pid:
             return
         logger.warning("test run %s: stopping its process %s: %s", request.id, pid, why)
+        emit(Event.STOPPED, run_id=request.id, pid=pid, reason=why)
         try:
             self._worker.pool.terminate_job(pid, signal.SIGKILL)
         except Exception:  # noqa: BLE001

@@ -22,8 +22,6 @@ class RunStatus(str, Enum):
         return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
-TERMINAL_STATUSES = frozenset(s for s in RunStatus if s.terminal)
-
 
 class ErrorType(str, Enum):
     ERROR = "error"                      # the workflow raised

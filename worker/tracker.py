@@ -23,7 +23,7 @@ from .events import Event, emit
 from .keys import Keys, new_run_id, workflow_of
 from .runs import Run
 from .settings import Settings
-from .status import ErrorType, ReleaseReason, RunStatus
+from .status import STATUS_RELEASE_REASON, ErrorType, ReleaseReason, RunStatus
 
 _NO_RESULT = object()
 
@@ -196,7 +196,7 @@ class Tracker:
                 worker: str | None, mode: str) -> list[Any]:
         wf = self._workflow(run_id)
         k = self.keys
-        reason = reason or ReleaseReason(status.value)
+        reason = reason or STATUS_RELEASE_REASON[status]
         result_json = "" if result is _NO_RESULT else json.dumps(result, separators=(",", ":"))
         reply = self._script("FINISH", [
             k.slot(wf), k.run(wf, run_id), k.logs(wf, run_id),
