@@ -52,8 +52,7 @@ class QueueUnavailable(TriggerError):
 @dataclass(frozen=True)
 class Triggered:
     run: Run
-    created: bool           # False when an idempotency key returned an earlier run
-    replaced: str | None    # the run this trigger cancelled (on_conflict=replace)
+    created: bool  # False when an idempotency key returned an earlier run
 
 
 class TestRunService:
@@ -81,15 +80,13 @@ class TestRunService:
             raise RunInProgress(workflow_id, admission.run_id)
         if admission.outcome == "existing":
             run = self._read(admission.run_id)
-            return Triggered(run, created=False, replaced=None)
+            return Triggered(run, created=False)
         if admission.displaced_how == "replaced" and admission.displaced:
             # before the new run is published, so the kill has a head start on its start
             self._revoke(admission.displaced)
         self._publish(admission)
         assert admission.run is not None
-        return Triggered(admission.run, created=True,
-                         replaced=admission.displaced if admission.displaced_how == "replaced"
-                         else None)
+        return Triggered(admission.run, created=True)
 
     def _publish(self, admission: Admission) -> None:
         settings = self.settings
