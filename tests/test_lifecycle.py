@@ -66,22 +66,30 @@ def test_hang_is_ended_by_the_hard_limit(client):
     assert_slot_free(client, "hang")
 
 
-def test_cancel_while_running_stops_the_body_and_frees_the_slot(client, redis_client,
-                                                                 session_config):
-    run = trigger(client, "probe", {"mode": "sleep", "seconds": 2.5})
-    rid = run["run_id"]
-    wait_status(client, rid, "running")
-    wait_for(lambda: body_events(redis_client, session_config, rid), 5, "the body to start")
-    resp = client.post(f"/api/test-runs/{rid}/cancel")
-    assert resp.status_code == 202
-    assert resp.get_json()["status"] == "cancelled"
-    assert active_run_id(client, "probe") is None  # freed at once, not by task_revoked
-    # the revoke killed its process, so the body never records its end
-    pid = body_events(redis_client, session_config, rid)[0]["pid"]
-    wait_for(lambda: not alive(pid), 5, "the cancelled run's process to die")
-    assert [e["event"] for e in body_events(redis_client, session_config, rid)] == ["start"]
-    assert run_of(client, rid)["status"] == "cancelled"
-    assert_slot_free(client, "probe")
+def test_cancel_while_running_stops_the_body_and_frees_the_slot(config, redis_client):
+    from web import create_app
+
+    # a long time limit, so only the cancel can end the run
+    config = dict(config, TEST_RUN_TIME_LIMIT="60", TEST_RUN_SOFT_TIME_LIMIT="50")
+    client = create_app(config).test_client()
+    worker = Worker(config)
+    try:
+        worker.wait_ready()
+        rid = trigger(client, "probe", {"mode": "sleep", "seconds": 30})["run_id"]
+        wait_status(client, rid, "running")
+        wait_for(lambda: body_events(redis_client, config, rid), 5, "the body to start")
+        resp = client.post(f"/api/test-runs/{rid}/cancel")
+        assert resp.status_code == 202
+        assert resp.get_json()["status"] == "cancelled"
+        assert active_run_id(client, "probe") is None  # freed at once, not by task_revoked
+        # the revoke killed its process, so the body never records its end
+        pid = body_events(redis_client, config, rid)[0]["pid"]
+        wait_for(lambda: not alive(pid), 5, "the cancelled run's process to die")
+        assert [e["event"] for e in body_events(redis_client, config, rid)] == ["start"]
+        assert run_of(client, rid)["status"] == "cancelled"
+        assert_slot_free(client, "probe")
+    finally:
+        worker.kill_group()
 
 
 def test_cancel_while_queued_never_runs_the_body(idle_client, config, redis_client):

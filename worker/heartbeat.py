@@ -5,9 +5,9 @@ time limit ends it; a worker whose main process dies stops renewing, and its slo
 TEST_RUN_HEARTBEAT_TTL. The renewal also carries cancellation to running runs: a run whose
 record was ended over its head (cancelled while its revoke was lost, replaced, lost) is killed.
 
-It also fences: a run whose lease could not be renewed for nearly a whole TTL (Redis away, a
-partition) is killed before the lease can lapse, so a lapsed slot never has a body still
-executing behind it when the next run is admitted.
+It also fences: when a renewal fails and the next beat would come too late to save the lease
+(Redis away, a partition), the run's process is killed now, before the lease can lapse, so a
+lapsed slot never has a body still executing behind it. Such a run is recorded `lost`.
 
 It runs on its own thread so a slow Redis never stalls the worker's event loop, and it keeps
 going through a warm shutdown until the last run it watches has ended.
@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 #: terminal statuses written *over* a running run (by a cancel, a replace, a lapsed lease):
 #: its process must stop. A run that ended by itself (succeeded, ...) has nothing to stop.
 _STOP = frozenset({"cancelled", "lost", "expired"})
+
+#: runs this process fenced (run id → why), for the task_revoked handler to record as lost
+fenced: dict[str, str] = {}
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
@@ -76,8 +79,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
         from .app import TASK_NAME
 
         interval = app.settings.heartbeat_interval
-        # kill when the lease has at most half an interval left: a body never outlives it
-        fence_after = app.settings.heartbeat_ttl - interval / 2
+        ttl = app.settings.heartbeat_ttl
         tracker = app.tracker
         hostname = getattr(self._worker, "hostname", None)
         wait = threading.Event()
@@ -89,38 +91,46 @@ class HeartbeatStep(bootsteps.StartStopStep):
             for gone in [rid for rid in self._renewed if rid not in ids]:
                 del self._renewed[gone]
             for request in running:
-                self.beat(tracker, request, hostname, fence_after)
+                if request.id not in fenced:  # killed already: never renew it again
+                    self.beat(tracker, request, hostname, ttl, interval)
             wait.wait(interval)
 
-    def beat(self, tracker: Any, request: Any, hostname: str | None,
-             fence_after: float) -> None:
+    def beat(self, tracker: Any, request: Any, hostname: str | None, ttl: float,
+             interval: float) -> None:
         pid = request.worker_pid
         # the start check set the lease when the run began: that is the first renewal
         last = self._renewed.setdefault(request.id, request.time_start or time.time())
+        sent = time.time()  # a lease set by this call runs from no earlier than now
         try:
             verdict, status = tracker.heartbeat(request.id, hostname, pid)
         except Exception as exc:  # noqa: BLE001 - Redis away: the next beat tries again
-            silent = time.time() - last
-            if silent >= fence_after:
-                self._stop(request, pid, f"its lease could not be renewed for {silent:.1f}s "
-                                         f"({exc})")
+            lapses_at = last + ttl
+            # the next beat (an interval away, plus a margin for a slow loop) would be too late
+            if time.time() + interval * 1.25 >= lapses_at:
+                why = (f"its lease could not be renewed ({exc}) and would lapse in "
+                       f"{max(0.0, lapses_at - time.time()):.1f}s")
+                fenced[request.id] = why
+                if not self._stop(request, pid, why):
+                    fenced.pop(request.id, None)
             else:
                 logger.warning("test run %s: heartbeat failed (%s); retrying", request.id, exc)
             return
         if verdict in ("renewed", "reacquired"):
-            self._renewed[request.id] = time.time()
+            self._renewed[request.id] = sent
             if verdict == "reacquired":
                 logger.warning("test run %s: lease had lapsed; slot taken back", request.id)
         elif verdict == "terminal" and status in _STOP:
             self._stop(request, pid, f"it is {status}")
 
-    def _stop(self, request: Any, pid: int, why: str) -> None:
+    def _stop(self, request: Any, pid: int, why: str) -> bool:
         # the snapshot may be stale: kill only if that process still runs this very request
         if request not in state.active_requests or request.worker_pid != pid:
-            return
+            return False
         logger.warning("test run %s: stopping its process %s: %s", request.id, pid, why)
         emit(Event.STOPPED, run_id=request.id, pid=pid, reason=why)
         try:
             self._worker.pool.terminate_job(pid, signal.SIGKILL)
         except Exception:  # noqa: BLE001
             logger.exception("could not stop test run %s", request.id)
+            return False
+        return True

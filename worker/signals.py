@@ -16,6 +16,7 @@ from typing import Any
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from celery.signals import task_failure, task_retry, task_revoked, task_success
 
+from . import heartbeat
 from .status import ErrorType, ReleaseReason, RunStatus
 from .tasks import InvalidResult, WorkflowUnavailable
 
@@ -88,9 +89,19 @@ def _is_our_child(pid: int) -> bool:
         return False
 
 
+def _fenced(sender: Any, run_id: str | None) -> bool:
+    """Our heartbeat killed this run because Redis was away too long to keep its lease."""
+    why = heartbeat.fenced.pop(run_id, None) if run_id else None
+    if why is None:
+        return False
+    _finish(sender, run_id, RunStatus.LOST, error_type=ErrorType.HEARTBEAT_LOST,
+            error=f"stopped by its worker: {why}", reason=ReleaseReason.LEASE_EXPIRED)
+    return True
+
+
 def on_failure(sender: Any = None, task_id: str | None = None,
                exception: BaseException | None = None, **_: Any) -> None:
-    if _ours(sender):
+    if _ours(sender) and not _fenced(sender, task_id or sender.request.id):
         if isinstance(exception, TimeLimitExceeded):
             _kill_hung_child(sender, task_id or sender.request.id)
         status, etype, error, reason = classify(exception, sender.app.settings)
@@ -103,6 +114,8 @@ def on_revoked(sender: Any = None, request: Any = None, terminated: bool = False
     if not _ours(sender):
         return
     run_id = getattr(request, "id", None) or getattr(request, "task_id", None)
+    if _fenced(sender, run_id):
+        return
     if expired:
         # only a run still queued expires: this may be a late duplicate of a started run
         _finish(sender, run_id, RunStatus.EXPIRED, error_type=ErrorType.QUEUE_TIMEOUT,

@@ -21,7 +21,10 @@ from tests.support.procs import Worker, alive, wait_for
 from web import create_app
 
 WORKFLOWS = [f"soak-{i:02d}" for i in range(20)]
-CANCEL_SLACK = 0.5
+HEARTBEAT_TTL = 3.0
+# a cancel frees the slot at once; its process dies when the revoke lands, or at the next
+# heartbeat (an interval) if the revoke is lost: the documented bound, plus scheduling slack
+CANCEL_SLACK = HEARTBEAT_TTL / 3 + 0.2
 MODES = ["succeed"] * 45 + ["fail"] * 20 + ["sleep"] * 20 + ["hang"] * 5 + ["cancel"] * 10
 
 
@@ -84,7 +87,7 @@ def soak(config: dict[str, str], redis_client, total: int, seed: int) -> None:
     next_strike = started + rng.uniform(1, 3)
     try:
         while len(admitted) < total or in_flight:
-            if time.monotonic() - started > 600:
+            if time.monotonic() - started > 3000:
                 raise AssertionError(f"soak did not finish: {len(admitted)} admitted")
             for wf in WORKFLOWS:
                 rid = in_flight.get(wf)
@@ -155,8 +158,6 @@ def check_no_overlap(runs: list[dict], events: list[dict], died_at: dict[int, fl
         spans.sort()
         executed += len(spans)
         for (_s1, e1, r1), (s2, _e2, r2) in zip(spans, spans[1:], strict=False):
-            # a cancel frees the slot at once (it does not wait for the kill to land), so a
-            # cancelled body may outlive its cancel by the revoke's delivery time
             slack = CANCEL_SLACK if status[r1] == "cancelled" else 0.0
             assert e1 <= s2 + slack, (
                 f"{wf}: {r1} ({status[r1]}) ran until {e1:.3f} but {r2} ({status[r2]}) "
@@ -164,16 +165,18 @@ def check_no_overlap(runs: list[dict], events: list[dict], died_at: dict[int, fl
     assert executed > 0
 
 
+@pytest.mark.timeout(600)
 def test_soak_mixed_outcomes_with_random_kills(config, redis_client):
     total = int(os.environ.get("SOAK_RUNS", "1000"))
     config = dict(config, TEST_RUN_TIME_LIMIT="2", TEST_RUN_SOFT_TIME_LIMIT="1.5",
-                  TEST_RUN_HEARTBEAT_TTL="3", TEST_RUN_QUEUE_TIMEOUT="20")
+                  TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL), TEST_RUN_QUEUE_TIMEOUT="20")
     soak(config, redis_client, total, seed=int(os.environ.get("SOAK_SEED", "7")))
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)
 def test_long_soak(config, redis_client):
     total = int(os.environ.get("LONG_SOAK_RUNS", "5000"))
     config = dict(config, TEST_RUN_TIME_LIMIT="2", TEST_RUN_SOFT_TIME_LIMIT="1.5",
-                  TEST_RUN_HEARTBEAT_TTL="3", TEST_RUN_QUEUE_TIMEOUT="20")
+                  TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL), TEST_RUN_QUEUE_TIMEOUT="20")
     soak(config, redis_client, total, seed=int(time.time()))

