@@ -53,6 +53,9 @@ def test_second_trigger_is_409_naming_the_holder(idle_client):
     (b'{"input": "x"}', "input not an object"),
     (b'{"input": {}, "extra": 1}', "unknown field"),
     (b"\xff\xfe", "not utf-8"),
+    (b"[" * 60000, "nested too deeply"),
+    (b'{"input": {"x": NaN}}', "NaN is not JSON"),
+    (b'{"input": {"x": -Infinity}}', "Infinity is not JSON"),
 ])
 def test_bad_body_is_400_and_takes_no_slot(idle_client, data, why):
     err(idle_client.post("/api/workflows/echo/test-runs", data=data,

@@ -40,6 +40,7 @@ def test_unreachable_broker_is_503_within_a_second_and_frees_the_slot(config, sc
         resp, took = timed_post(client, "/api/workflows/echo/test-runs", json={"input": {}})
         assert resp.status_code == 503, resp.get_json()
         assert resp.get_json()["error"] == "queue_unavailable"
+        assert resp.get_json()["what"] == "broker"
         assert took < 1.0, f"503 took {took:.2f}s"
         assert active_run_id(client, "echo") is None
     runs = client.get("/api/workflows/echo/test-runs").get_json()["runs"]
@@ -92,6 +93,7 @@ def test_unreachable_redis_is_503_fast_with_nothing_taken(config):
     for _ in range(3):
         resp, took = timed_post(client, "/api/workflows/echo/test-runs")
         assert resp.status_code == 503 and resp.get_json()["error"] == "queue_unavailable"
+        assert resp.get_json()["what"] == "redis"
         assert took < 1.0, f"503 took {took:.2f}s"
     resp = client.get("/api/test-runs/echo-" + "0" * 32)
     assert resp.status_code == 503

@@ -21,6 +21,11 @@ def test_defaults():
     assert s.api_token is None
 
 
+def test_smallest_whole_values_are_accepted():
+    s = Settings.from_env({"TEST_RUN_RETENTION": "1", "TEST_RUN_MAX_LOG_LINES": "1"})
+    assert (s.retention, s.max_log_lines) == (1, 1)
+
+
 def test_layering_env_then_overrides():
     s = Settings.from_env({"REDIS_URL": "redis://h:1/2", "TEST_RUN_TIME_LIMIT": "10"},
                           overrides={"TEST_RUN_TIME_LIMIT": "20", "API_TOKEN": "t"})

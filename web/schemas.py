@@ -28,6 +28,11 @@ class TriggerRequest:
     idempotency_key: str | None
 
 
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: Python accepts them, and would echo invalid JSON back."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def workflow_id(raw: str) -> str:
     if not valid_workflow_id(raw):
         raise InvalidRequest(
@@ -48,9 +53,11 @@ def trigger_request(request: Request) -> TriggerRequest:
     payload: Any = {}
     if body.strip():
         try:
-            payload = json.loads(body)
+            payload = json.loads(body, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidRequest("request body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise InvalidRequest("request body must be a JSON object")
     unknown = sorted(set(payload) - _TRIGGER_FIELDS)

@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     release = sub.add_parser("release", help="force-free a workflow's slot (recorded)")
     release.add_argument("workflow_id")
     sub.add_parser("reconcile", help="free slots of ended runs; settle runs with no slot")
-    sub.add_parser("check", help="check Redis settings that could evict slot keys")
+    sub.add_parser("check", help="check Redis settings that could evict slot keys "
+                                 "(exit 1 when they could)")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {"ok": warning is None, "warning": warning}
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
-    return 0
+    return 1 if args.command == "check" and not result["ok"] else 0
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ local on_conflict, run_prefix, use_idem = ARGV[6], ARGV[7], ARGV[8]
 local holder = redis.call('GET', slot)
 -- a client retry of this very call (the reply was lost): answer as the first call did
 if holder == run_id then
-  return {'admitted', run_id, '', '', redis.call('HGET', run, 'created_ms') or '0'}
+  local prior = redis.call('HMGET', run, 'displaced', 'displaced_how', 'created_ms')
+  return {'admitted', run_id, prior[1] or '', prior[2] or '', prior[3] or '0'}
 end
 if use_idem == '1' then
   local prior = redis.call('GET', idem)
@@ -87,6 +88,9 @@ end
 redis.call('SET', slot, run_id, 'PX', lease_ms)
 redis.call('HSET', run, 'run_id', run_id, 'workflow_id', wf, 'type', 'test',
   'status', 'queued', 'created_ms', now, 'input', input)
+if displaced ~= '' then
+  redis.call('HSET', run, 'displaced', displaced, 'displaced_how', how)
+end
 redis.call('EXPIRE', run, retention)
 redis.call('ZADD', index, now, run_id)
 redis.call('ZREMRANGEBYSCORE', index, '-inf', now - retention * 1000)

@@ -41,7 +41,8 @@ class RunInProgress(TriggerError):
 
 
 class QueueUnavailable(TriggerError):
-    """Redis or the broker could not be reached (or refused the publish)."""
+    """Redis or the broker could not be reached (or refused the publish); `what` is
+    "redis" or "broker"."""
 
     def __init__(self, what: str, cause: BaseException) -> None:
         super().__init__(f"{what} is unavailable: {type(cause).__name__}: {cause}")
@@ -75,7 +76,7 @@ class TestRunService:
         except (redis.RedisError, OSError) as exc:
             # nothing was taken if the script did not run; if it ran and both replies were
             # lost, the queued lease frees the slot (queue timeout + grace)
-            raise QueueUnavailable("Redis", exc) from exc
+            raise QueueUnavailable("redis", exc) from exc
         if admission.outcome == "conflict":
             raise RunInProgress(workflow_id, admission.run_id)
         if admission.outcome == "existing":
@@ -104,7 +105,7 @@ class TestRunService:
             if unwound is False:
                 # the message got out after all (a worker already started the run): it stands
                 return
-            raise QueueUnavailable("the broker", exc) from exc
+            raise QueueUnavailable("broker", exc) from exc
 
     def _unwind(self, run_id: str, exc: BaseException) -> bool | None:
         """Mark the run failed and free its slot — only while it is still queued, since a
@@ -122,7 +123,7 @@ class TestRunService:
     def _read(self, run_id: str) -> Run:
         run = self.tracker.get(run_id)
         if run is None:  # only if Redis lost it between two calls
-            raise QueueUnavailable("Redis", LookupError(f"run {run_id} vanished"))
+            raise QueueUnavailable("redis", LookupError(f"run {run_id} vanished"))
         return run
 
     def cancel(self, run_id: str) -> Run:

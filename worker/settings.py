@@ -133,11 +133,11 @@ class Settings:
             queue_timeout=num("TEST_RUN_QUEUE_TIMEOUT", 300.0),
             lease_grace=num("TEST_RUN_LEASE_GRACE", 60.0),
             heartbeat_ttl=num("TEST_RUN_HEARTBEAT_TTL", 30.0),
-            retention=int(num("TEST_RUN_RETENTION", 7 * 24 * 3600.0, minimum=1)),
+            retention=int(num("TEST_RUN_RETENTION", 7 * 24 * 3600.0, minimum=0.999)),
             workflow_modules=modules,
             api_token=env.get("API_TOKEN") or None,
             queue=env.get("TEST_RUN_QUEUE", "").strip() or "testruns",
             key_prefix=env.get("TEST_RUN_KEY_PREFIX", "").strip() or "testrun",
             io_timeout=num("TEST_RUN_IO_TIMEOUT", 0.5),
-            max_log_lines=int(num("TEST_RUN_MAX_LOG_LINES", 1000, minimum=1)),
+            max_log_lines=int(num("TEST_RUN_MAX_LOG_LINES", 1000, minimum=0.999)),
         )

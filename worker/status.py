@@ -30,7 +30,6 @@ class ErrorType(str, Enum):
     ENQUEUE_FAILED = "enqueue_failed"    # the broker refused or could not be reached
     CANCELLED = "cancelled"              # a person cancelled it
     QUEUE_TIMEOUT = "queue_timeout"      # waited longer than TEST_RUN_QUEUE_TIMEOUT
-    SLOT_LOST = "slot_lost"              # its slot was taken away while it was queued
     HEARTBEAT_LOST = "heartbeat_lost"    # running, and its worker stopped renewing the lease
     WORKFLOW_NOT_FOUND = "workflow_not_found"  # the worker does not know the workflow
     INVALID_RESULT = "invalid_result"    # the workflow returned something that is not JSON
