@@ -61,7 +61,8 @@ def redis_client() -> redis.Redis:
 
 def _delete_prefix(client: redis.Redis, prefix: str) -> None:
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-    keys += list(client.scan_iter(match=f"_kombu.binding.{prefix}*", count=100))
+    for kombu in (f"_kombu.binding.{prefix}*", f"_kombu.binding_permanent.{prefix}*"):
+        keys += list(client.scan_iter(match=kombu, count=1000))
     keys += [prefix]
     for i in range(0, len(keys), 500):
         client.delete(*keys[i:i + 500])
