@@ -9,6 +9,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -21,6 +22,11 @@ from tests.support.workflows import body_log_key
 from web import create_app
 
 TERMINAL = {"succeeded", "failed", "timed_out", "cancelled", "expired", "lost"}
+
+
+def ts(iso: str | None) -> float | None:
+    """Seconds since the epoch of an API timestamp (ISO-8601, `Z`), or None."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() if iso else None
 
 
 def unique(label: str) -> str:

@@ -11,6 +11,7 @@ from tests.conftest import (
     body_events,
     run_of,
     trigger,
+    ts,
     wait_for,
     wait_status,
     wait_terminal,
@@ -144,7 +145,7 @@ def test_run_queued_past_queue_timeout_expires_and_never_runs(config, redis_clie
     run = trigger(client, "probe", {"mode": "succeed"})
     rid = run["run_id"]
     # the queue timeout passes while no worker consumes the queue
-    wait_for(lambda: time.time() * 1000 > 1500 + _ms(run["created_at"]), 5, "queue timeout")
+    wait_for(lambda: time.time() * 1000 > 1500 + ts(run["created_at"]) * 1000, 5, "queue timeout")
     worker = Worker(config).wait_ready()
     try:
         done = wait_terminal(client, rid, timeout=15)
@@ -168,9 +169,3 @@ def test_queued_run_with_no_worker_expires_when_its_lease_runs_out(config, redis
     assert done["release_reason"] == "lease_expired"
     assert active_run_id(client, "probe") is None
     assert trigger(client, "probe", {"mode": "succeed"})["status"] == "queued"
-
-
-def _ms(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000

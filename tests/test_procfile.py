@@ -13,14 +13,9 @@ import urllib.request
 import pytest
 
 from scripts.with_redis import free_port
+from tests.conftest import ts
 from tests.http import request
 from tests.support.procs import BIN, Proc, base_env, wait_for
-
-
-def _ts(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def http_get(url: str, auth: str | None = None) -> tuple[int, bytes]:
@@ -66,7 +61,7 @@ def test_make_run_stack_serves_the_first_curl(stack):
     _, run2 = request("POST", web + "/api/workflows/echo/test-runs", {"input": {}})
     done2 = wait_for(lambda: (lambda r: r if r["status"] == "succeeded" else None)(
         request("GET", web + f"/api/test-runs/{run2['run_id']}")[1]), 10, "the second run")
-    assert _ts(done2["finished_at"]) - _ts(done2["created_at"]) < 2.0
+    assert ts(done2["finished_at"]) - ts(done2["created_at"]) < 2.0
 
     # Flower is up, behind basic auth, and sees the worker and the run
     wait_for(lambda: http_get(flower + "/healthcheck")[0] == 200, 30, "flower to answer")

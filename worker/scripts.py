@@ -150,7 +150,12 @@ elseif mode ~= 'outcome' then
   current = derive(slot, run, run_id, current, now)
 end
 if current and TERMINAL[current] then
-  return {'unchanged', current, release(slot, run, run_id, reason, now)}
+  local released = release(slot, run, run_id, reason, now)
+  if mode == 'cancel' then
+    return {'unchanged', current, released, redis.call('HGETALL', run),
+            redis.call('LRANGE', logs, 0, -1)}
+  end
+  return {'unchanged', current, released}
 end
 if mode == 'queued_only' and current ~= 'queued' then return {'unchanged', current, 0} end
 redis.call('HSET', run, 'status', status, 'finished_ms', now, 'error_type', etype, 'error', err)
@@ -161,6 +166,11 @@ end
 local released = release(slot, run, run_id, reason, now)
 redis.call('EXPIRE', run, retention)
 redis.call('EXPIRE', logs, retention)
+if mode == 'cancel' then
+  -- the caller answers with the run: hand it back instead of a second round trip
+  return {'finished', current or '', released, redis.call('HGETALL', run),
+          redis.call('LRANGE', logs, 0, -1)}
+end
 return {'finished', current or '', released}
 """
 

@@ -90,16 +90,18 @@ class Settings:
             else:
                 env[key] = str(value)
 
-        def num(name: str, default: float, *, minimum: float = 0.0) -> float:
+        def num(name: str, default: float, kind: type = float) -> float:
+            """A positive number (`kind` int for counts); the default when unset."""
             raw = env.get(name, "").strip()
             if not raw:
                 return default
             try:
-                value = float(raw)
+                value = kind(raw)
             except ValueError:
-                raise SettingsError(name, f"expected a number of seconds, got {raw!r}") from None
-            if value <= minimum:
-                raise SettingsError(name, f"must be greater than {minimum:g}, got {raw}")
+                what = "a whole number" if kind is int else "a number of seconds"
+                raise SettingsError(name, f"expected {what}, got {raw!r}") from None
+            if value <= 0:
+                raise SettingsError(name, f"must be greater than 0, got {raw}")
             return value
 
         redis_url = env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL
@@ -133,11 +135,11 @@ class Settings:
             queue_timeout=num("TEST_RUN_QUEUE_TIMEOUT", 300.0),
             lease_grace=num("TEST_RUN_LEASE_GRACE", 60.0),
             heartbeat_ttl=num("TEST_RUN_HEARTBEAT_TTL", 30.0),
-            retention=int(num("TEST_RUN_RETENTION", 7 * 24 * 3600.0, minimum=0.999)),
+            retention=int(num("TEST_RUN_RETENTION", 7 * 24 * 3600, int)),
             workflow_modules=modules,
             api_token=env.get("API_TOKEN") or None,
             queue=env.get("TEST_RUN_QUEUE", "").strip() or "testruns",
             key_prefix=env.get("TEST_RUN_KEY_PREFIX", "").strip() or "testrun",
             io_timeout=num("TEST_RUN_IO_TIMEOUT", 0.5),
-            max_log_lines=int(num("TEST_RUN_MAX_LOG_LINES", 1000, minimum=0.999)),
+            max_log_lines=int(num("TEST_RUN_MAX_LOG_LINES", 1000, int)),
         )

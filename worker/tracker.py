@@ -183,9 +183,8 @@ class Tracker:
                              None, "cancel")
         if reply[0] == "missing":
             raise RunNotFound(run_id)
-        run = self.get(run_id)
-        if run is None:
-            raise RunNotFound(run_id)
+        run = self._decode(reply[3:5])
+        assert run is not None  # FINISH in cancel mode returns the record it wrote
         if reply[0] == "unchanged":
             raise RunFinished(run)
         emit(Event.CANCELLED, workflow_id=run.workflow_id, run_id=run_id)

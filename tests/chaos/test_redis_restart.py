@@ -13,6 +13,7 @@ from tests.conftest import (
     active_run_id,
     run_of,
     trigger,
+    ts,
     wait_status,
     wait_terminal,
 )
@@ -111,7 +112,7 @@ def test_a_run_whose_lease_cannot_be_renewed_is_killed_before_it_lapses(config, 
         # a renewal from the heartbeat (not just the start), then the chosen phase after it
         beat = wait_for(lambda: (lambda r: r if r["last_heartbeat_at"] != started[
             "last_heartbeat_at"] else None)(run_of(client, rid)), ttl, "a heartbeat")
-        last = _ts(beat["last_heartbeat_at"])
+        last = ts(beat["last_heartbeat_at"])
         wait_for(lambda: time.time() >= last + phase, 2, "the outage's phase")
         lease_left = tracker.slot_ttl_ms("sleep") / 1000
         pid = tracker.pid_of(rid)
@@ -127,9 +128,3 @@ def test_a_run_whose_lease_cannot_be_renewed_is_killed_before_it_lapses(config, 
     finally:
         worker.kill_group()
         server.stop()
-
-
-def _ts(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

@@ -12,11 +12,10 @@ import random
 import signal
 import time
 from collections import Counter, defaultdict
-from datetime import datetime
 
 import pytest
 
-from tests.conftest import TERMINAL, body_events
+from tests.conftest import TERMINAL, body_events, ts
 from tests.support.procs import Worker, alive, wait_for
 from web import create_app
 
@@ -26,10 +25,6 @@ HEARTBEAT_TTL = 3.0
 # heartbeat (an interval) if the revoke is lost: the documented bound, plus scheduling slack
 CANCEL_SLACK = HEARTBEAT_TTL / 3 + 0.2
 MODES = ["succeed"] * 45 + ["fail"] * 20 + ["sleep"] * 20 + ["hang"] * 5 + ["cancel"] * 10
-
-
-def _ts(iso: str | None) -> float | None:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() if iso else None
 
 
 class Killer:
@@ -151,7 +146,7 @@ def check_no_overlap(runs: list[dict], events: list[dict], died_at: dict[int, fl
         else:
             pid = ev["start"]["pid"]
             killed = died_at.get(pid)
-            end = killed if killed and killed > start else _ts(run["finished_at"])
+            end = killed if killed and killed > start else ts(run["finished_at"])
         intervals[run["workflow_id"]].append((start, end, run["run_id"]))
     executed = 0
     for wf, spans in intervals.items():
