@@ -17,10 +17,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.with_redis import free_port  # noqa: E402
 from tests.support.procs import RedisServer  # noqa: E402
-from worker.app import TASK_NAME, create_celery  # noqa: E402
-from worker.service import QueueUnavailable, RunInProgress, TestRunService  # noqa: E402
+from worker.app import create_celery  # noqa: E402
+from worker.errors import QueueUnavailable, RunInProgress  # noqa: E402
+from worker.service import TestRunService  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.status import RunStatus  # noqa: E402
+from worker.tasks import TASK_NAME  # noqa: E402
 from worker.workflows import workflow  # noqa: E402
 
 
@@ -74,7 +76,7 @@ def main() -> int:
         release: list[float] = []
         for rid in runs:
             t = time.perf_counter()
-            service.tracker.finish(rid, RunStatus.SUCCEEDED, result=None)
+            service.store.finish(rid, RunStatus.SUCCEEDED, result=None)
             release.append(time.perf_counter() - t)
 
         down = Settings.from_env(overrides={

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, jsonify
 
 from worker.app import create_celery
+from worker.logs import configure_logging
 from worker.service import TestRunService
 from worker.settings import Settings
 
@@ -18,22 +19,16 @@ from .schemas import MAX_BODY_BYTES
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Config layers: defaults → environment → `test_config` (keys are the variable names,
     e.g. `{"TEST_RUN_QUEUE": "q1"}`)."""
+    configure_logging()
     app = Flask(__name__)
     settings = Settings.from_env(overrides=test_config)
-    app.config.update(
-        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        API_TOKEN=settings.api_token,
-        JSON_SORT_KEYS=False,
-    )
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    if test_config:
-        app.config.update({k: v for k, v in test_config.items() if k not in app.config})
     celery = create_celery(settings, fail_fast=True)
-    app.extensions["celery"] = celery
     app.extensions["testruns"] = TestRunService(celery)
 
     errors.register(app)
-    auth.register(app)
+    auth.register(app, settings.api_token)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
 

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 
-from .errors import Unauthorized
+from worker.errors import Unauthorized
 
 
-def register(app: Flask) -> None:
+def register(app: Flask, token: str | None) -> None:
+    if not token:
+        return
+    expected = token.encode()
+
     @app.before_request
     def _require_token() -> None:
-        token = current_app.config.get("API_TOKEN")
-        if not token or not request.path.startswith("/api/"):
+        if not request.path.startswith("/api/"):
             return
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), token.encode()
-        ):
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                                 expected):
             raise Unauthorized("missing or invalid bearer token")

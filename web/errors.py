@@ -1,84 +1,42 @@
-"""One error type per client mistake (and per service failure), each rendered as JSON:
-`{"error": "<stable_code>", "message": "...", ...data}` with the right HTTP status."""
+"""Every error answers as JSON `{"error": "<stable_code>", "message": "…", …data}` with its
+HTTP status: the service's errors (worker/errors.py) by one handler, Flask's own (unknown
+route, wrong method, body too large) by another, and anything unexpected as a 500 that is
+logged."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, url_for
 from werkzeug.exceptions import HTTPException
 
+from worker.errors import TestRunError
 
-class ApiError(Exception):
-    status = 400
-    code = "invalid_request"
-
-    def __init__(self, message: str, **data: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.data = data
-
-    def response(self) -> Response:
-        resp = jsonify({"error": self.code, "message": self.message, **self.data})
-        resp.status_code = self.status
-        return resp
+#: Flask/werkzeug statuses → our stable codes
+_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
+               413: "payload_too_large"}
 
 
-class InvalidRequest(ApiError):
-    status, code = 400, "invalid_request"
-
-
-class Unauthorized(ApiError):
-    status, code = 401, "unauthorized"
-
-
-class WorkflowNotFound(ApiError):
-    status, code = 404, "workflow_not_found"
-
-
-class TestRunNotFound(ApiError):
-    __test__ = False
-    status, code = 404, "test_run_not_found"
-
-
-class TestRunInProgress(ApiError):
-    __test__ = False
-    status, code = 409, "test_run_in_progress"
-
-
-class TestRunFinished(ApiError):
-    __test__ = False
-    status, code = 409, "test_run_finished"
-
-
-class PayloadTooLarge(ApiError):
-    status, code = 413, "payload_too_large"
-
-
-class QueueUnavailable(ApiError):
-    status, code = 503, "queue_unavailable"
-
-
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-               415: "unsupported_media_type", 400: "invalid_request"}
+def render(exc: TestRunError) -> Response:
+    body = exc.body()
+    if exc.links_run:
+        body["status_url"] = url_for("api.get_run", run_id=exc.data["run_id"])
+    resp = jsonify(body)
+    resp.status_code = exc.http_status
+    return resp
 
 
 def register(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> Response:
-        return exc.response()
+    app.register_error_handler(TestRunError, render)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
-        code = _HTTP_CODES.get(status, "http_error")
         message = exc.description or exc.name
         if status == 413:
             message = f"request body exceeds {app.config['MAX_CONTENT_LENGTH']} bytes"
-        resp = jsonify({"error": code, "message": message})
+        resp = jsonify({"error": _HTTP_CODES.get(status, "http_error"), "message": message})
         resp.status_code = status
-        if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
-            resp.headers["Allow"] = ", ".join(exc.valid_methods)
+        if status == 405 and getattr(exc, "valid_methods", None):
+            resp.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
         return resp
 
     @app.errorhandler(Exception)

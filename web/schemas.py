@@ -8,14 +8,13 @@ from typing import Any
 
 from flask import Request
 
-from worker.keys import valid_workflow_id
+from worker.errors import InvalidRequest
+from worker.keys import WORKFLOW_ID_PATTERN, valid_workflow_id
 from worker.runs import Run
-from worker.workflows import Workflow
-
-from .errors import InvalidRequest, WorkflowNotFound
+from worker.service import WorkflowState
+from worker.status import ConflictPolicy
 
 MAX_BODY_BYTES = 64 * 1024
-ON_CONFLICT = ("reject", "replace")
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
 _TRIGGER_FIELDS = {"input"}
@@ -24,7 +23,7 @@ _TRIGGER_FIELDS = {"input"}
 @dataclass(frozen=True)
 class TriggerRequest:
     input: dict[str, Any]
-    on_conflict: str
+    on_conflict: ConflictPolicy
     idempotency_key: str | None
 
 
@@ -35,16 +34,9 @@ def _reject_constant(name: str) -> Any:
 
 def workflow_id(raw: str) -> str:
     if not valid_workflow_id(raw):
-        raise InvalidRequest(
-            "workflow id must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$", field="workflow_id"
-        )
+        raise InvalidRequest(f"workflow id must match {WORKFLOW_ID_PATTERN}",
+                             field="workflow_id")
     return raw
-
-
-def known_workflow(raw: str, found: Workflow | None) -> Workflow:
-    if found is None:
-        raise WorkflowNotFound(f"no workflow {raw!r}", workflow_id=raw)
-    return found
 
 
 def trigger_request(request: Request) -> TriggerRequest:
@@ -68,9 +60,11 @@ def trigger_request(request: Request) -> TriggerRequest:
         value = {}
     if not isinstance(value, dict):
         raise InvalidRequest("input must be a JSON object", field="input")
-    on_conflict = request.args.get("on_conflict", "reject")
-    if on_conflict not in ON_CONFLICT:
-        raise InvalidRequest("on_conflict must be 'reject' or 'replace'", field="on_conflict")
+    try:
+        on_conflict = ConflictPolicy(request.args.get("on_conflict", ConflictPolicy.REJECT))
+    except ValueError:
+        choices = " or ".join(repr(p.value) for p in ConflictPolicy)
+        raise InvalidRequest(f"on_conflict must be {choices}", field="on_conflict") from None
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
         raise InvalidRequest("Idempotency-Key must be 1 to 255 printable characters",
@@ -96,12 +90,11 @@ def run_json(run: Run) -> dict[str, Any]:
     return run.to_dict()
 
 
-def workflow_json(wf: Workflow, active_run_id: str | None,
-                  active_run: Run | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": wf.id, "description": wf.description,
-                           "active_run_id": active_run_id}
-    if active_run is not None:
-        data = active_run.to_dict()
+def workflow_json(state: WorkflowState) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": state.workflow.id, "description": state.workflow.description,
+                           "active_run_id": state.active_run_id}
+    if state.active_run is not None:
+        data = state.active_run.to_dict()
         out["active_run"] = {k: data[k] for k in (
             "run_id", "status", "created_at", "started_at", "last_heartbeat_at", "worker")}
     return out

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from celery import Celery
 
-from . import workflows
+from . import heartbeat, signals, tasks, workflows
 from .settings import Settings
-from .tracker import Tracker
-
-TASK_NAME = "testruns.run"
+from .store import RunStore
+from .tasks import TASK_NAME
 
 
 class TestRunCelery(Celery):
-    """A Celery app that carries the settings and the tracker its tasks and signals use."""
+    """A Celery app that carries the settings and the run store its tasks and signals use."""
 
+    __test__ = False  # not a pytest class
     settings: Settings
-    tracker: Tracker
+    store: RunStore
 
 
 def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, object]:
@@ -75,14 +75,12 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, o
 
 
 def create_celery(settings: Settings | None = None, *, fail_fast: bool = False) -> TestRunCelery:
-    from . import heartbeat, signals, tasks
-
     settings = settings or Settings.from_env()
     workflows.load(settings.workflow_modules)
     app = TestRunCelery("worker", set_as_current=False)
     app.config_from_object(celery_config(settings, fail_fast=fail_fast))
     app.settings = settings
-    app.tracker = Tracker(settings)
+    app.store = RunStore(settings)
     tasks.register(app)
     signals.connect()
     app.steps["worker"].add(heartbeat.HeartbeatStep)

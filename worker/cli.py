@@ -1,4 +1,4 @@
-"""Operator escape hatch: `python -m worker {list,release,reconcile,check}`.
+"""Operator escape hatch: `testruns {list,release,reconcile,check}` (or `python -m worker …`).
 
 Not on any request path, so it may SCAN. `release` is recorded on the run as `forced`.
 """
@@ -9,71 +9,59 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from .runs import iso
 from .settings import Settings
-from .status import ReleaseReason
-from .tracker import Tracker
+from .status import ReleaseReason, RunStatus
+from .store import RunStore
 
 
-def _scan(tracker: Tracker, kind: str) -> Iterator[tuple[str, str]]:
-    """(key, workflow id) of every key of `kind`; other keys that match the glob are skipped."""
-    for key in tracker.redis.scan_iter(match=tracker.keys.scan_pattern(kind), count=1000):
-        workflow_id = tracker.keys.workflow_in(str(key), kind)
-        if workflow_id is not None:
-            yield str(key), workflow_id
-
-
-def _holder(tracker: Tracker, key: str) -> str | None:
-    holder = tracker.redis.get(key)
-    return str(holder) if holder else None
-
-
-def slots(tracker: Tracker) -> list[dict[str, Any]]:
+def slots(store: RunStore) -> list[dict[str, Any]]:
+    """Every slot held: its holder, status, age, last heartbeat and lease left."""
     out = []
     now_ms = int(time.time() * 1000)
-    for key, wf in _scan(tracker, "slot"):
-        holder = _holder(tracker, key)
+    for workflow_id in store.workflows_with("slot"):
+        holder = store.holders([workflow_id])[workflow_id]
         if not holder:
             continue
-        run = tracker.get(holder)
+        run = store.get(holder)
         out.append({
-            "workflow_id": wf,
+            "workflow_id": workflow_id,
             "run_id": holder,
             "status": run.status.value if run else None,
             "age_s": round((now_ms - run.created_ms) / 1000, 1) if run and run.created_ms
             else None,
             "last_heartbeat_at": iso(run.heartbeat_ms) if run else None,
-            "lease_left_s": (tracker.slot_ttl_ms(wf) or 0) / 1000,
+            "lease_left_s": (store.slot_ttl_ms(workflow_id) or 0) / 1000,
             "worker": run.worker if run else None,
         })
     return sorted(out, key=lambda s: s["workflow_id"])
 
 
-def reconcile(tracker: Tracker) -> dict[str, list[str]]:
+def reconcile(store: RunStore) -> dict[str, list[str]]:
     """Free slots whose holder is terminal or gone; settle runs whose slot is gone."""
     freed, settled = [], []
-    for key, wf in _scan(tracker, "slot"):
-        holder = _holder(tracker, key)
+    for workflow_id in store.workflows_with("slot"):
+        holder = store.holders([workflow_id])[workflow_id]
         if not holder:
             continue
-        run = tracker.get(holder)
-        if (run is None or run.terminal) and \
-                tracker.force_release(wf, ReleaseReason.RECLAIMED, expected=holder) == holder:
+        run = store.get(holder)
+        if (run is None or run.terminal) and store.force_release(
+                workflow_id, ReleaseReason.RECLAIMED, expected=holder) == holder:
             freed.append(holder)
-    for key, wf in _scan(tracker, "runs"):
-        for rid in map(str, tracker.redis.zrange(key, 0, -1)):
-            before = tracker.redis.hget(tracker.keys.run(wf, rid), "status")
-            run = tracker.get(rid)  # reading derives expired/lost, atomically and once
-            if run and before in ("queued", "running") and run.terminal:
-                settled.append(f"{rid}: {run.status.value}")
+    live = (RunStatus.QUEUED, RunStatus.RUNNING)
+    for workflow_id in store.workflows_with("runs"):
+        for run_id in store.run_ids(workflow_id):
+            before = store.redis.hget(store.keys.run(workflow_id, run_id), "status")
+            run = store.get(run_id)  # reading settles expired/lost, atomically and once
+            if run and before in live and run.terminal:
+                settled.append(f"{run_id}: {run.status.value}")
     return {"freed_slots": freed, "settled_runs": settled}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker",
+    parser = argparse.ArgumentParser(prog="testruns",
                                      description="Inspect and repair test-run slots.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="slots held: holder, age, last heartbeat, lease left")
@@ -85,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
-    tracker = Tracker(settings)
+    store = RunStore(settings)
     if args.command == "list":
-        result: Any = {"slots": slots(tracker)}
+        result: Any = {"slots": slots(store)}
     elif args.command == "release":
-        holder = tracker.force_release(args.workflow_id)
+        holder = store.force_release(args.workflow_id)
         if holder:
             from .app import create_celery
 
@@ -100,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"revoke not sent: {exc}", file=sys.stderr)
         result = {"workflow_id": args.workflow_id, "released_run_id": holder}
     elif args.command == "reconcile":
-        result = reconcile(tracker)
+        result = reconcile(store)
     else:
-        warning = tracker.eviction_warning()
+        warning = store.eviction_warning()
         result = {"ok": warning is None, "warning": warning}
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")

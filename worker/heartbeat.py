@@ -24,13 +24,14 @@ from typing import Any
 from celery import bootsteps
 from celery.worker import state
 
-from .events import Event, emit
+from .keys import workflow_of
+from .lifecycle import lifecycle
+from .lua import BeatVerdict
+from .status import ENDED_OVER_ITS_HEAD
+from .store import RunStore
+from .tasks import TASK_NAME
 
 logger = logging.getLogger(__name__)
-
-#: terminal statuses written *over* a running run (by a cancel, a replace, a lapsed lease):
-#: its process must stop. A run that ended by itself (succeeded, ...) has nothing to stop.
-_STOP = frozenset({"cancelled", "lost", "expired"})
 
 #: runs this process fenced (run id → why), for the task_revoked handler to record as lost
 fenced: dict[str, str] = {}
@@ -49,11 +50,11 @@ class HeartbeatStep(bootsteps.StartStopStep):
 
     def start(self, parent: Any) -> None:
         app = parent.app
-        if not hasattr(app, "tracker"):
+        if not hasattr(app, "store"):
             return
         self._worker = parent
         try:
-            warning = app.tracker.eviction_warning()
+            warning = app.store.eviction_warning()
         except Exception as exc:  # noqa: BLE001 - Redis not up yet: the worker still starts
             warning = f"could not check Redis' maxmemory-policy: {exc}"
         if warning:
@@ -66,43 +67,41 @@ class HeartbeatStep(bootsteps.StartStopStep):
         # not stopped here: a warm shutdown waits for running runs, which keep their lease
         self._stopping.set()
 
-    def _running(self, task_name: str) -> list[Any]:
+    def _running(self) -> list[Any]:
         for _ in range(3):
             try:
                 return [r for r in list(state.active_requests)
-                        if r.name == task_name and r.time_start and r.worker_pid]
+                        if r.name == TASK_NAME and r.time_start and r.worker_pid]
             except RuntimeError:  # the set changed while copied; try again
                 continue
         return []
 
     def _loop(self, app: Any) -> None:
-        from .app import TASK_NAME
-
         interval = app.settings.heartbeat_interval
         ttl = app.settings.heartbeat_ttl
-        tracker = app.tracker
+        store: RunStore = app.store
         hostname = getattr(self._worker, "hostname", None)
         wait = threading.Event()
         while True:
-            running = self._running(TASK_NAME)
+            running = self._running()
             if self._stopping.is_set() and not running:
                 return
             ids = {r.id for r in running}
-            for gone in [rid for rid in self._renewed if rid not in ids]:
+            for gone in [run_id for run_id in self._renewed if run_id not in ids]:
                 del self._renewed[gone]
             for request in running:
                 if request.id not in fenced:  # killed already: never renew it again
-                    self.beat(tracker, request, hostname, ttl, interval)
+                    self.beat(store, request, hostname, ttl, interval)
             wait.wait(interval)
 
-    def beat(self, tracker: Any, request: Any, hostname: str | None, ttl: float,
+    def beat(self, store: RunStore, request: Any, hostname: str | None, ttl: float,
              interval: float) -> None:
         pid = request.worker_pid
         # the start check set the lease when the run began: that is the first renewal
         last = self._renewed.setdefault(request.id, request.time_start or time.time())
         sent = time.time()  # a lease set by this call runs from no earlier than now
         try:
-            verdict, status = tracker.heartbeat(request.id, hostname, pid)
+            beat = store.heartbeat(request.id, hostname, pid)
         except Exception as exc:  # noqa: BLE001 - Redis away: the next beat tries again
             lapses_at = last + ttl
             # the next beat (an interval away, plus a margin for a slow loop) would be too late
@@ -115,19 +114,20 @@ class HeartbeatStep(bootsteps.StartStopStep):
             else:
                 logger.warning("test run %s: heartbeat failed (%s); retrying", request.id, exc)
             return
-        if verdict in ("renewed", "reacquired"):
+        if beat.verdict in (BeatVerdict.RENEWED, BeatVerdict.REACQUIRED):
             self._renewed[request.id] = sent
-            if verdict == "reacquired":
+            if beat.verdict is BeatVerdict.REACQUIRED:
                 logger.warning("test run %s: lease had lapsed; slot taken back", request.id)
-        elif verdict == "terminal" and status in _STOP:
-            self._stop(request, pid, f"it is {status}")
+        elif beat.verdict is BeatVerdict.TERMINAL and beat.status in ENDED_OVER_ITS_HEAD:
+            assert beat.status is not None
+            self._stop(request, pid, f"it is {beat.status.value}")
 
     def _stop(self, request: Any, pid: int, why: str) -> bool:
         # the snapshot may be stale: kill only if that process still runs this very request
         if request not in state.active_requests or request.worker_pid != pid:
             return False
         logger.warning("test run %s: stopping its process %s: %s", request.id, pid, why)
-        emit(Event.STOPPED, run_id=request.id, pid=pid, reason=why)
+        lifecycle.stopped(request.id, workflow_of(request.id) or "", pid, why)
         try:
             self._worker.pool.terminate_job(pid, signal.SIGKILL)
         except Exception:  # noqa: BLE001

@@ -12,8 +12,10 @@ import re
 import uuid
 from dataclasses import dataclass
 
-WORKFLOW_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-_RUN_ID_RE = re.compile(r"^(?P<wf>[A-Za-z0-9][A-Za-z0-9_.:-]{0,127})-(?P<hex>[0-9a-f]{32})$")
+WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+WORKFLOW_ID_RE = re.compile(WORKFLOW_ID_PATTERN)
+_RUN_ID_RE = re.compile(
+    r"^(?P<workflow>" + WORKFLOW_ID_PATTERN.strip("^$") + r")-(?P<hex>[0-9a-f]{32})$")
 
 
 def valid_workflow_id(workflow_id: str) -> bool:
@@ -27,7 +29,7 @@ def new_run_id(workflow_id: str) -> str:
 def workflow_of(run_id: str) -> str | None:
     """The workflow id inside a run id, or None when the string is not a run id."""
     match = _RUN_ID_RE.match(run_id or "")
-    return match.group("wf") if match else None
+    return match.group("workflow") if match else None
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
-"""Trigger and cancel: the producer side of a test run, shared by the web API and the CLI.
+"""The service: everything a caller (the HTTP API, the CLI) can ask of test runs.
 
 A trigger takes the slot and writes the queued record in one Redis round trip, then publishes
 the task. If anything at all goes wrong after the slot was taken, the slot is freed and the run
 is marked failed (`enqueue_failed`) before the error propagates: no leaked slot, no run left
-`queued`.
+`queued`. Every method raises only `TestRunError`s (worker/errors.py) for what its caller must
+answer; an unreachable Redis or broker is `QueueUnavailable`.
 """
 
 from __future__ import annotations
@@ -12,42 +13,26 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
-from .app import TASK_NAME, TestRunCelery
-from .events import Event, emit
+from . import workflows
+from .app import TestRunCelery
+from .errors import (
+    Dependency,
+    QueueUnavailable,
+    RunFinished,
+    RunInProgress,
+    RunNotFound,
+    WorkflowNotFound,
+    unavailable_on_outage,
+)
+from .keys import workflow_of
+from .lifecycle import lifecycle
+from .lua import Admitted, AlreadyAdmitted, Busy
 from .runs import Run
-from .status import ErrorType, ReleaseReason, RunStatus
-from .tracker import Admission, RunFinished, RunNotFound
+from .status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
+from .tasks import TASK_NAME
+from .workflows import Workflow
 
 logger = logging.getLogger(__name__)
-
-
-class TriggerError(Exception):
-    """Base of the trigger errors; each carries what the caller needs to answer."""
-
-
-class WorkflowNotFound(TriggerError):
-    def __init__(self, workflow_id: str) -> None:
-        super().__init__(f"no workflow {workflow_id!r}")
-        self.workflow_id = workflow_id
-
-
-class RunInProgress(TriggerError):
-    def __init__(self, workflow_id: str, run_id: str) -> None:
-        super().__init__(f"workflow {workflow_id!r} already has test run {run_id} in progress")
-        self.workflow_id = workflow_id
-        self.run_id = run_id
-
-
-class QueueUnavailable(TriggerError):
-    """Redis or the broker could not be reached (or refused the publish); `what` is
-    "redis" or "broker"."""
-
-    def __init__(self, what: str, cause: BaseException) -> None:
-        super().__init__(f"{what} is unavailable: {type(cause).__name__}: {cause}")
-        self.what = what
-        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -56,40 +41,83 @@ class Triggered:
     created: bool  # False when an idempotency key returned an earlier run
 
 
+@dataclass(frozen=True)
+class WorkflowState:
+    workflow: Workflow
+    active_run_id: str | None
+    active_run: Run | None = None  # read only when asked for one workflow
+
+
 class TestRunService:
     __test__ = False  # not a pytest class
 
     def __init__(self, celery: TestRunCelery) -> None:
         self.celery = celery
-        self.tracker = celery.tracker
+        self.store = celery.store
         self.settings = celery.settings
 
-    def trigger(self, workflow_id: str, input: dict[str, Any], *, on_conflict: str = "reject",
-                idempotency_key: str | None = None) -> Triggered:
-        from . import workflows
-
-        if workflows.get(workflow_id) is None:
+    # -- workflows ----------------------------------------------------------------------------
+    def known_workflow(self, workflow_id: str) -> Workflow:
+        found = workflows.get(workflow_id)
+        if found is None:
             raise WorkflowNotFound(workflow_id)
-        try:
-            admission = self.tracker.admit(workflow_id, input, on_conflict=on_conflict,
-                                           idempotency_key=idempotency_key)
-        except (redis.RedisError, OSError) as exc:
-            # nothing was taken if the script did not run; if it ran and both replies were
-            # lost, the queued lease frees the slot (queue timeout + grace)
-            raise QueueUnavailable("redis", exc) from exc
-        if admission.outcome == "conflict":
-            raise RunInProgress(workflow_id, admission.run_id)
-        if admission.outcome == "existing":
-            run = self._read(admission.run_id)
-            return Triggered(run, created=False)
-        if admission.displaced_how == "replaced" and admission.displaced:
-            # before the new run is published, so the kill has a head start on its start
-            self._revoke(admission.displaced)
-        self._publish(admission)
-        assert admission.run is not None
-        return Triggered(admission.run, created=True)
+        return found
 
-    def _publish(self, admission: Admission) -> None:
+    def workflows(self) -> list[WorkflowState]:
+        """Every registered workflow with the run holding its slot (one pipeline)."""
+        known = workflows.all_workflows()
+        with unavailable_on_outage():
+            holders = self.store.holders([w.id for w in known])
+        return [WorkflowState(w, holders.get(w.id)) for w in known]
+
+    def workflow(self, workflow_id: str) -> WorkflowState:
+        """One workflow with the run holding its slot, read in full."""
+        found = self.known_workflow(workflow_id)
+        with unavailable_on_outage():
+            holder = self.store.holders([found.id]).get(found.id)
+            run = self.store.get(holder) if holder else None
+        return WorkflowState(found, holder, run)
+
+    # -- runs ---------------------------------------------------------------------------------
+    def run(self, run_id: str) -> Run:
+        with unavailable_on_outage():
+            run = self.store.get(run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        return run
+
+    def runs(self, workflow_id: str, limit: int) -> list[Run]:
+        """The workflow's newest runs first."""
+        with unavailable_on_outage():
+            return self.store.list_runs(workflow_id, limit)
+
+    def trigger(self, workflow_id: str, input: dict[str, Any], *,
+                on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
+                idempotency_key: str | None = None) -> Triggered:
+        self.known_workflow(workflow_id)
+        # nothing was taken if the script did not run; if it ran and both replies were lost,
+        # the queued lease frees the slot (queue timeout + grace)
+        with unavailable_on_outage():
+            admission = self.store.admit(workflow_id, input, on_conflict=on_conflict,
+                                         idempotency_key=idempotency_key)
+        if isinstance(admission, Busy):
+            raise RunInProgress(workflow_id, admission.holder)
+        if isinstance(admission, AlreadyAdmitted):
+            with unavailable_on_outage():
+                run = self.store.get(admission.run_id)
+            if run is None:  # only if Redis lost it between two calls
+                raise QueueUnavailable(Dependency.REDIS,
+                                       LookupError(f"run {admission.run_id} vanished"))
+            return Triggered(run, created=False)
+        if admission.previous_release is ReleaseReason.REPLACED and admission.previous_holder:
+            # before the new run is published, so the kill has a head start on its start
+            self._revoke(admission.previous_holder)
+        self._publish(admission)
+        return Triggered(Run(run_id=admission.run_id, workflow_id=workflow_id,
+                             status=RunStatus.QUEUED, created_ms=admission.created_ms,
+                             input=input), created=True)
+
+    def _publish(self, admission: Admitted) -> None:
         settings = self.settings
         try:
             self.celery.send_task(
@@ -105,26 +133,21 @@ class TestRunService:
             if unwound is False:
                 # the message got out after all (a worker already started the run): it stands
                 return
-            raise QueueUnavailable("broker", exc) from exc
+            raise QueueUnavailable(Dependency.BROKER, exc) from exc
 
     def _unwind(self, run_id: str, exc: BaseException) -> bool | None:
         """Mark the run failed and free its slot — only while it is still queued, since a
         publish can raise after the message reached the broker. None if Redis is away too."""
-        emit(Event.ENQUEUE_FAILED, run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        lifecycle.enqueue_failed(run_id, workflow_of(run_id) or "", error)
         try:
-            return self.tracker.finish(
+            return self.store.finish(
                 run_id, RunStatus.FAILED, error_type=ErrorType.ENQUEUE_FAILED,
-                error=f"could not enqueue: {type(exc).__name__}: {exc}",
-                reason=ReleaseReason.PUBLISH_FAILED, only_if_queued=True)
+                error=f"could not enqueue: {error}", reason=ReleaseReason.PUBLISH_FAILED,
+                only_if_queued=True)
         except Exception:  # noqa: BLE001 - Redis also away: the queued lease frees the slot
             logger.exception("could not release the slot of %s after a failed publish", run_id)
             return None
-
-    def _read(self, run_id: str) -> Run:
-        run = self.tracker.get(run_id)
-        if run is None:  # only if Redis lost it between two calls
-            raise QueueUnavailable("redis", LookupError(f"run {run_id} vanished"))
-        return run
 
     def cancel(self, run_id: str) -> Run:
         """Record the cancel (the source of truth) and free the slot, and revoke.
@@ -132,21 +155,20 @@ class TestRunService:
         A running run is revoked first, so the kill is on its way before the slot is free.
         Cancelling is idempotent: a run that was not terminal when we looked and is cancelled
         now (by us, a retry of ours, or its own task_revoked) answers as a success."""
-        run = self.tracker.get(run_id)
-        if run is None:
-            raise RunNotFound(run_id)
+        run = self.run(run_id)
         if run.terminal:
             raise RunFinished(run)
-        revoked = run.status is RunStatus.RUNNING
-        if revoked:
+        revoked_first = run.status is RunStatus.RUNNING
+        if revoked_first:
             self._revoke(run_id)
         try:
-            run = self.tracker.cancel(run_id)
+            with unavailable_on_outage():
+                run = self.store.cancel(run_id)
         except RunFinished as exc:
             if exc.run.status is not RunStatus.CANCELLED:
                 raise
             run = exc.run
-        if not revoked:
+        if not revoked_first:
             self._revoke(run_id)
         return run
 
@@ -158,3 +180,20 @@ class TestRunService:
         except Exception as exc:  # noqa: BLE001
             logger.warning("revoke of %s not sent (%s); the run record still holds", run_id,
                            exc)
+
+    # -- health -------------------------------------------------------------------------------
+    def readiness(self) -> dict[Dependency, str]:
+        """`ok` or why not, for Redis and for the broker."""
+        checks: dict[Dependency, str] = {}
+        try:
+            self.store.ping()
+            checks[Dependency.REDIS] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks[Dependency.REDIS] = f"unreachable: {type(exc).__name__}: {exc}"
+        try:
+            with self.celery.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=self.settings.io_timeout)
+            checks[Dependency.BROKER] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks[Dependency.BROKER] = f"unreachable: {type(exc).__name__}: {exc}"
+        return checks

@@ -8,57 +8,63 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Any
 from urllib.parse import urlsplit
 
+from .errors import SettingsError
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-DEFAULT_WORKFLOW_MODULES = ("worker.workflows.examples",)
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: the soft limit's default: this much below the hard limit, at most 20 % of it
+SOFT_LIMIT_MARGIN = 10.0
 
 
-class SettingsError(ValueError):
-    """A setting has a value the service cannot run with; the message names the variable."""
-
-    def __init__(self, variable: str, message: str) -> None:
-        super().__init__(f"{variable}: {message}")
-        self.variable = variable
+def _env(variable: str, default: Any, *, repr: bool = True) -> Any:
+    """A field read from `variable`; its default is written here and nowhere else."""
+    return field(default=default, metadata={"env": variable}, repr=repr)
 
 
 @dataclass(frozen=True)
 class Settings:
+    """Each field names its environment variable; numbers must be greater than 0."""
+
     #: REDIS_URL — broker and result backend unless overridden; slots and run records live here.
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str = _env("REDIS_URL", DEFAULT_REDIS_URL)
     #: CELERY_BROKER_URL — the broker (Redis or RabbitMQ `amqp://`); default REDIS_URL.
-    broker_url: str = DEFAULT_REDIS_URL
-    #: CELERY_RESULT_BACKEND — must be Redis: slots and run records are kept in it.
-    result_backend: str = DEFAULT_REDIS_URL
+    broker_url: str = _env("CELERY_BROKER_URL", DEFAULT_REDIS_URL)
+    #: CELERY_RESULT_BACKEND — must be Redis: slots and run records are kept in it; default
+    #: REDIS_URL.
+    result_backend: str = _env("CELERY_RESULT_BACKEND", DEFAULT_REDIS_URL)
     #: TEST_RUN_TIME_LIMIT — hard limit in seconds; the pool child is killed when it passes.
-    time_limit: float = 600.0
-    #: TEST_RUN_SOFT_TIME_LIMIT — raises SoftTimeLimitExceeded inside the run; default a little
-    #: below the hard limit, so an ordinary timeout ends inside the child with a clean record.
-    soft_time_limit: float = 590.0
+    time_limit: float = _env("TEST_RUN_TIME_LIMIT", 600.0)
+    #: TEST_RUN_SOFT_TIME_LIMIT — raises SoftTimeLimitExceeded inside the run; default
+    #: SOFT_LIMIT_MARGIN below the hard limit (at most 20 % of it), so an ordinary timeout ends
+    #: inside the child with a clean record.
+    soft_time_limit: float = _env("TEST_RUN_SOFT_TIME_LIMIT", 600.0 - SOFT_LIMIT_MARGIN)
     #: TEST_RUN_QUEUE_TIMEOUT — seconds a run may wait for a worker before it expires.
-    queue_timeout: float = 300.0
+    queue_timeout: float = _env("TEST_RUN_QUEUE_TIMEOUT", 300.0)
     #: TEST_RUN_LEASE_GRACE — added to the queued lease (queue timeout + grace).
-    lease_grace: float = 60.0
+    lease_grace: float = _env("TEST_RUN_LEASE_GRACE", 60.0)
     #: TEST_RUN_HEARTBEAT_TTL — lease of a running run's slot, renewed every third of it by the
     #: worker's main process; a dead worker frees its slots within this many seconds.
-    heartbeat_ttl: float = 30.0
+    heartbeat_ttl: float = _env("TEST_RUN_HEARTBEAT_TTL", 30.0)
     #: TEST_RUN_RETENTION — seconds run records (and their logs) are kept.
-    retention: int = 7 * 24 * 3600
+    retention: int = _env("TEST_RUN_RETENTION", 7 * 24 * 3600)
     #: WORKFLOW_MODULES — comma-separated modules whose import registers workflows.
-    workflow_modules: tuple[str, ...] = DEFAULT_WORKFLOW_MODULES
+    workflow_modules: tuple[str, ...] = _env("WORKFLOW_MODULES", ("worker.workflows.examples",))
     #: API_TOKEN — when set, every /api/ request needs `Authorization: Bearer <token>`.
-    api_token: str | None = None
+    #: Never shown in a repr.
+    api_token: str | None = _env("API_TOKEN", None, repr=False)
     #: TEST_RUN_QUEUE — the Celery queue test runs are published to and consumed from.
-    queue: str = "testruns"
+    queue: str = _env("TEST_RUN_QUEUE", "testruns")
     #: TEST_RUN_KEY_PREFIX — prefix of every Redis key this service writes.
-    key_prefix: str = "testrun"
+    key_prefix: str = _env("TEST_RUN_KEY_PREFIX", "testrun")
     #: TEST_RUN_IO_TIMEOUT — seconds any Redis or broker call on the request path may take
     #: before the request answers 503 (Celery's defaults take ~19 s).
-    io_timeout: float = 0.5
+    io_timeout: float = _env("TEST_RUN_IO_TIMEOUT", 0.5)
     #: TEST_RUN_MAX_LOG_LINES — lines kept per run's log; older lines are dropped.
-    max_log_lines: int = 1000
+    max_log_lines: int = _env("TEST_RUN_MAX_LOG_LINES", 1000)
 
     @property
     def queued_lease(self) -> float:
@@ -89,57 +95,50 @@ class Settings:
                 env.pop(key, None)
             else:
                 env[key] = str(value)
-
-        def num(name: str, default: float, kind: type = float) -> float:
-            """A positive number (`kind` int for counts); the default when unset."""
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                what = "a whole number" if kind is int else "a number of seconds"
-                raise SettingsError(name, f"expected {what}, got {raw!r}") from None
-            if value <= 0:
-                raise SettingsError(name, f"must be greater than 0, got {raw}")
-            return value
-
-        redis_url = env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL
-        broker_url = env.get("CELERY_BROKER_URL", "").strip() or redis_url
-        backend = env.get("CELERY_RESULT_BACKEND", "").strip() or redis_url
-        for name, url in (("REDIS_URL", redis_url), ("CELERY_RESULT_BACKEND", backend)):
-            if urlsplit(url).scheme not in REDIS_SCHEMES:
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            raw = env.get(spec.metadata["env"], "")
+            if spec.name != "api_token":  # a token is taken as given
+                raw = raw.strip()
+            if raw:
+                values[spec.name] = _parse(spec.metadata["env"], raw, spec.default)
+        # the broker and the result backend default to REDIS_URL, not to the built-in URL
+        redis_url = values.setdefault("redis_url", cls.redis_url)
+        values.setdefault("broker_url", redis_url)
+        values.setdefault("result_backend", redis_url)
+        for name, variable in (("redis_url", "REDIS_URL"),
+                               ("result_backend", "CELERY_RESULT_BACKEND")):
+            if urlsplit(str(values[name])).scheme not in REDIS_SCHEMES:
                 raise SettingsError(
-                    name,
-                    f"must be a Redis URL (redis://, rediss:// or unix://), got {url!r}: "
-                    "slots and run records live in the result backend, which must be Redis",
+                    variable,
+                    f"must be a Redis URL (redis://, rediss:// or unix://), got "
+                    f"{values[name]!r}: slots and run records live in the result backend, "
+                    "which must be Redis",
                 )
-
-        time_limit = num("TEST_RUN_TIME_LIMIT", 600.0)
-        soft_default = time_limit - min(10.0, time_limit * 0.2)
-        soft = num("TEST_RUN_SOFT_TIME_LIMIT", soft_default)
+        time_limit = float(values.get("time_limit", cls.time_limit))
+        soft = float(values.setdefault(
+            "soft_time_limit", time_limit - min(SOFT_LIMIT_MARGIN, time_limit * 0.2)))
         if soft >= time_limit:
             raise SettingsError(
                 "TEST_RUN_SOFT_TIME_LIMIT",
                 f"must be below TEST_RUN_TIME_LIMIT ({time_limit:g}), got {soft:g}",
             )
-        modules = tuple(
-            m.strip() for m in env.get("WORKFLOW_MODULES", "").split(",") if m.strip()
-        ) or DEFAULT_WORKFLOW_MODULES
-        return cls(
-            redis_url=redis_url,
-            broker_url=broker_url,
-            result_backend=backend,
-            time_limit=time_limit,
-            soft_time_limit=soft,
-            queue_timeout=num("TEST_RUN_QUEUE_TIMEOUT", 300.0),
-            lease_grace=num("TEST_RUN_LEASE_GRACE", 60.0),
-            heartbeat_ttl=num("TEST_RUN_HEARTBEAT_TTL", 30.0),
-            retention=int(num("TEST_RUN_RETENTION", 7 * 24 * 3600, int)),
-            workflow_modules=modules,
-            api_token=env.get("API_TOKEN") or None,
-            queue=env.get("TEST_RUN_QUEUE", "").strip() or "testruns",
-            key_prefix=env.get("TEST_RUN_KEY_PREFIX", "").strip() or "testrun",
-            io_timeout=num("TEST_RUN_IO_TIMEOUT", 0.5),
-            max_log_lines=int(num("TEST_RUN_MAX_LOG_LINES", 1000, int)),
-        )
+        return cls(**values)
+
+
+def _parse(variable: str, raw: str, default: Any) -> Any:
+    """`raw` as the kind of value `default` is: a positive int or float, a tuple of
+    comma-separated names, or text."""
+    if isinstance(default, tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip()) or default
+    if isinstance(default, int | float):
+        kind = int if isinstance(default, int) else float
+        try:
+            value = kind(raw)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number of seconds"
+            raise SettingsError(variable, f"expected {what}, got {raw!r}") from None
+        if value <= 0:
+            raise SettingsError(variable, f"must be greater than 0, got {raw}")
+        return value
+    return raw

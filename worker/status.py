@@ -1,11 +1,17 @@
-"""The small fixed vocabularies of a run: its status, why it failed, why its slot was freed."""
+"""The vocabulary of a run, defined once: its status, why it failed, why its slot was freed,
+and what a trigger does when the workflow is busy.
+
+The Lua scripts never spell these strings themselves: `worker/lua/__init__.py` turns every enum
+here into a Lua table when the scripts are loaded (`STATUS.QUEUED`, `ERROR.TIMEOUT`,
+`REASON.REPLACED`, `TERMINAL[...]`), so Python and Lua cannot drift apart.
+"""
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -19,23 +25,26 @@ class RunStatus(str, Enum):
 
     @property
     def terminal(self) -> bool:
-        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+        return self in TERMINAL
 
 
+#: A terminal status never changes; a run in one holds its slot only until it is released.
+TERMINAL = frozenset(RunStatus) - {RunStatus.QUEUED, RunStatus.RUNNING}
 
-class ErrorType(str, Enum):
+
+class ErrorType(StrEnum):
     ERROR = "error"                      # the workflow raised
     TIMEOUT = "timeout"                  # soft or hard time limit
     WORKER_LOST = "worker_lost"          # the pool child or the worker died mid-run
     ENQUEUE_FAILED = "enqueue_failed"    # the broker refused or could not be reached
-    CANCELLED = "cancelled"              # a person cancelled it
+    CANCELLED = "cancelled"              # a person (or a replace, or an operator) cancelled it
     QUEUE_TIMEOUT = "queue_timeout"      # waited longer than TEST_RUN_QUEUE_TIMEOUT
     HEARTBEAT_LOST = "heartbeat_lost"    # running, and its worker stopped renewing the lease
     WORKFLOW_NOT_FOUND = "workflow_not_found"  # the worker does not know the workflow
     INVALID_RESULT = "invalid_result"    # the workflow returned something that is not JSON
 
 
-class ReleaseReason(str, Enum):
+class ReleaseReason(StrEnum):
     """Why a slot was freed; recorded on the run that held it."""
 
     SUCCEEDED = "succeeded"
@@ -51,6 +60,13 @@ class ReleaseReason(str, Enum):
     FORCED = "forced"                # an operator released it by hand
 
 
+class ConflictPolicy(StrEnum):
+    """`?on_conflict=`: what a trigger does while another run of the workflow holds the slot."""
+
+    REJECT = "reject"    # 409 naming the holder
+    REPLACE = "replace"  # cancel the holder and take the slot, in one atomic step
+
+
 #: The release reason that goes with each terminal status written by an outcome.
 STATUS_RELEASE_REASON = {
     RunStatus.SUCCEEDED: ReleaseReason.SUCCEEDED,
@@ -60,3 +76,7 @@ STATUS_RELEASE_REASON = {
     RunStatus.EXPIRED: ReleaseReason.EXPIRED,
     RunStatus.LOST: ReleaseReason.LEASE_EXPIRED,
 }
+
+#: Terminal statuses written *over* a running run (a cancel, a replace, a lapsed lease): its
+#: process must be stopped. A run that ended by itself (succeeded, ...) has nothing to stop.
+ENDED_OVER_ITS_HEAD = frozenset({RunStatus.CANCELLED, RunStatus.LOST, RunStatus.EXPIRED})

@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import (
-    TERMINAL,
+from tests.support.api import (
     active_run_id,
     run_of,
     trigger,
@@ -19,6 +18,7 @@ from tests.conftest import (
 )
 from tests.support.procs import RedisServer, Worker, alive, wait_for
 from web import create_app
+from worker.status import TERMINAL, ErrorType, RunStatus
 
 
 def wait_recorded_terminal(client, run_id: str, timeout: float) -> dict:
@@ -44,15 +44,15 @@ def test_redis_restart_mid_run(config, private_redis):
             "short": trigger(client, "sleep", {"seconds": 2})["run_id"],
         }
         for rid in runs.values():
-            wait_status(client, rid, "running")
+            wait_status(client, rid, RunStatus.RUNNING)
         private_redis.restart()  # empty: --save "" --appendonly no
 
         # triggers during the outage answered 503 elsewhere; now Redis is back:
         results = {name: wait_recorded_terminal(client, rid, timeout=20)
                    for name, rid in runs.items()}
-        assert results["sleeps"]["status"] == "succeeded"
-        assert results["hangs"]["status"] == "timed_out"
-        assert results["short"]["status"] == "succeeded"
+        assert results["sleeps"]["status"] == RunStatus.SUCCEEDED
+        assert results["hangs"]["status"] == RunStatus.TIMED_OUT
+        assert results["short"]["status"] == RunStatus.SUCCEEDED
         for run in results.values():
             assert run["finished_at"] is not None
             assert run["record_lost"] is True  # rebuilt by the worker, and it says so
@@ -61,7 +61,7 @@ def test_redis_restart_mid_run(config, private_redis):
             assert active_run_id(client, wf) is None
         # recovered without restarting anything
         again = trigger(client, "echo", {"after": "restart"})
-        assert wait_terminal(client, again["run_id"])["status"] == "succeeded"
+        assert wait_terminal(client, again["run_id"])["status"] == RunStatus.SUCCEEDED
         # no exception storm in the worker's log, and no outcome it failed to record
         log = worker.log()
         assert "could not record" not in log, log[-5000:]
@@ -79,14 +79,14 @@ def test_empty_restart_gives_the_running_run_its_slot_back(config, private_redis
     worker = Worker(config).wait_ready()
     try:
         rid = trigger(client, "probe", {"mode": "sleep", "seconds": 6})["run_id"]
-        wait_status(client, rid, "running")
+        wait_status(client, rid, RunStatus.RUNNING)
         private_redis.restart()
         # the heartbeat restores the record and the slot, so a second run is refused
         wait_for(lambda: active_run_id(client, "probe") == rid, 5, "the slot to be retaken")
         resp = client.post("/api/workflows/probe/test-runs")
         assert resp.status_code == 409 and resp.get_json()["run_id"] == rid
         done = wait_recorded_terminal(client, rid, timeout=15)
-        assert done["status"] == "succeeded"
+        assert done["status"] == RunStatus.SUCCEEDED
         assert active_run_id(client, "probe") is None
     finally:
         worker.kill_group()
@@ -103,19 +103,19 @@ def test_a_run_whose_lease_cannot_be_renewed_is_killed_before_it_lapses(config, 
                   TEST_RUN_SOFT_TIME_LIMIT="25", TEST_RUN_HEARTBEAT_TTL=str(ttl))
     app = create_app(config)
     client = app.test_client()
-    tracker = app.extensions["testruns"].tracker
+    store = app.extensions["testruns"].store
     worker = Worker(config)
     try:
         worker.wait_ready()
         rid = trigger(client, "sleep", {"seconds": 20})["run_id"]
-        started = wait_status(client, rid, "running")
+        started = wait_status(client, rid, RunStatus.RUNNING)
         # a renewal from the heartbeat (not just the start), then the chosen phase after it
         beat = wait_for(lambda: (lambda r: r if r["last_heartbeat_at"] != started[
             "last_heartbeat_at"] else None)(run_of(client, rid)), ttl, "a heartbeat")
         last = ts(beat["last_heartbeat_at"])
         wait_for(lambda: time.time() >= last + phase, 2, "the outage's phase")
-        lease_left = tracker.slot_ttl_ms("sleep") / 1000
-        pid = tracker.pid_of(rid)
+        lease_left = store.slot_ttl_ms("sleep") / 1000
+        pid = store.pid_of(rid)
         server.stop()
         down = time.monotonic()
         wait_for(lambda: not alive(pid), ttl + 2, "the unrenewable run's process to die")
@@ -123,7 +123,7 @@ def test_a_run_whose_lease_cannot_be_renewed_is_killed_before_it_lapses(config, 
         assert killed_after < lease_left, f"killed {killed_after:.2f}s in, lease {lease_left}"
         server.start()
         done = wait_terminal(client, rid, timeout=10)
-        assert done["status"] == "lost" and done["error_type"] == "heartbeat_lost"
+        assert done["status"] == RunStatus.LOST and done["error_type"] == ErrorType.HEARTBEAT_LOST
         assert active_run_id(client, "sleep") is None
     finally:
         worker.kill_group()

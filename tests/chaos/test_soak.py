@@ -1,4 +1,4 @@
-"""Chaos acceptance 5: many runs over 20 workflows with mixed outcomes (succeed, fail, sleep,
+"""Soak: many runs over 20 workflows with mixed outcomes (succeed, fail, sleep,
 hang, cancel) while worker processes are killed at random. At the end every run is terminal,
 no slot is held, and no workflow ever had two runs executing at once — checked against the
 times the workflow bodies themselves recorded and the times this test killed processes.
@@ -15,9 +15,10 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from tests.conftest import TERMINAL, body_events, ts
+from tests.support.api import body_events, ts
 from tests.support.procs import Worker, alive, wait_for
 from web import create_app
+from worker.status import TERMINAL, RunStatus
 
 WORKFLOWS = [f"soak-{i:02d}" for i in range(20)]
 HEARTBEAT_TTL = 3.0
@@ -153,7 +154,7 @@ def check_no_overlap(runs: list[dict], events: list[dict], died_at: dict[int, fl
         spans.sort()
         executed += len(spans)
         for (_s1, e1, r1), (s2, _e2, r2) in zip(spans, spans[1:], strict=False):
-            slack = CANCEL_SLACK if status[r1] == "cancelled" else 0.0
+            slack = CANCEL_SLACK if status[r1] == RunStatus.CANCELLED else 0.0
             assert e1 <= s2 + slack, (
                 f"{wf}: {r1} ({status[r1]}) ran until {e1:.3f} but {r2} ({status[r2]}) "
                 f"started at {s2:.3f}")

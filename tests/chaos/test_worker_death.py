@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from tests.conftest import active_run_id, body_events, trigger, wait_status, wait_terminal
+from tests.support.api import active_run_id, body_events, trigger, wait_status, wait_terminal
 from tests.support.procs import Worker, alive, holds_throughout, wait_for
 from web import create_app
+from worker.status import ErrorType, ReleaseReason, RunStatus
 
 HEARTBEAT_TTL = 3.0
 
@@ -45,7 +46,7 @@ def chaos(config):
 
 def running_run(client, redis_client, config, seconds: float = 30) -> str:
     rid = trigger(client, "probe", {"mode": "sleep", "seconds": seconds})["run_id"]
-    wait_status(client, rid, "running")
+    wait_status(client, rid, RunStatus.RUNNING)
     wait_for(lambda: body_events(redis_client, config, rid), 10, "the body to start")
     return rid
 
@@ -60,17 +61,17 @@ def test_worker_main_process_sigkill_frees_the_slot_within_the_heartbeat_ttl(cha
     os.kill(worker.pid, signal.SIGKILL)
     done = wait_terminal(client, rid, timeout=HEARTBEAT_TTL + 5)
     freed_after = time.monotonic() - killed
-    assert done["status"] == "lost"
-    assert done["error_type"] == "heartbeat_lost"
+    assert done["status"] == RunStatus.LOST
+    assert done["error_type"] == ErrorType.HEARTBEAT_LOST
     assert "stopped answering" in done["error"]
-    assert done["release_reason"] == "lease_expired"
+    assert done["release_reason"] == ReleaseReason.LEASE_EXPIRED
     assert freed_after <= HEARTBEAT_TTL + 5
     print(f"slot freed {freed_after:.2f}s after the worker's main process was killed")
     assert active_run_id(client, "probe") is None
     # the pool children died with it: the body never finished
     wait_for(lambda: all(not alive(pid) for pid in children), 5, "children to die")
     assert [e["event"] for e in body_events(redis_client, config, rid)] == ["start"]
-    assert trigger(client, "probe", {"mode": "succeed"})["status"] == "queued"
+    assert trigger(client, "probe", {"mode": "succeed"})["status"] == RunStatus.QUEUED
 
 
 def test_cold_shutdown_ends_the_run_and_frees_the_slot(chaos, redis_client):
@@ -82,8 +83,8 @@ def test_cold_shutdown_ends_the_run_and_frees_the_slot(chaos, redis_client):
     done = wait_terminal(client, rid, timeout=HEARTBEAT_TTL + 5)
     took = time.monotonic() - stopped
     print(f"cold shutdown: run {done['status']} ({done['error_type']}) after {took:.2f}s")
-    assert done["status"] in ("failed", "lost")
-    assert done["error_type"] in ("worker_lost", "heartbeat_lost")
+    assert done["status"] in (RunStatus.FAILED, RunStatus.LOST)
+    assert done["error_type"] in (ErrorType.WORKER_LOST, ErrorType.HEARTBEAT_LOST)
     assert active_run_id(client, "probe") is None
     worker.wait_exit(20)
     assert [e["event"] for e in body_events(redis_client, config, rid)] == ["start"]
@@ -98,7 +99,7 @@ def test_warm_shutdown_lets_the_run_finish_and_keeps_its_lease(chaos, redis_clie
     holds_throughout(lambda: active_run_id(client, "probe") == rid, HEARTBEAT_TTL * 1.5,
                      "the draining run's hold on its slot")
     done = wait_terminal(client, rid, timeout=15)
-    assert done["status"] == "succeeded"
+    assert done["status"] == RunStatus.SUCCEEDED
     assert worker.wait_exit(20) == 0
     assert active_run_id(client, "probe") is None
 
@@ -108,8 +109,8 @@ def test_cancel_whose_revoke_is_lost_still_stops_the_running_body(chaos, redis_c
     config, client = chaos.config, chaos.client
     chaos.start_worker()
     rid = running_run(client, redis_client, config)
-    app_tracker = create_app(config).extensions["testruns"].tracker
-    app_tracker.cancel(rid)  # records and frees, sends no revoke
+    store = create_app(config).extensions["testruns"].store
+    store.cancel(rid)  # records and frees, sends no revoke
     assert active_run_id(client, "probe") is None
     # the worker's heartbeat sees the terminal record and kills the process
     wait_for(lambda: "stopping its process" in chaos.logs(), 5,
@@ -118,7 +119,7 @@ def test_cancel_whose_revoke_is_lost_still_stops_the_running_body(chaos, redis_c
     pid = body_events(redis_client, config, rid)[0]["pid"]
     wait_for(lambda: not alive(pid), 5, "the cancelled run's process to die")
     assert [e["event"] for e in body_events(redis_client, config, rid)] == ["start"]
-    assert wait_terminal(client, rid)["status"] == "cancelled"
+    assert wait_terminal(client, rid)["status"] == RunStatus.CANCELLED
 
 
 def test_revoke_sent_while_no_worker_is_up_holds_when_one_starts(chaos, redis_client):
@@ -128,6 +129,6 @@ def test_revoke_sent_while_no_worker_is_up_holds_when_one_starts(chaos, redis_cl
     assert resp.status_code == 202 and active_run_id(client, "probe") is None
     chaos.start_worker()
     after = trigger(client, "probe", {"mode": "succeed"})["run_id"]
-    assert wait_terminal(client, after)["status"] == "succeeded"
+    assert wait_terminal(client, after)["status"] == RunStatus.SUCCEEDED
     assert body_events(redis_client, config, rid) == []
-    assert wait_terminal(client, rid)["status"] == "cancelled"
+    assert wait_terminal(client, rid)["status"] == RunStatus.CANCELLED

@@ -7,9 +7,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import active_run_id, trigger
+from tests.support.api import active_run_id, trigger
 from tests.support.proxy import SlowReplyProxy
 from web import create_app
+from worker.lua import Started
+from worker.status import RunStatus
 
 
 @pytest.fixture
@@ -17,10 +19,9 @@ def slow(config):
     url = urlsplit(config["REDIS_URL"])
     proxy = SlowReplyProxy((url.hostname or "127.0.0.1", url.port or 6379), delay=1.5)
     app = create_app(dict(config, REDIS_URL=f"redis://127.0.0.1:{proxy.port}/0"))
-    tracker = app.extensions["testruns"].tracker
-    tracker.ping()  # builds the client; then load every script, so no NOSCRIPT round trip
-    for script in tracker._scripts.values():
-        tracker.redis.script_load(script.script)
+    store = app.extensions["testruns"].store
+    store.ping()  # builds the client; then load every script, so no NOSCRIPT round trip
+    store.load_scripts()
     yield proxy, app, app.test_client()
     proxy.close()
 
@@ -39,12 +40,11 @@ def test_admission_whose_reply_was_late_is_admitted_once(slow, redis_client, con
 
 def test_start_whose_reply_was_late_still_starts(slow):
     proxy, app, client = slow
-    tracker = app.extensions["testruns"].tracker
+    store = app.extensions["testruns"].store
     run_id = trigger(client, "echo")["run_id"]
     proxy.arm()
-    decision = tracker.start(run_id, "w@host")
-    assert decision.started and decision.input == {}
-    assert tracker.get(run_id).status.value == "running"
+    assert store.start(run_id, "w@host") == Started(input={})
+    assert store.get(run_id).status is RunStatus.RUNNING
 
 
 def test_cancel_whose_reply_was_late_answers_202(slow):
@@ -52,5 +52,5 @@ def test_cancel_whose_reply_was_late_answers_202(slow):
     run_id = trigger(client, "echo")["run_id"]
     proxy.arm(skip=1)  # let the cancel's read through; delay its FINISH
     resp = client.post(f"/api/test-runs/{run_id}/cancel")
-    assert resp.status_code == 202 and resp.get_json()["status"] == "cancelled"
+    assert resp.status_code == 202 and resp.get_json()["status"] == RunStatus.CANCELLED
     assert active_run_id(client, "echo") is None

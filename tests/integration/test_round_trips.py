@@ -1,4 +1,4 @@
-"""Acceptance 9: Redis commands per admission, counted with INFO commandstats on a private
+"""Redis commands per admission, counted with INFO commandstats on a private
 Redis that is both broker and result backend. An admission is one EVALSHA (slot + record) and
 one LPUSH (the message): the web never subscribes to result channels."""
 

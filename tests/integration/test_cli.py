@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import active_run_id, run_of, trigger
+from tests.support.api import active_run_id, keys_of, run_of, trigger
 from tests.support.procs import ROOT, base_env
-from worker.keys import Keys, new_run_id
+from worker.keys import new_run_id
+from worker.status import ErrorType, ReleaseReason, RunStatus
 
 
 def cli(config: dict[str, str], *args: str) -> Any:
@@ -20,10 +21,6 @@ def cli(config: dict[str, str], *args: str) -> Any:
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return json.loads(proc.stdout)
-
-
-def keys(config: dict[str, str]) -> Keys:
-    return Keys(config["TEST_RUN_KEY_PREFIX"])
 
 
 # -- list --------------------------------------------------------------------------------------
@@ -39,7 +36,7 @@ def test_list_shows_a_queued_holder(idle_client, config):
     slot = slots[0]
     assert slot["workflow_id"] == "echo"
     assert slot["run_id"] == run["run_id"]
-    assert slot["status"] == "queued"
+    assert slot["status"] == RunStatus.QUEUED
     assert slot["worker"] is None and slot["last_heartbeat_at"] is None
     lease = float(config["TEST_RUN_QUEUE_TIMEOUT"]) + float(config["TEST_RUN_LEASE_GRACE"])
     assert 0 < slot["lease_left_s"] <= lease
@@ -61,10 +58,10 @@ def test_release_frees_the_slot_and_records_it_as_forced(idle_client, config, re
     out = cli(config, "release", "echo")
     assert out == {"workflow_id": "echo", "released_run_id": run["run_id"]}
 
-    assert not redis_client.exists(keys(config).slot("echo"))
+    assert not redis_client.exists(keys_of(config).slot("echo"))
     released = run_of(idle_client, run["run_id"])
-    assert released["status"] == "cancelled"
-    assert released["release_reason"] == "forced"
+    assert released["status"] == RunStatus.CANCELLED
+    assert released["release_reason"] == ReleaseReason.FORCED
     assert released["released_at"] is not None
     assert active_run_id(idle_client, "echo") is None
     assert cli(config, "list") == {"slots": []}
@@ -77,16 +74,16 @@ def test_release_of_a_free_slot_releases_nothing(idle_client, config):
     other = trigger(idle_client, "sleep")
     assert cli(config, "release", "echo") == {"workflow_id": "echo", "released_run_id": None}
     assert active_run_id(idle_client, "sleep") == other["run_id"]  # another workflow untouched
-    assert run_of(idle_client, other["run_id"])["status"] == "queued"
+    assert run_of(idle_client, other["run_id"])["status"] == RunStatus.QUEUED
 
 
 # -- reconcile ---------------------------------------------------------------------------------
 
 def test_reconcile_frees_ended_holders_and_settles_runs_without_a_slot(idle_client, config,
                                                                        redis_client):
-    k = keys(config)
+    k = keys_of(config)
     ended = trigger(idle_client, "echo")      # its record says failed; the slot was not freed
-    redis_client.hset(k.run("echo", ended["run_id"]), "status", "failed")
+    redis_client.hset(k.run("echo", ended["run_id"]), "status", RunStatus.FAILED)
     orphan = trigger(idle_client, "sleep")    # queued, but its slot key is gone
     redis_client.delete(k.slot("sleep"))
     ghost = new_run_id("hang")                # a slot whose holder has no record at all
@@ -100,18 +97,18 @@ def test_reconcile_frees_ended_holders_and_settles_runs_without_a_slot(idle_clie
     assert not redis_client.exists(k.slot("echo"))
     assert not redis_client.exists(k.slot("hang"))
     freed = run_of(idle_client, ended["run_id"])
-    assert freed["status"] == "failed"  # a terminal status never changes
-    assert freed["release_reason"] == "reclaimed" and freed["released_at"] is not None
+    assert freed["status"] == RunStatus.FAILED  # a terminal status never changes
+    assert freed["release_reason"] == ReleaseReason.RECLAIMED and freed["released_at"] is not None
     settled = run_of(idle_client, orphan["run_id"])
-    assert settled["status"] == "expired"
-    assert settled["error_type"] == "queue_timeout"
-    assert settled["release_reason"] == "lease_expired"
+    assert settled["status"] == RunStatus.EXPIRED
+    assert settled["error_type"] == ErrorType.QUEUE_TIMEOUT
+    assert settled["release_reason"] == ReleaseReason.LEASE_EXPIRED
     assert redis_client.get(k.slot("fail")) == live["run_id"]
-    assert run_of(idle_client, live["run_id"])["status"] == "queued"
+    assert run_of(idle_client, live["run_id"])["status"] == RunStatus.QUEUED
 
     # nothing is left to do: a second pass changes nothing
     assert cli(config, "reconcile") == {"freed_slots": [], "settled_runs": []}
-    assert trigger(idle_client, "echo", expect=202)["status"] == "queued"
+    assert trigger(idle_client, "echo", expect=202)["status"] == RunStatus.QUEUED
 
 
 # -- check -------------------------------------------------------------------------------------
@@ -140,7 +137,7 @@ def test_reconcile_keeps_idempotency_keys_that_look_like_slots(idle_client, conf
     run = trigger(idle_client, "echo", headers={"Idempotency-Key": "x}:slot"})
     assert idle_client.post(f"/api/test-runs/{run['run_id']}/cancel").status_code == 202
     out = cli(config, "reconcile")
-    assert redis_client.get(keys(config).idempotency("echo", "x}:slot")) == run["run_id"]
+    assert redis_client.get(keys_of(config).idempotency("echo", "x}:slot")) == run["run_id"]
     assert out == {"freed_slots": [], "settled_runs": []}
     again = idle_client.post("/api/workflows/echo/test-runs",
                              headers={"Idempotency-Key": "x}:slot"})

@@ -1,4 +1,4 @@
-"""Acceptance 10 (the `make run` half): the Procfile's web, worker and flower, started by
+"""`make run` as a new user meets it: the Procfile's web, worker and flower, started by
 honcho as `make run` does, serve a new user's first curl: POST echo, then GET → succeeded."""
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import urllib.request
 import pytest
 
 from scripts.with_redis import free_port
-from tests.conftest import ts
-from tests.http import request
+from tests.support.api import ts
+from tests.support.http import request
 from tests.support.procs import BIN, Proc, base_env, wait_for
+from worker.status import RunStatus
 
 
 def http_get(url: str, auth: str | None = None) -> tuple[int, bytes]:
@@ -53,13 +54,13 @@ def test_make_run_stack_serves_the_first_curl(stack):
     status, run = request("POST", web + "/api/workflows/echo/test-runs", {"input": {"hi": 1}})
     assert status == 202, run
     status_url = web + f"/api/test-runs/{run['run_id']}"
-    done = wait_for(lambda: (lambda r: r if r["status"] == "succeeded" else None)(
+    done = wait_for(lambda: (lambda r: r if r["status"] == RunStatus.SUCCEEDED else None)(
         request("GET", status_url)[1]), 30, "the run to succeed")
     assert done["result"] == {"hi": 1}
 
     # warm: a second run goes from admission to its end within a second or two, by its record
     _, run2 = request("POST", web + "/api/workflows/echo/test-runs", {"input": {}})
-    done2 = wait_for(lambda: (lambda r: r if r["status"] == "succeeded" else None)(
+    done2 = wait_for(lambda: (lambda r: r if r["status"] == RunStatus.SUCCEEDED else None)(
         request("GET", web + f"/api/test-runs/{run2['run_id']}")[1]), 10, "the second run")
     assert ts(done2["finished_at"]) - ts(done2["created_at"]) < 2.0
 

@@ -1,4 +1,4 @@
-"""Acceptance 8: every client mistake gets its 4xx with a stable code, in the documented order
+"""Every client mistake gets its 4xx with a stable code, in the documented order
 (401 → 400 id → 413 → 400 body → 404 → 409), and never a leaked slot. No worker is needed:
 these runs stay queued on a queue nobody consumes."""
 
@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import active_run_id, trigger
+from tests.support.api import active_run_id, expect_status, trigger
 from web import create_app
 from web.schemas import MAX_BODY_BYTES
+from worker.status import RunStatus
 
 
 def err(resp, status: int, code: str) -> dict:
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    body = resp.get_json()
+    body = expect_status(resp, status)
     assert body["error"] == code
     assert isinstance(body["message"], str) and body["message"]
     return body
@@ -24,7 +24,7 @@ def test_trigger_answers_202_with_location_and_queued_run(idle_client):
     assert resp.status_code == 202
     run = resp.get_json()
     assert resp.headers["Location"] == f"/api/test-runs/{run['run_id']}"
-    assert run["status"] == "queued" and run["input"] == {"a": 1}
+    assert run["status"] == RunStatus.QUEUED and run["input"] == {"a": 1}
     assert set(run) >= {"run_id", "workflow_id", "type", "status", "created_at", "started_at",
                         "finished_at", "input", "result", "error", "error_type", "logs",
                         "worker"}
@@ -110,7 +110,7 @@ def test_cancel_of_a_finished_run_is_409(idle_client):
     assert idle_client.post(f"/api/test-runs/{run['run_id']}/cancel").status_code == 202
     body = err(idle_client.post(f"/api/test-runs/{run['run_id']}/cancel"), 409,
                "test_run_finished")
-    assert body["status"] == "cancelled"
+    assert body["status"] == RunStatus.CANCELLED
 
 
 def test_unknown_route_and_wrong_method_are_json(idle_client):

@@ -1,6 +1,5 @@
 """Concurrent triggers of one workflow through a real gunicorn: exactly one 202, every other
-answer a 409 naming that run. 50 across 2 workers (core acceptance 2) and 500 across 4 workers
-(chaos acceptance 4)."""
+answer a 409 naming that run: 50 requests across 2 gunicorn workers, and 500 across 4."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from tests.http import concurrently, request
+from tests.support.http import concurrently, request
 from tests.support.procs import Gunicorn
 
 

@@ -1,4 +1,4 @@
-"""Acceptance 1, 3, 6, 7: every way a run ends, against a real prefork worker subprocess."""
+"""Every way a run ends, against a real prefork worker subprocess."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ import os
 import signal
 import time
 
-from tests.conftest import (
+from tests.support.api import (
     active_run_id,
     body_events,
     run_of,
     trigger,
     ts,
-    wait_for,
     wait_status,
     wait_terminal,
 )
-from tests.support.procs import Worker, alive
+from tests.support.procs import Worker, alive, wait_for
+from worker.status import ErrorType, ReleaseReason, RunStatus
 
 
 def assert_slot_free(client, workflow_id: str) -> None:
@@ -28,32 +28,32 @@ def assert_slot_free(client, workflow_id: str) -> None:
 
 def test_echo_succeeds_with_its_result_and_logs(client):
     run = trigger(client, "echo", {"greeting": "hi", "n": [1, 2]})
-    assert run["status"] == "queued" and run["type"] == "test"
+    assert run["status"] == RunStatus.QUEUED and run["type"] == "test"
     done = wait_terminal(client, run["run_id"])
-    assert done["status"] == "succeeded"
+    assert done["status"] == RunStatus.SUCCEEDED
     assert done["result"] == {"greeting": "hi", "n": [1, 2]}
     assert done["error"] is None and done["error_type"] is None
     assert done["started_at"] and done["finished_at"] and done["worker"]
     assert any("echoing 2 field(s)" in line for line in done["logs"])
-    assert done["release_reason"] == "succeeded"
+    assert done["release_reason"] == ReleaseReason.SUCCEEDED
     assert_slot_free(client, "echo")
 
 
 def test_fail_is_failed_with_error_and_type(client):
     run = trigger(client, "fail", {"message": "kaput"})
     done = wait_terminal(client, run["run_id"])
-    assert done["status"] == "failed"
-    assert done["error_type"] == "error"
+    assert done["status"] == RunStatus.FAILED
+    assert done["error_type"] == ErrorType.ERROR
     assert "kaput" in done["error"]
-    assert done["release_reason"] == "failed"
+    assert done["release_reason"] == ReleaseReason.FAILED
     assert_slot_free(client, "fail")
 
 
 def test_sleep_past_soft_limit_times_out(client):
     run = trigger(client, "sleep", {"seconds": 30})
     done = wait_terminal(client, run["run_id"])
-    assert done["status"] == "timed_out"
-    assert done["error_type"] == "timeout"
+    assert done["status"] == RunStatus.TIMED_OUT
+    assert done["error_type"] == ErrorType.TIMEOUT
     assert "soft time limit" in done["error"]
     assert_slot_free(client, "sleep")
 
@@ -61,7 +61,7 @@ def test_sleep_past_soft_limit_times_out(client):
 def test_hang_is_ended_by_the_hard_limit(client):
     run = trigger(client, "hang")
     done = wait_terminal(client, run["run_id"], timeout=20)
-    assert done["status"] == "timed_out"
+    assert done["status"] == RunStatus.TIMED_OUT
     assert "hard time limit" in done["error"]
     assert any("ignoring the soft time limit" in line for line in done["logs"])
     assert_slot_free(client, "hang")
@@ -77,17 +77,17 @@ def test_cancel_while_running_stops_the_body_and_frees_the_slot(config, redis_cl
     try:
         worker.wait_ready()
         rid = trigger(client, "probe", {"mode": "sleep", "seconds": 30})["run_id"]
-        wait_status(client, rid, "running")
+        wait_status(client, rid, RunStatus.RUNNING)
         wait_for(lambda: body_events(redis_client, config, rid), 5, "the body to start")
         resp = client.post(f"/api/test-runs/{rid}/cancel")
         assert resp.status_code == 202
-        assert resp.get_json()["status"] == "cancelled"
+        assert resp.get_json()["status"] == RunStatus.CANCELLED
         assert active_run_id(client, "probe") is None  # freed at once, not by task_revoked
         # the revoke killed its process, so the body never records its end
         pid = body_events(redis_client, config, rid)[0]["pid"]
         wait_for(lambda: not alive(pid), 5, "the cancelled run's process to die")
         assert [e["event"] for e in body_events(redis_client, config, rid)] == ["start"]
-        assert run_of(client, rid)["status"] == "cancelled"
+        assert run_of(client, rid)["status"] == RunStatus.CANCELLED
         assert_slot_free(client, "probe")
     finally:
         worker.kill_group()
@@ -97,7 +97,7 @@ def test_cancel_while_queued_never_runs_the_body(idle_client, config, redis_clie
     run = trigger(idle_client, "probe", {"mode": "succeed"})
     rid = run["run_id"]
     resp = idle_client.post(f"/api/test-runs/{rid}/cancel")
-    assert resp.status_code == 202 and resp.get_json()["status"] == "cancelled"
+    assert resp.status_code == 202 and resp.get_json()["status"] == RunStatus.CANCELLED
     assert active_run_id(idle_client, "probe") is None
     # a worker arrives later (the revoke was broadcast before any worker was up)
     worker = Worker(config).wait_ready()
@@ -105,7 +105,7 @@ def test_cancel_while_queued_never_runs_the_body(idle_client, config, redis_clie
         follow = trigger(idle_client, "probe", {"mode": "succeed"})
         wait_terminal(idle_client, follow["run_id"])  # the worker drained the queue past rid
         assert body_events(redis_client, config, rid) == []
-        assert run_of(idle_client, rid)["status"] == "cancelled"
+        assert run_of(idle_client, rid)["status"] == RunStatus.CANCELLED
     finally:
         worker.kill_group()
 
@@ -125,9 +125,9 @@ def test_killed_pool_child_fails_as_worker_lost_and_is_not_rerun(config, redis_c
         started = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         done = wait_terminal(client, rid, timeout=30)
-        assert done["status"] == "failed", done
-        assert done["error_type"] == "worker_lost"
-        assert done["release_reason"] == "worker_lost"
+        assert done["status"] == RunStatus.FAILED, done
+        assert done["error_type"] == ErrorType.WORKER_LOST
+        assert done["release_reason"] == ReleaseReason.WORKER_LOST
         print(f"worker_lost recorded {time.monotonic() - started:.2f}s after the kill")
         assert active_run_id(client, "probe") is None
         assert_slot_free(client, "probe")
@@ -149,8 +149,8 @@ def test_run_queued_past_queue_timeout_expires_and_never_runs(config, redis_clie
     worker = Worker(config).wait_ready()
     try:
         done = wait_terminal(client, rid, timeout=15)
-        assert done["status"] == "expired"
-        assert done["error_type"] == "queue_timeout"
+        assert done["status"] == RunStatus.EXPIRED
+        assert done["error_type"] == ErrorType.QUEUE_TIMEOUT
         assert done["started_at"] is None
         assert active_run_id(client, "probe") is None
         assert body_events(redis_client, config, rid) == []
@@ -165,7 +165,7 @@ def test_queued_run_with_no_worker_expires_when_its_lease_runs_out(config, redis
     client = create_app(config).test_client()
     rid = trigger(client, "probe", {"mode": "succeed"})["run_id"]
     done = wait_terminal(client, rid, timeout=10)
-    assert done["status"] == "expired"
-    assert done["release_reason"] == "lease_expired"
+    assert done["status"] == RunStatus.EXPIRED
+    assert done["release_reason"] == ReleaseReason.LEASE_EXPIRED
     assert active_run_id(client, "probe") is None
-    assert trigger(client, "probe", {"mode": "succeed"})["status"] == "queued"
+    assert trigger(client, "probe", {"mode": "succeed"})["status"] == RunStatus.QUEUED

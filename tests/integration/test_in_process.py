@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from celery.contrib.pytest import celery_worker  # noqa: F401 - the classic fixture
 
-from tests.conftest import active_run_id, trigger, wait_terminal
+from tests.support.api import active_run_id, trigger, wait_terminal
 from tests.support.procs import Worker
 from web import create_app
+from worker.status import ErrorType, RunStatus
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def flask_app(config):
 
 @pytest.fixture
 def celery_app(flask_app):
-    return flask_app.extensions["celery"]
+    return flask_app.extensions["testruns"].celery
 
 
 @pytest.fixture
@@ -39,8 +40,8 @@ def test_a_result_json_cannot_carry_fails_as_invalid_result(flask_app):
     client = flask_app.test_client()
     run = trigger(client, "not-json")
     done = wait_terminal(client, run["run_id"])
-    assert done["status"] == "failed"
-    assert done["error_type"] == "invalid_result", done["error"]
+    assert done["status"] == RunStatus.FAILED
+    assert done["error_type"] == ErrorType.INVALID_RESULT, done["error"]
     assert "not JSON" in done["error"]
     assert active_run_id(client, "not-json") is None
 
@@ -49,7 +50,7 @@ def test_a_result_json_cannot_carry_fails_as_invalid_result(flask_app):
 def test_echo_on_an_in_process_worker(flask_app):
     client = flask_app.test_client()
     done = wait_terminal(client, trigger(client, "echo", {"x": [1]})["run_id"])
-    assert done["status"] == "succeeded" and done["result"] == {"x": [1]}
+    assert done["status"] == RunStatus.SUCCEEDED and done["result"] == {"x": [1]}
 
 
 def test_a_workflow_the_worker_does_not_know_fails_as_workflow_not_found(config):
@@ -58,8 +59,8 @@ def test_a_workflow_the_worker_does_not_know_fails_as_workflow_not_found(config)
     worker = Worker(dict(config, WORKFLOW_MODULES="worker.workflows.examples")).wait_ready()
     try:
         done = wait_terminal(client, trigger(client, "probe")["run_id"])
-        assert done["status"] == "failed"
-        assert done["error_type"] == "workflow_not_found"
+        assert done["status"] == RunStatus.FAILED
+        assert done["error_type"] == ErrorType.WORKFLOW_NOT_FOUND
         assert active_run_id(client, "probe") is None
     finally:
         worker.kill_group()

@@ -1,4 +1,4 @@
-"""Acceptance 4 and 5: a broker or Redis that cannot be reached answers 503 fast, and never
+"""A broker or Redis that cannot be reached answers 503 fast, and never
 leaves a slot held or a run `queued`."""
 
 from __future__ import annotations
@@ -7,10 +7,11 @@ import time
 
 import pytest
 
-from tests.conftest import active_run_id, run_of, trigger
+from tests.support.api import active_run_id, run_of, trigger
 from tests.support.procs import RedisServer
 from web import create_app
-from worker.tracker import Tracker
+from worker.status import ErrorType, ReleaseReason, RunStatus
+from worker.store import RunStore
 
 
 def closed_port() -> int:
@@ -46,9 +47,9 @@ def test_unreachable_broker_is_503_within_a_second_and_frees_the_slot(config, sc
     runs = client.get("/api/workflows/echo/test-runs").get_json()["runs"]
     assert len(runs) == 3
     for run in runs:
-        assert run["status"] == "failed"
-        assert run["error_type"] == "enqueue_failed"
-        assert run["release_reason"] == "publish_failed"
+        assert run["status"] == RunStatus.FAILED
+        assert run["error_type"] == ErrorType.ENQUEUE_FAILED
+        assert run["release_reason"] == ReleaseReason.PUBLISH_FAILED
 
 
 def test_idempotent_retry_after_a_503_admits_the_run(config):
@@ -63,7 +64,7 @@ def test_idempotent_retry_after_a_503_admits_the_run(config):
         broker.start()
         retry = client.post("/api/workflows/echo/test-runs", headers=headers)
         assert retry.status_code == 202
-        assert retry.get_json()["status"] == "queued"
+        assert retry.get_json()["status"] == RunStatus.QUEUED
         again = client.post("/api/workflows/echo/test-runs", headers=headers)
         assert again.status_code == 200
         assert again.get_json()["run_id"] == retry.get_json()["run_id"]
@@ -81,7 +82,7 @@ def test_broker_that_returns_admits_the_next_trigger(config):
         assert active_run_id(client, "echo") is None
         broker.start()
         run = trigger(client, "echo")
-        assert run["status"] == "queued"
+        assert run["status"] == RunStatus.QUEUED
         assert broker.client().llen(config["TEST_RUN_QUEUE"]) == 1  # really published
     finally:
         broker.stop()
@@ -108,7 +109,7 @@ def test_redis_restarting_empty_then_back_serves_without_a_process_restart(confi
         resp, took = timed_post(client, "/api/workflows/echo/test-runs")
         assert resp.status_code == 503 and took < 1.0
         server.start()
-        assert trigger(client, "echo")["status"] == "queued"
+        assert trigger(client, "echo")["status"] == RunStatus.QUEUED
     finally:
         server.stop()
 
@@ -120,7 +121,7 @@ def test_enqueue_raising_during_construction_never_leaves_the_slot_held(config):
     assert resp.status_code == 503
     assert active_run_id(client, "echo") is None
     run = only_run(client, "echo")
-    assert run["status"] == "failed" and run["error_type"] == "enqueue_failed"
+    assert run["status"] == RunStatus.FAILED and run["error_type"] == ErrorType.ENQUEUE_FAILED
 
 
 def test_enqueue_raising_anything_frees_the_slot(config):
@@ -140,8 +141,8 @@ def test_enqueue_raising_anything_frees_the_slot(config):
     client = app.test_client()
     assert active_run_id(client, "echo") is None
     run = run_of(client, only_run(client, "echo")["run_id"])
-    assert run["status"] == "failed" and "serializer exploded" in run["error"]
-    assert isinstance(service.tracker, Tracker)
+    assert run["status"] == RunStatus.FAILED and "serializer exploded" in run["error"]
+    assert isinstance(service.store, RunStore)
 
 
 def test_cancel_with_the_broker_down_still_cancels_and_frees(config):
@@ -152,7 +153,7 @@ def test_cancel_with_the_broker_down_still_cancels_and_frees(config):
         rid = trigger(client, "echo")["run_id"]
         broker.stop()
         resp, took = timed_post(client, f"/api/test-runs/{rid}/cancel")
-        assert resp.status_code == 202 and resp.get_json()["status"] == "cancelled"
+        assert resp.status_code == 202 and resp.get_json()["status"] == RunStatus.CANCELLED
         assert took < 1.0
         assert active_run_id(client, "echo") is None
     finally:

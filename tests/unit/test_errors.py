@@ -1,0 +1,50 @@
+"""The error tree: every error the API can return, its stable code and HTTP status, in one
+table (the README's bad-input table rests on it)."""
+
+from __future__ import annotations
+
+from worker.errors import (
+    Dependency,
+    InvalidRequest,
+    PayloadTooLarge,
+    QueueUnavailable,
+    RunFinished,
+    RunInProgress,
+    RunNotFound,
+    TestRunError,
+    Unauthorized,
+    WorkflowNotFound,
+)
+from worker.runs import Run
+from worker.status import RunStatus
+
+TABLE = {
+    InvalidRequest: ("invalid_request", 400),
+    Unauthorized: ("unauthorized", 401),
+    PayloadTooLarge: ("payload_too_large", 413),
+    WorkflowNotFound: ("workflow_not_found", 404),
+    RunNotFound: ("test_run_not_found", 404),
+    RunInProgress: ("test_run_in_progress", 409),
+    RunFinished: ("test_run_finished", 409),
+    QueueUnavailable: ("queue_unavailable", 503),
+}
+
+
+def test_every_error_has_its_code_and_status():
+    assert set(TestRunError.__subclasses__()) == set(TABLE)
+    for cls, (code, status) in TABLE.items():
+        assert (cls.code, cls.http_status) == (code, status), cls
+
+
+def test_errors_carry_their_data_into_the_body():
+    run = Run(run_id="e-" + "0" * 32, workflow_id="e", status=RunStatus.CANCELLED)
+    assert RunFinished(run).body() == {
+        "error": "test_run_finished",
+        "message": f"test run {run.run_id} already ended: {RunStatus.CANCELLED}",
+        "run_id": run.run_id, "status": RunStatus.CANCELLED}
+    busy = RunInProgress("e", run.run_id)
+    assert busy.body()["run_id"] == run.run_id and busy.links_run
+    down = QueueUnavailable(Dependency.BROKER, ConnectionRefusedError("refused"))
+    assert down.body()["what"] == "broker" and down.http_status == 503
+    assert InvalidRequest("bad", field="limit").body() == {
+        "error": "invalid_request", "message": "bad", "field": "limit"}

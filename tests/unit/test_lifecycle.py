@@ -1,0 +1,57 @@
+"""Lifecycle hooks: every subscriber hears every event, and one that raises never breaks the
+lifecycle (nor keeps the others from hearing it)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from worker.lifecycle import EVENTS, Lifecycle, LifecycleHooks, LogHooks
+from worker.status import ReleaseReason
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Broken(LifecycleHooks):
+    def admitted(self, run_id: str, workflow_id: str) -> None:
+        raise RuntimeError("subscriber bug")
+
+
+class Recorder(LifecycleHooks):
+    def __init__(self) -> None:
+        self.heard: list[tuple] = []
+
+    def admitted(self, run_id: str, workflow_id: str) -> None:
+        self.heard.append((self.admitted.__name__, run_id, workflow_id))
+
+    def forced(self, run_id: str, workflow_id: str, reason: ReleaseReason) -> None:
+        self.heard.append((self.forced.__name__, run_id, workflow_id, reason))
+
+
+def test_a_subscriber_that_raises_does_not_break_the_others(caplog):
+    recorder = Recorder()
+    hooks = Lifecycle(Broken(), recorder)
+    with caplog.at_level(logging.ERROR, logger="worker.lifecycle"):
+        hooks.admitted("r1", "w")
+    hooks.forced("r2", "w", ReleaseReason.FORCED)
+    hooks.cancelled("r3", "w")  # nobody overrides it: a no-op, not an error
+    assert recorder.heard == [(Recorder.admitted.__name__, "r1", "w"),
+                              (Recorder.forced.__name__, "r2", "w", ReleaseReason.FORCED)]
+    assert "failed on admitted" in caplog.text
+
+
+def test_the_log_subscriber_writes_one_line_per_event_with_its_fields(caplog):
+    with caplog.at_level(logging.INFO, logger="worker.lifecycle"):
+        LogHooks().took_over("old", "w", "new", ReleaseReason.REPLACED)
+    record = caplog.records[-1]
+    assert record.getMessage() == (
+        "test run took_over run_id=old workflow_id=w by_run_id=new reason=replaced")
+    assert record.event == "took_over" and record.run_id == "old"
+
+
+def test_every_event_is_raised_somewhere_fanned_out_and_logged():
+    source = "".join(p.read_text() for p in ROOT.glob("worker/**/*.py"))
+    for name in EVENTS:
+        assert f"lifecycle.{name}(" in source, f"no code raises {name}"
+        assert getattr(Lifecycle, name) is not getattr(LifecycleHooks, name)
+        assert getattr(LogHooks, name) is not getattr(LifecycleHooks, name)

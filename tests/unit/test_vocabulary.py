@@ -1,0 +1,60 @@
+"""One vocabulary: statuses, error types and release reasons are spelled only in
+worker/status.py. The Lua gets them from the generated prelude; no other module, script or test
+spells one as a bare string (a typo there would be a silent new status)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from worker import lua
+from worker.errors import TestRunError
+from worker.status import TERMINAL, ErrorType, ReleaseReason, RunStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: API error codes are a contract of their own (the JSON `error` field), and `error` is also a
+#: JSON key: those two spellings are not the vocabulary's.
+_API_WORDS = {"error"} | {cls.code for cls in (TestRunError, *TestRunError.__subclasses__())}
+VOCABULARY = ({s.value for s in RunStatus}
+              | ({e.value for e in ErrorType} | {r.value for r in ReleaseReason}) - _API_WORDS)
+QUOTED = re.compile(r"""(?P<q>['"])(?P<word>[a-z_]+)(?P=q)""")
+
+
+def sources() -> list[Path]:
+    paths = [*ROOT.glob("worker/**/*.py"), *ROOT.glob("worker/**/*.lua"),
+             *ROOT.glob("web/**/*.py"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("bench/*.py")]
+    return [p for p in paths if p.name != "status.py" and p != Path(__file__)]
+
+
+def test_no_module_script_or_test_spells_the_vocabulary():
+    offences = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in sources()
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if any(m["word"] in VOCABULARY for m in QUOTED.finditer(line))
+    ]
+    assert not offences, "\n".join(offences)
+
+
+@pytest.mark.parametrize("table, enum", [("STATUS", RunStatus), ("ERROR", ErrorType),
+                                         ("REASON", ReleaseReason)])
+def test_the_lua_prelude_is_generated_from_the_enums(table, enum):
+    prelude = lua.prelude()
+    line = next(x for x in prelude.splitlines() if x.startswith(f"local {table} ="))
+    for member in enum:
+        assert f"{member.name}='{member.value}'" in line
+    terminal = next(x for x in prelude.splitlines() if x.startswith("local TERMINAL ="))
+    assert sorted(re.findall(r"\['([a-z_]+)'\]=true", terminal)) == sorted(TERMINAL)
+
+
+def test_every_script_opens_with_a_header_naming_its_keys_argv_and_replies():
+    for script in lua.ALL:
+        text = (ROOT / "worker" / "lua" / f"{script.name}.lua").read_text()
+        header = "\n".join(line for line in text.splitlines() if line.startswith("--"))
+        assert text.startswith(f"-- {script.name}.lua:"), script.name
+        assert "KEYS[1]" in header and "ARGV[1]" in header, script.name
+        assert "Replies:" in header or "Reply:" in header, script.name
+        assert "Safe to repeat" in header, script.name

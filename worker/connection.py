@@ -1,0 +1,37 @@
+"""The Redis client for slots and run records, built from Settings in one place.
+
+Timeouts and retries are chosen so an outage answers 503 fast instead of stalling a request
+thread (redis-py 8 retries 10 times with backoff by default, ~4 s per call while Redis is
+down), and the pool blocks for a free connection instead of raising (redis-py 8 caps a pool at
+100 and raises `MaxConnectionsError`, a 500, under a burst of threaded requests).
+"""
+
+from __future__ import annotations
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .settings import Settings
+
+#: connections per process; a gthread web process has at most `threads` requests at once
+MAX_CONNECTIONS = 64
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """A client with its own pool. Build it lazily in the process that uses it: a connection
+    shared across a fork (gunicorn --preload, Celery's prefork pool) corrupts replies."""
+    read_timeout = max(1.0, settings.io_timeout * 2)
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.result_backend,
+        max_connections=MAX_CONNECTIONS,
+        timeout=read_timeout,  # wait this long for a free connection
+        socket_connect_timeout=settings.io_timeout,
+        socket_timeout=read_timeout,
+        health_check_interval=30,
+        decode_responses=True,
+        # one immediate retry survives a connection dropped by a Redis restart; more would turn
+        # an outage into multi-second stalls
+        retry=Retry(NoBackoff(), 1),
+    )
+    return redis.Redis(connection_pool=pool)

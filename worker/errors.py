@@ -1,0 +1,168 @@
+"""Every error the service raises, in three small trees:
+
+- `TestRunError`: what a caller of the service (the HTTP API, the CLI) is told. Each class
+  carries a stable `code` and the HTTP status it maps to; its keyword data goes into the JSON
+  body. The web renders any of them with one handler (web/errors.py).
+- `RunFailure`: how a run's body failed in a way the worker classifies itself; each carries
+  the `error_type` recorded on the run (worker/outcomes.py).
+- `SettingsError`: a setting the service cannot run with.
+
+"Redis or the broker is unreachable" becomes `QueueUnavailable` in exactly one place:
+`unavailable_on_outage()` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import redis
+
+from .runs import Run
+from .status import ErrorType
+
+
+class TestRunError(Exception):
+    """Base of what the service tells its callers; never raised itself."""
+
+    __test__ = False  # not a pytest class
+    code: ClassVar[str] = "invalid_request"
+    http_status: ClassVar[int] = 400
+    #: the body gains `status_url` (the run's read route) for `data["run_id"]`
+    links_run: ClassVar[bool] = False
+
+    def __init__(self, message: str, **data: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.data}
+
+
+class InvalidRequest(TestRunError):
+    code, http_status = "invalid_request", 400
+
+
+class Unauthorized(TestRunError):
+    code, http_status = "unauthorized", 401
+
+
+class PayloadTooLarge(TestRunError):
+    code, http_status = "payload_too_large", 413
+
+
+class WorkflowNotFound(TestRunError):
+    code, http_status = "workflow_not_found", 404
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"no workflow {workflow_id!r}", workflow_id=workflow_id)
+        self.workflow_id = workflow_id
+
+
+class RunNotFound(TestRunError):
+    code, http_status = "test_run_not_found", 404
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no test run {run_id!r}", run_id=run_id)
+        self.run_id = run_id
+
+
+class RunInProgress(TestRunError):
+    code, http_status = "test_run_in_progress", 409
+    links_run = True
+
+    def __init__(self, workflow_id: str, run_id: str) -> None:
+        super().__init__(f"workflow {workflow_id!r} already has a test run in progress",
+                         run_id=run_id)
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+
+
+class RunFinished(TestRunError):
+    """The run already reached a terminal status, which never changes."""
+
+    code, http_status = "test_run_finished", 409
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(f"test run {run.run_id} already ended: {run.status.value}",
+                         run_id=run.run_id, status=run.status.value)
+        self.run = run
+
+
+class Dependency(StrEnum):
+    """What could not be reached: the `what` of a 503."""
+
+    REDIS = "redis"
+    BROKER = "broker"
+
+
+class QueueUnavailable(TestRunError):
+    """Redis or the broker could not be reached (or refused the publish)."""
+
+    code, http_status = "queue_unavailable", 503
+
+    def __init__(self, what: Dependency, cause: BaseException) -> None:
+        super().__init__(f"cannot reach {what.value}: {type(cause).__name__}: {cause}",
+                         what=what.value)
+        self.what = what
+        self.cause = cause
+
+
+#: What "unreachable" means for a Redis call: any client error, or the socket's own.
+REDIS_OUTAGES: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+
+
+@contextmanager
+def unavailable_on_outage(what: Dependency = Dependency.REDIS) -> Iterator[None]:
+    """The one mapping from an unreachable Redis to `QueueUnavailable` (a 503); anything else
+    is a bug and stays what it is."""
+    try:
+        yield
+    except REDIS_OUTAGES as exc:
+        raise QueueUnavailable(what, exc) from exc
+
+
+class RunFailure(Exception):
+    """A run failed for a reason the worker names itself (not the body's own exception)."""
+
+    error_type: ClassVar[ErrorType] = ErrorType.ERROR
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # picklable as itself across the pool: Celery otherwise wraps it and the type is lost
+        return type(self), self.args
+
+
+class WorkflowUnavailable(RunFailure):
+    """The worker has no workflow with this id (WORKFLOW_MODULES differ from the web's?)."""
+
+    error_type = ErrorType.WORKFLOW_NOT_FOUND
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(workflow_id)
+        self.workflow_id = workflow_id
+
+    def __str__(self) -> str:
+        return f"this worker has no workflow {self.workflow_id!r}"
+
+
+class InvalidResult(RunFailure):
+    error_type = ErrorType.INVALID_RESULT
+
+    def __init__(self, workflow_id: str, detail: str) -> None:
+        super().__init__(workflow_id, detail)
+        self.workflow_id = workflow_id
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"workflow {self.workflow_id!r} returned a value that is not JSON: {self.detail}"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with; the message names the variable."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable

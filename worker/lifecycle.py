@@ -1,0 +1,114 @@
+"""Lifecycle hooks: one method per thing that happens to a test run, with typed arguments.
+
+The store, the service, the signal handlers and the heartbeat call `lifecycle.<event>(…)`;
+subscribers (logging here, metrics next) implement the methods they care about. A subscriber
+that raises never breaks the lifecycle: the error is logged and the next subscriber runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+from .status import ErrorType, ReleaseReason, RunStatus
+
+logger = logging.getLogger("worker.lifecycle")
+
+
+class LifecycleHooks:
+    """The interface: every method a no-op, so a subscriber overrides only what it needs."""
+
+    def admitted(self, run_id: str, workflow_id: str) -> None:
+        """A trigger took the slot and wrote the queued record."""
+
+    def conflict(self, run_id: str, workflow_id: str) -> None:
+        """A trigger found `run_id` holding the slot (409)."""
+
+    def took_over(self, run_id: str, workflow_id: str, by_run_id: str,
+                  reason: ReleaseReason) -> None:
+        """`by_run_id` took the slot from `run_id` (RECLAIMED: it had ended; REPLACED)."""
+
+    def enqueue_failed(self, run_id: str, workflow_id: str, error: str) -> None:
+        """The publish failed after the slot was taken; the slot is being freed."""
+
+    def started(self, run_id: str, workflow_id: str, worker: str) -> None:
+        """The start check passed: the body is about to run."""
+
+    def refused(self, run_id: str, workflow_id: str, status: RunStatus | None) -> None:
+        """A delivered message must not execute (status None: no record)."""
+
+    def finished(self, run_id: str, workflow_id: str, status: RunStatus,
+                 error_type: ErrorType | None) -> None:
+        """An outcome was recorded: the run is terminal."""
+
+    def released(self, run_id: str, workflow_id: str, reason: ReleaseReason) -> None:
+        """The run's slot was freed by recording its outcome."""
+
+    def cancelled(self, run_id: str, workflow_id: str) -> None:
+        """A cancel was recorded (its slot is free)."""
+
+    def stopped(self, run_id: str, workflow_id: str, pid: int, why: str) -> None:
+        """The worker killed a run's process: it ended over its head, or it was fenced."""
+
+    def forced(self, run_id: str, workflow_id: str, reason: ReleaseReason) -> None:
+        """An operator freed the slot `run_id` held."""
+
+
+class LogHooks(LifecycleHooks):
+    """Every lifecycle event as one INFO line on `worker.lifecycle`: `test run <event> k=v …`,
+    with `event` and every argument also on the record (`extra`) for structured handlers.
+    Its methods are generated from LifecycleHooks below, so a new event is logged as is."""
+
+    def log(self, event: str, **fields: Any) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        details = " ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
+        logger.info("test run %s %s", event, details, extra={"event": event, **fields})
+
+
+class Lifecycle(LifecycleHooks):
+    """Fans each event out to every subscriber, in order; one that raises is logged."""
+
+    def __init__(self, *subscribers: LifecycleHooks) -> None:
+        self._subscribers: list[LifecycleHooks] = list(subscribers)
+
+    def subscribe(self, subscriber: LifecycleHooks) -> None:
+        if subscriber not in self._subscribers:
+            self._subscribers.append(subscriber)
+
+    def unsubscribe(self, subscriber: LifecycleHooks) -> None:
+        if subscriber in self._subscribers:
+            self._subscribers.remove(subscriber)
+
+
+def _log_event(name: str) -> Any:
+    params = list(inspect.signature(getattr(LifecycleHooks, name)).parameters)[1:]
+
+    def log(self: LogHooks, *args: Any, **kwargs: Any) -> None:
+        self.log(name, **dict(zip(params, args, strict=False)), **kwargs)
+
+    return log
+
+
+def _fan_out(name: str) -> Any:
+    def dispatch(self: Lifecycle, *args: Any, **kwargs: Any) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                getattr(subscriber, name)(*args, **kwargs)
+            except Exception:  # noqa: BLE001 - a subscriber never breaks the lifecycle
+                logger.exception("lifecycle subscriber %r failed on %s", subscriber, name)
+
+    dispatch.__name__ = name
+    dispatch.__doc__ = getattr(LifecycleHooks, name).__doc__
+    return dispatch
+
+
+EVENTS = [name for name, member in vars(LifecycleHooks).items()
+          if callable(member) and not name.startswith("_")]
+for _name in EVENTS:
+    setattr(LogHooks, _name, _log_event(_name))
+    setattr(Lifecycle, _name, _fan_out(_name))
+
+#: The process's lifecycle: logging is always subscribed; metrics subscribe when enabled.
+lifecycle = Lifecycle(LogHooks())

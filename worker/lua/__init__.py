@@ -1,0 +1,298 @@
+"""The Lua scripts (`*.lua` beside this file) and one typed wrapper per script.
+
+Every change of a slot or of a run's status happens inside one of these scripts, atomically;
+each touches only keys of one workflow (one hash tag), so it is atomic on a cluster too. A
+script's header lists its KEYS, ARGV and every reply; its wrapper here builds the arguments
+from typed values and turns the reply into a typed value, so nothing else indexes a reply.
+
+A script's source is: the vocabulary generated from `worker/status.py` and the reply enums
+below (`STATUS.RUNNING`, `REASON.REPLACED`, `TERMINAL[status]`, `ADMIT.CONFLICT`, …; an unknown
+member is an error, not a silent nil), then `lib.lua` (`release()`: the one place a slot is
+freed), then the script's own file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+import redis
+from redis.commands.core import Script
+
+from ..keys import Keys
+from ..runs import Run
+from ..status import TERMINAL, ConflictPolicy, ErrorType, ReleaseReason, RunStatus
+
+HERE = Path(__file__).parent
+
+
+class AdmitReply(StrEnum):
+    ADMITTED = "admitted"
+    EXISTING = "existing"
+    CONFLICT = "conflict"
+
+
+class StartReply(StrEnum):
+    STARTED = "started"
+    REFUSED = "refused"
+    MISSING = "missing"
+
+
+class FinishReply(StrEnum):
+    FINISHED = "finished"
+    UNCHANGED = "unchanged"
+    MISSING = "missing"
+
+
+class FinishMode(StrEnum):
+    """Who is finishing the run; see finish.lua's header."""
+
+    OUTCOME = "outcome"
+    CANCEL = "cancel"
+    QUEUED_ONLY = "queued_only"
+
+
+class BeatVerdict(StrEnum):
+    RENEWED = "renewed"
+    REACQUIRED = "reacquired"
+    NOT_OURS = "not_ours"
+    TERMINAL = "terminal"
+    NOT_STARTED = "not_started"
+
+
+#: Lua table name → the enum it is generated from.
+VOCABULARY: dict[str, type[Enum]] = {
+    "STATUS": RunStatus, "ERROR": ErrorType, "REASON": ReleaseReason, "POLICY": ConflictPolicy,
+    "ADMIT": AdmitReply, "START": StartReply, "FINISH": FinishReply, "FINISH_MODE": FinishMode,
+    "BEAT": BeatVerdict,
+}
+
+
+def _lua_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@cache
+def prelude() -> str:
+    """The vocabulary as Lua tables; reading a member a table lacks raises inside Redis."""
+    lines = [
+        "-- generated from worker/status.py and worker/lua/__init__.py when loaded",
+        "local function enum(name, members)",
+        "  return setmetatable(members, {__index = function(_, key)",
+        "    error(name .. ' has no member ' .. tostring(key)) end})",
+        "end",
+    ]
+    for table, members in VOCABULARY.items():
+        body = ", ".join(f"{m.name}={_lua_string(m.value)}" for m in members)
+        lines.append(f"local {table} = enum('{table}', {{{body}}})")
+    terminal = ", ".join(f"[{_lua_string(s.value)}]=true" for s in sorted(TERMINAL))
+    lines.append(f"local TERMINAL = {{{terminal}}}")
+    return "\n".join(lines) + "\n"
+
+
+@cache
+def source(name: str) -> str:
+    """The full text Redis runs for `<name>.lua`."""
+    return prelude() + (HERE / "lib.lua").read_text() + (HERE / f"{name}.lua").read_text()
+
+
+def _run(snapshot: Any) -> Run | None:
+    """A run from a script's `{HGETALL, log lines}`."""
+    if not snapshot:
+        return None
+    flat, logs = snapshot
+    return Run.from_redis(dict(zip(flat[::2], flat[1::2], strict=True)), logs)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class LuaScript:
+    """One script, registered on a client (EVALSHA, loaded again on NOSCRIPT)."""
+
+    name: ClassVar[str]
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._script: Script = client.register_script(source(self.name))
+
+    def load(self) -> None:
+        """SCRIPT LOAD now, so the first call is one EVALSHA (no NOSCRIPT round trip)."""
+        self._script.sha = self._script.registered_client.script_load(self._script.script)
+
+    def _call(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
+        return self._script(keys=keys, args=args, client=client)
+
+
+# -- admit.lua ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Admitted:
+    """The new run holds the slot; `previous_holder` is the run it took the slot from, and
+    `previous_release` how (RECLAIMED: that run had ended; REPLACED: on_conflict=replace)."""
+
+    run_id: str
+    created_ms: int
+    previous_holder: str | None = None
+    previous_release: ReleaseReason | None = None
+
+
+@dataclass(frozen=True)
+class AlreadyAdmitted:
+    """The Idempotency-Key already admitted this run: nothing was written."""
+
+    run_id: str
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Another live run holds the slot (on_conflict=reject): nothing was written."""
+
+    holder: str
+
+
+AdmitResult = Admitted | AlreadyAdmitted | Busy
+
+
+class Admit(LuaScript):
+    name = "admit"
+
+    def __call__(self, keys: Keys, workflow_id: str, run_id: str, input: Any, *,
+                 lease_ms: int, retention_s: int, on_conflict: ConflictPolicy,
+                 idempotency_key: str | None) -> AdmitResult:
+        reply = self._call([
+            keys.slot(workflow_id), keys.run(workflow_id, run_id), keys.index(workflow_id),
+            keys.idempotency(workflow_id, idempotency_key or "-"),
+        ], [
+            run_id, workflow_id, _compact(input), lease_ms, retention_s, on_conflict.value,
+            keys.run_prefix(workflow_id), "1" if idempotency_key else "0",
+        ])
+        kind = AdmitReply(reply[0])
+        if kind is AdmitReply.CONFLICT:
+            return Busy(reply[1])
+        if kind is AdmitReply.EXISTING:
+            return AlreadyAdmitted(reply[1])
+        return Admitted(reply[1], int(reply[4]), reply[2] or None,
+                        ReleaseReason(reply[3]) if reply[3] else None)
+
+
+# -- start.lua ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Started:
+    input: Any
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The run must not execute; `status` is what it is now (None: no record)."""
+
+    status: RunStatus | None
+
+
+class Start(LuaScript):
+    name = "start"
+
+    def __call__(self, keys: Keys, workflow_id: str, run_id: str, *, worker: str, pid: int,
+                 lease_ms: int, queue_timeout_ms: int) -> Started | Refused:
+        reply = self._call([keys.slot(workflow_id), keys.run(workflow_id, run_id)],
+                           [run_id, worker, lease_ms, queue_timeout_ms, pid])
+        kind = StartReply(reply[0])
+        if kind is StartReply.STARTED:
+            return Started(json.loads(reply[1]))
+        return Refused(RunStatus(reply[1]) if kind is StartReply.REFUSED else None)
+
+
+# -- finish.lua ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Finished:
+    """`ended`: this call ended the run (else it had ended already, or was missing).
+    `status`: the run's status before this call when it ended it, else as it stays.
+    `released`: this call freed the slot. `run`: the record (CANCEL mode only)."""
+
+    reply: FinishReply
+    status: RunStatus | None = None
+    released: bool = False
+    run: Run | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.reply is FinishReply.FINISHED
+
+
+class Finish(LuaScript):
+    name = "finish"
+
+    def __call__(self, keys: Keys, workflow_id: str, run_id: str, *, status: RunStatus,
+                 error_type: ErrorType | None, error: str | None, result_json: str,
+                 reason: ReleaseReason, worker: str | None, retention_s: int,
+                 mode: FinishMode) -> Finished:
+        reply = self._call([
+            keys.slot(workflow_id), keys.run(workflow_id, run_id), keys.logs(workflow_id, run_id),
+        ], [
+            run_id, workflow_id, status.value, error_type.value if error_type else "",
+            error or "", result_json, reason.value, worker or "", retention_s, mode.value,
+        ])
+        kind = FinishReply(reply[0])
+        if kind is FinishReply.MISSING:
+            return Finished(kind)
+        return Finished(kind, RunStatus(reply[1]) if reply[1] else None, bool(reply[2]),
+                        _run(reply[3]) if len(reply) > 3 else None)
+
+
+# -- read.lua -----------------------------------------------------------------------------------
+
+class Read(LuaScript):
+    name = "read"
+
+    def __call__(self, keys: Keys, workflow_id: str, run_id: str,
+                 client: Any = None) -> Run | None:
+        return self.decode(self.queue(keys, workflow_id, run_id, client))
+
+    def queue(self, keys: Keys, workflow_id: str, run_id: str, client: Any = None) -> Any:
+        """Run (or, on a pipeline, queue) the read; `decode` turns its reply into a Run."""
+        return self._call([keys.slot(workflow_id), keys.run(workflow_id, run_id),
+                           keys.logs(workflow_id, run_id)], [run_id], client)
+
+    @staticmethod
+    def decode(reply: Any) -> Run | None:
+        return _run(reply)
+
+
+# -- heartbeat.lua ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Beat:
+    verdict: BeatVerdict
+    status: RunStatus | None = None
+
+
+class Heartbeat(LuaScript):
+    name = "heartbeat"
+
+    def __call__(self, keys: Keys, workflow_id: str, run_id: str, *, worker: str, pid: int,
+                 ttl_ms: int, retention_s: int) -> Beat:
+        reply = self._call([keys.slot(workflow_id), keys.run(workflow_id, run_id)],
+                           [run_id, workflow_id, ttl_ms, worker, retention_s, pid])
+        return Beat(BeatVerdict(reply[0]), RunStatus(reply[1]) if len(reply) > 1 else None)
+
+
+# -- force_release.lua --------------------------------------------------------------------------
+
+class ForceRelease(LuaScript):
+    name = "force_release"
+
+    def __call__(self, keys: Keys, workflow_id: str, *, reason: ReleaseReason,
+                 expected: str | None) -> str | None:
+        """The run whose slot this freed, or None."""
+        holder = self._call([keys.slot(workflow_id)],
+                            [keys.run_prefix(workflow_id), reason.value, expected or ""])
+        return str(holder) if holder else None
+
+
+ALL: tuple[type[LuaScript], ...] = (Admit, Start, Finish, Read, Heartbeat, ForceRelease)

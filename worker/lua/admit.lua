@@ -1,0 +1,76 @@
+-- admit.lua: take a workflow's slot for a new run and write the run's queued record, in one
+-- atomic step (the trigger's first round trip; the publish follows).
+--
+-- KEYS[1]  slot          <prefix>:{<workflow>}:slot        holder's run id, with a TTL (lease)
+-- KEYS[2]  run           <prefix>:{<workflow>}:run:<run>   the new run's record (hash)
+-- KEYS[3]  index         <prefix>:{<workflow>}:runs        run ids by creation time (zset)
+-- KEYS[4]  idempotency   <prefix>:{<workflow>}:idem:<key>  run id admitted under the key
+--                        (any key of the workflow's hash tag when ARGV[8] is '0')
+-- ARGV[1]  run_id        the new run's id
+-- ARGV[2]  workflow_id
+-- ARGV[3]  input         the run's input, JSON text
+-- ARGV[4]  lease_ms      the queued lease: queue timeout + grace
+-- ARGV[5]  retention_s   how long records, the index and idempotency keys are kept
+-- ARGV[6]  on_conflict   POLICY.REJECT or POLICY.REPLACE
+-- ARGV[7]  run_prefix    <prefix>:{<workflow>}:run:  (a holder's record is run_prefix .. id)
+-- ARGV[8]  use_key       '1' when an Idempotency-Key came with the request, else '0'
+--
+-- Replies:
+--   {ADMIT.ADMITTED, run_id, previous_holder, previous_release, created_ms}
+--       the slot is the new run's; previous_holder is '' or the run it took the slot from,
+--       previous_release '' or how (REASON.RECLAIMED: it had ended; REASON.REPLACED)
+--   {ADMIT.EXISTING, run_id}    the idempotency key already admitted run_id: nothing written
+--   {ADMIT.CONFLICT, holder}    another live run holds the slot (POLICY.REJECT): nothing written
+--
+-- Safe to repeat: the same call again (its reply was lost) finds its own run holding the slot
+-- and answers ADMITTED as the first call did, from what that call recorded.
+
+local slot, run, index, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local run_id, workflow_id, input = ARGV[1], ARGV[2], ARGV[3]
+local lease_ms, retention = tonumber(ARGV[4]), tonumber(ARGV[5])
+local on_conflict, run_prefix, use_key = ARGV[6], ARGV[7], ARGV[8]
+
+local holder = redis.call('GET', slot)
+if holder == run_id then
+  local prior = redis.call('HMGET', run, 'previous_holder', 'previous_release', 'created_ms')
+  return {ADMIT.ADMITTED, run_id, prior[1] or '', prior[2] or '', prior[3] or '0'}
+end
+if use_key == '1' then
+  local prior = redis.call('GET', idem)
+  -- a retry after a 503 must be able to start the run the first request could not enqueue
+  if prior and redis.call('HGET', run_prefix .. prior, 'error_type') ~= ERROR.ENQUEUE_FAILED then
+    return {ADMIT.EXISTING, prior}
+  end
+end
+
+local now = now_ms()
+local previous_release = ''
+if holder then
+  local holder_run = run_prefix .. holder
+  local holder_status = redis.call('HGET', holder_run, 'status')
+  if (not holder_status) or TERMINAL[holder_status] then
+    -- proof of death: the holder already ended (a missed signal) or its record is gone
+    release(slot, holder_run, holder, REASON.RECLAIMED, now)
+    previous_release = REASON.RECLAIMED
+  elseif on_conflict == POLICY.REPLACE then
+    record_end(holder_run, STATUS.CANCELLED, ERROR.CANCELLED, 'replaced by test run ' .. run_id,
+      now)
+    release(slot, holder_run, holder, REASON.REPLACED, now)
+    previous_release = REASON.REPLACED
+  else
+    return {ADMIT.CONFLICT, holder}
+  end
+end
+
+redis.call('SET', slot, run_id, 'PX', lease_ms)
+redis.call('HSET', run, 'run_id', run_id, 'workflow_id', workflow_id, 'type', 'test',
+  'status', STATUS.QUEUED, 'created_ms', now, 'input', input)
+if holder then
+  redis.call('HSET', run, 'previous_holder', holder, 'previous_release', previous_release)
+end
+redis.call('EXPIRE', run, retention)
+redis.call('ZADD', index, now, run_id)
+redis.call('ZREMRANGEBYSCORE', index, '-inf', now - retention * 1000)
+redis.call('EXPIRE', index, retention)
+if use_key == '1' then redis.call('SET', idem, run_id, 'EX', retention) end
+return {ADMIT.ADMITTED, run_id, holder or '', previous_release, tostring(now)}

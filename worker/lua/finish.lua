@@ -1,0 +1,76 @@
+-- finish.lua: record how a run ended and free its slot. A terminal status never changes: a
+-- run that already ended keeps its status, and only its slot is released (if it still holds
+-- it), so this is safe to repeat and safe for late signals (Celery sends task_failure twice on
+-- a hard time limit). Safe to repeat: a second call finds the run terminal and changes
+-- nothing but a release that is still due.
+--
+-- KEYS[1]  slot     <prefix>:{<workflow>}:slot
+-- KEYS[2]  run      <prefix>:{<workflow>}:run:<run>
+-- KEYS[3]  logs     <prefix>:{<workflow>}:logs:<run>
+-- ARGV[1]  run_id
+-- ARGV[2]  workflow_id
+-- ARGV[3]  status       the terminal status to record (a STATUS value)
+-- ARGV[4]  error_type   an ERROR value, or ''
+-- ARGV[5]  error        human text, or ''
+-- ARGV[6]  result       the result as JSON text, or '' for none
+-- ARGV[7]  reason       the REASON recorded when this call frees the slot
+-- ARGV[8]  worker       the worker's hostname, or '' (kept if the run has none yet)
+-- ARGV[9]  retention_s  how long the record and its logs are kept from now
+-- ARGV[10] mode         FINISH_MODE.OUTCOME     the worker knows how the run ended; a record
+--                                               Redis lost (restarted empty) is recreated
+--                       FINISH_MODE.CANCEL      a person cancels: a lapsed lease is settled
+--                                               first (expired/lost); a missing record is
+--                                               MISSING; the reply carries the record
+--                       FINISH_MODE.QUEUED_ONLY a message was revoked or expired before it
+--                                               ran: ends the run only if it is still queued
+--                                               (a late duplicate of a running run's message
+--                                               must not end that run)
+--
+-- Replies:
+--   {FINISH.FINISHED, status_before, released [, record]}  this call ended the run;
+--       status_before is what it was ('' if the record was recreated); released is 1 if this
+--       call freed the slot; record ({HGETALL, log lines}) only in CANCEL mode
+--   {FINISH.UNCHANGED, status, released [, record]}  the run had already ended (or, in
+--       QUEUED_ONLY mode, is not queued): status is what it is; released as above
+--   {FINISH.MISSING}   no record, in CANCEL or QUEUED_ONLY mode: nothing written
+
+local slot, run, logs = KEYS[1], KEYS[2], KEYS[3]
+local run_id, workflow_id, status = ARGV[1], ARGV[2], ARGV[3]
+local error_type, err, result = ARGV[4], ARGV[5], ARGV[6]
+local reason, worker, retention, mode = ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10]
+
+local now = now_ms()
+local current = redis.call('HGET', run, 'status')
+if not current then
+  if mode ~= FINISH_MODE.OUTCOME then return {FINISH.MISSING} end
+  -- Redis lost the record (restarted empty): the worker still knows the outcome
+  redis.call('HSET', run, 'run_id', run_id, 'workflow_id', workflow_id, 'type', 'test',
+    'record_lost', '1', 'input', '{}')
+elseif mode ~= FINISH_MODE.OUTCOME then
+  current = settle_lapsed(slot, run, run_id, current, now)
+end
+
+if current and TERMINAL[current] then
+  local released = release(slot, run, run_id, reason, now)
+  if mode == FINISH_MODE.CANCEL then
+    return {FINISH.UNCHANGED, current, released, snapshot(run, logs)}
+  end
+  return {FINISH.UNCHANGED, current, released}
+end
+if mode == FINISH_MODE.QUEUED_ONLY and current ~= STATUS.QUEUED then
+  return {FINISH.UNCHANGED, current, 0}
+end
+
+record_end(run, status, error_type, err, now)
+if result ~= '' then redis.call('HSET', run, 'result', result) end
+if worker ~= '' and redis.call('HEXISTS', run, 'worker') == 0 then
+  redis.call('HSET', run, 'worker', worker)
+end
+local released = release(slot, run, run_id, reason, now)
+redis.call('EXPIRE', run, retention)
+redis.call('EXPIRE', logs, retention)
+if mode == FINISH_MODE.CANCEL then
+  -- the caller answers with the run: hand it back instead of a second round trip
+  return {FINISH.FINISHED, current or '', released, snapshot(run, logs)}
+end
+return {FINISH.FINISHED, current or '', released}

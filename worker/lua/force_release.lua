@@ -1,0 +1,28 @@
+-- force_release.lua: an operator frees a workflow's slot (`testruns release`, and
+-- `testruns reconcile` for holders that already ended). A live holder is recorded cancelled.
+--
+-- KEYS[1]  slot         <prefix>:{<workflow>}:slot
+-- ARGV[1]  run_prefix   <prefix>:{<workflow>}:run:  (the holder's record is run_prefix .. id)
+-- ARGV[2]  reason       the REASON recorded on the holder (REASON.FORCED, REASON.RECLAIMED)
+-- ARGV[3]  expected     free the slot only if this run id holds it; '' = whoever holds it
+--                       (so a check-then-release can never free a newer holder)
+--
+-- Replies:
+--   holder_run_id   the run whose slot this call freed
+--   false (nil)     nothing freed: the slot was free, or held by another than `expected`
+--
+-- Safe to repeat: a second call finds the slot free (or a new holder) and frees nothing.
+
+local slot, run_prefix, reason, expected = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local holder = redis.call('GET', slot)
+if not holder then return false end
+if expected ~= '' and holder ~= expected then return false end
+local run = run_prefix .. holder
+local now = now_ms()
+local status = redis.call('HGET', run, 'status')
+if status and not TERMINAL[status] then
+  record_end(run, STATUS.CANCELLED, ERROR.CANCELLED, 'its slot was released by an operator',
+    now)
+end
+release(slot, run, holder, reason, now)
+return holder

@@ -1,0 +1,62 @@
+-- heartbeat.lua: renew a running run's lease, from the worker's main process, on behalf of
+-- the pool process that started it. Also how a cancel reaches a run whose revoke was lost:
+-- the reply tells the worker the run ended over its head, and the worker kills the process.
+--
+-- KEYS[1]  slot         <prefix>:{<workflow>}:slot
+-- KEYS[2]  run          <prefix>:{<workflow>}:run:<run>
+-- ARGV[1]  run_id
+-- ARGV[2]  workflow_id
+-- ARGV[3]  ttl_ms       the running lease: the heartbeat TTL
+-- ARGV[4]  worker       the Celery worker's hostname
+-- ARGV[5]  retention_s  for a record this call has to recreate
+-- ARGV[6]  pid          the pool process running the body
+--
+-- Replies:
+--   {BEAT.RENEWED}              the lease is extended
+--   {BEAT.REACQUIRED}           the lease had lapsed (Redis was away) and the slot was free:
+--                               taken back, since the run is still executing
+--   {BEAT.NOT_OURS, status}     this worker and pid did not start the run (e.g. a refused
+--                               duplicate delivery): neither renewed nor to be killed
+--   {BEAT.TERMINAL, status}     the run has ended; stop its process if the status says it
+--                               was ended over its head (cancelled, lost, expired)
+--   {BEAT.NOT_STARTED, status}  still queued (not expected from the worker's main process)
+-- A record Redis lost (restarted empty) is written back as running (record_lost=1). A run
+-- whose slot another run took is recorded lost and answers {BEAT.TERMINAL, STATUS.LOST}.
+--
+-- Safe to repeat: renewing twice is renewing; once lost, a run stays lost.
+
+local slot, run = KEYS[1], KEYS[2]
+local run_id, workflow_id, ttl_ms, worker = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local retention, pid = tonumber(ARGV[5]), ARGV[6]
+
+local now = now_ms()
+local status = redis.call('HGET', run, 'status')
+if not status then
+  redis.call('HSET', run, 'run_id', run_id, 'workflow_id', workflow_id, 'type', 'test',
+    'status', STATUS.RUNNING, 'started_ms', now, 'worker', worker, 'pid', pid,
+    'record_lost', '1', 'input', '{}')
+  redis.call('EXPIRE', run, retention)
+  status = STATUS.RUNNING
+end
+-- only the process that started the run speaks for it: a duplicate delivery of the same
+-- message (refused by the start check) must neither renew nor be killed for it
+if redis.call('HGET', run, 'worker') ~= worker or redis.call('HGET', run, 'pid') ~= pid then
+  return {BEAT.NOT_OURS, status}
+end
+if TERMINAL[status] then return {BEAT.TERMINAL, status} end
+if status ~= STATUS.RUNNING then return {BEAT.NOT_STARTED, status} end
+local holder = redis.call('GET', slot)
+if holder == run_id then
+  redis.call('PEXPIRE', slot, ttl_ms)
+  redis.call('HSET', run, 'heartbeat_ms', now)
+  return {BEAT.RENEWED}
+end
+if not holder then
+  redis.call('SET', slot, run_id, 'PX', ttl_ms)
+  redis.call('HSET', run, 'heartbeat_ms', now)
+  return {BEAT.REACQUIRED}
+end
+-- another run holds the slot, so this one must not go on
+record_end(run, STATUS.LOST, ERROR.HEARTBEAT_LOST,
+  'its lease ran out and test run ' .. holder .. ' took the slot', now)
+return {BEAT.TERMINAL, STATUS.LOST}

@@ -1,0 +1,57 @@
+-- lib.lua: functions every script shares. Loaded after the generated vocabulary (STATUS,
+-- ERROR, REASON, POLICY, TERMINAL and the reply tables) and before the script's own body.
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- THE place a slot is freed. Compare-and-delete: frees the slot only if this run holds it,
+-- so a late or repeated release never frees a slot another run holds. Records why and when
+-- on the run. Returns 1 if it freed the slot, 0 if the run did not hold it.
+local function release(slot, run, run_id, reason, now)
+  if redis.call('GET', slot) == run_id then
+    redis.call('DEL', slot)
+    if redis.call('EXISTS', run) == 1 then
+      redis.call('HSET', run, 'release_reason', reason, 'released_ms', now)
+    end
+    return 1
+  end
+  return 0
+end
+
+-- End a run that has not ended: its terminal status, when, and why; with `reason`, also why
+-- and when its slot was freed (when the caller knows it is already gone). One HSET.
+local function record_end(run, status, error_type, err, now, reason)
+  if reason then
+    redis.call('HSET', run, 'status', status, 'finished_ms', now, 'error_type', error_type,
+      'error', err, 'release_reason', reason, 'released_ms', now)
+  else
+    redis.call('HSET', run, 'status', status, 'finished_ms', now, 'error_type', error_type,
+      'error', err)
+  end
+end
+
+-- A queued or running run whose slot is gone (or held by another run) has lost its lease:
+-- record that, once (expired if it never started, lost if it did). Returns the status the
+-- run has now.
+local function settle_lapsed(slot, run, run_id, status, now)
+  if (status == STATUS.QUEUED or status == STATUS.RUNNING)
+      and redis.call('GET', slot) ~= run_id then
+    if status == STATUS.QUEUED then
+      record_end(run, STATUS.EXPIRED, ERROR.QUEUE_TIMEOUT,
+        'no worker started it before its queue lease ran out', now, REASON.LEASE_EXPIRED)
+      return STATUS.EXPIRED
+    end
+    record_end(run, STATUS.LOST, ERROR.HEARTBEAT_LOST,
+      'the worker stopped answering: its lease ran out with no outcome recorded', now,
+      REASON.LEASE_EXPIRED)
+    return STATUS.LOST
+  end
+  return status
+end
+
+-- The run record as a flat HGETALL list plus its log lines, for replies that hand it back.
+local function snapshot(run, logs)
+  return {redis.call('HGETALL', run), redis.call('LRANGE', logs, 0, -1)}
+end

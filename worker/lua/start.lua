@@ -1,0 +1,47 @@
+-- start.lua: the task's start check, run in the pool process before the workflow body. The
+-- run may execute only if its record is still queued, it still holds its slot, and it has
+-- not waited longer than the queue timeout; then it is marked running by this process and its
+-- slot gets the running lease (the heartbeat TTL).
+--
+-- KEYS[1]  slot    <prefix>:{<workflow>}:slot
+-- KEYS[2]  run     <prefix>:{<workflow>}:run:<run>
+-- ARGV[1]  run_id
+-- ARGV[2]  worker            the Celery worker's hostname
+-- ARGV[3]  lease_ms          the running lease: the heartbeat TTL
+-- ARGV[4]  queue_timeout_ms  a run queued longer than this never starts
+-- ARGV[5]  pid               the pool process that will run the body
+--
+-- Replies:
+--   {START.STARTED, input_json}   go ahead (input_json is the run's input)
+--   {START.REFUSED, status}       must not execute; status is what the run is now (a
+--                                 cancelled, superseded, expired or already-started run)
+--   {START.MISSING}               no record (Redis lost it, or it outlived its retention)
+--
+-- Safe to repeat: the same call again from the same worker and pid finds the run running as
+-- this process and answers STARTED again; a duplicate delivery from any other process is
+-- REFUSED.
+
+local slot, run = KEYS[1], KEYS[2]
+local run_id, worker, pid = ARGV[1], ARGV[2], ARGV[5]
+local lease_ms, queue_timeout_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
+
+local status = redis.call('HGET', run, 'status')
+if not status then return {START.MISSING} end
+local now = now_ms()
+status = settle_lapsed(slot, run, run_id, status, now)
+if status == STATUS.RUNNING and redis.call('HGET', run, 'worker') == worker
+    and redis.call('HGET', run, 'pid') == pid then
+  return {START.STARTED, redis.call('HGET', run, 'input') or '{}'}
+end
+if status ~= STATUS.QUEUED then return {START.REFUSED, status} end
+local created = tonumber(redis.call('HGET', run, 'created_ms') or now)
+if now - created > queue_timeout_ms then
+  record_end(run, STATUS.EXPIRED, ERROR.QUEUE_TIMEOUT,
+    'waited longer than the queue timeout for a worker', now)
+  release(slot, run, run_id, REASON.EXPIRED, now)
+  return {START.REFUSED, STATUS.EXPIRED}
+end
+redis.call('HSET', run, 'status', STATUS.RUNNING, 'started_ms', now, 'worker', worker,
+  'heartbeat_ms', now, 'pid', pid)
+redis.call('PEXPIRE', slot, lease_ms)
+return {START.STARTED, redis.call('HGET', run, 'input') or '{}'}

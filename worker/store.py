@@ -1,0 +1,249 @@
+"""The run store: slots, run records and logs in Redis, through the Lua scripts.
+
+The only code that takes or frees a slot or moves a run's status: the web process (admit,
+cancel, read) and the worker (start, heartbeat, finish) both go through `RunStore`, and every
+change is one script call (worker/lua/). Its Redis client is created lazily, once per process:
+never at import, so a gunicorn master or a Celery main process that forks does not share a
+connection with its children.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import redis
+
+from . import lua
+from .connection import redis_client
+from .errors import RunFinished, RunNotFound
+from .keys import Keys, new_run_id, workflow_of
+from .lifecycle import lifecycle
+from .lua import AdmitResult, Admitted, Beat, Busy, FinishMode, Refused, Started
+from .runs import Run
+from .settings import Settings
+from .status import STATUS_RELEASE_REASON, ConflictPolicy, ErrorType, ReleaseReason, RunStatus
+
+#: `finish(result=...)` default: the run has no result (distinct from a result of None)
+NO_RESULT: Any = object()
+
+
+class _Scripts:
+    """The scripts, registered on one client."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.admit = lua.Admit(client)
+        self.start = lua.Start(client)
+        self.finish = lua.Finish(client)
+        self.read = lua.Read(client)
+        self.heartbeat = lua.Heartbeat(client)
+        self.force_release = lua.ForceRelease(client)
+
+    def all(self) -> list[lua.LuaScript]:
+        return [self.admit, self.start, self.finish, self.read, self.heartbeat,
+                self.force_release]
+
+
+class RunStore:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self._lock = threading.Lock()
+        self._client: redis.Redis | None = None
+        self._scripts: _Scripts | None = None
+
+    # -- connection ---------------------------------------------------------------------------
+    @property
+    def redis(self) -> redis.Redis:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    client = redis_client(self.settings)
+                    self._scripts = _Scripts(client)
+                    self._client = client
+        return self._client
+
+    @property
+    def scripts(self) -> _Scripts:
+        self.redis  # noqa: B018 - builds the client and registers the scripts
+        assert self._scripts is not None
+        return self._scripts
+
+    def load_scripts(self) -> None:
+        """Load every script now, so no call pays a NOSCRIPT round trip."""
+        for script in self.scripts.all():
+            script.load()
+
+    def ping(self) -> bool:
+        return bool(self.redis.ping())
+
+    def eviction_warning(self) -> str | None:
+        """A maxmemory policy that may evict slot keys would free slots of live runs."""
+        try:
+            policy = self.redis.config_get("maxmemory-policy").get("maxmemory-policy")
+        except redis.ResponseError as exc:  # CONFIG disabled (managed Redis)
+            return f"could not read maxmemory-policy ({exc}); make sure it is noeviction"
+        if policy and policy != "noeviction":
+            return (f"Redis maxmemory-policy is {policy!r}: under memory pressure it may evict "
+                    "the slot keys of running test runs; set it to 'noeviction'")
+        return None
+
+    # -- admission (web) ----------------------------------------------------------------------
+    def admit(self, workflow_id: str, input: Any, *,
+              on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
+              idempotency_key: str | None = None) -> AdmitResult:
+        """Take the slot and write the queued record in one round trip."""
+        result = self.scripts.admit(
+            self.keys, workflow_id, new_run_id(workflow_id), input,
+            lease_ms=int(self.settings.queued_lease * 1000),
+            retention_s=self.settings.retention, on_conflict=on_conflict,
+            idempotency_key=idempotency_key)
+        if isinstance(result, Admitted):
+            if result.previous_holder and result.previous_release:
+                lifecycle.took_over(result.previous_holder, workflow_id, result.run_id,
+                                    result.previous_release)
+            lifecycle.admitted(result.run_id, workflow_id)
+        elif isinstance(result, Busy):
+            lifecycle.conflict(result.holder, workflow_id)
+        return result
+
+    # -- the task's side (worker) -------------------------------------------------------------
+    def start(self, run_id: str, worker: str | None) -> Started | Refused:
+        """Confirm the run still owns its slot and is queued; mark it running by this
+        process (its pid is what the heartbeat renews for and the hard limit kills)."""
+        workflow_id = self._workflow(run_id)
+        decision = self.scripts.start(
+            self.keys, workflow_id, run_id, worker=worker or "", pid=os.getpid(),
+            lease_ms=int(self.settings.heartbeat_ttl * 1000),
+            queue_timeout_ms=int(self.settings.queue_timeout * 1000))
+        if isinstance(decision, Started):
+            lifecycle.started(run_id, workflow_id, worker or "")
+        else:
+            lifecycle.refused(run_id, workflow_id, decision.status)
+        return decision
+
+    def finish(self, run_id: str, status: RunStatus, *, error_type: ErrorType | None = None,
+               error: str | None = None, result: Any = NO_RESULT,
+               reason: ReleaseReason | None = None, worker: str | None = None,
+               only_if_queued: bool = False) -> bool:
+        """Record an outcome and free the slot; a no-op once the run is terminal (idempotent,
+        as Celery sends task_failure twice on a hard time limit). `only_if_queued` is for a
+        message that was revoked or expired before it ran: a late duplicate of a running run's
+        message must not end that run. True if this call ended it."""
+        mode = FinishMode.QUEUED_ONLY if only_if_queued else FinishMode.OUTCOME
+        return self._finish(run_id, status, error_type, error, result, reason, worker,
+                            mode).ended
+
+    def cancel(self, run_id: str) -> Run:
+        """Mark a run cancelled and free its slot at once; the caller revokes the task."""
+        done = self._finish(run_id, RunStatus.CANCELLED, ErrorType.CANCELLED,
+                            "cancelled by request", NO_RESULT, ReleaseReason.CANCELLED, None,
+                            FinishMode.CANCEL)
+        if done.run is None:
+            raise RunNotFound(run_id)
+        if not done.ended:
+            raise RunFinished(done.run)
+        lifecycle.cancelled(run_id, done.run.workflow_id)
+        return done.run
+
+    def _finish(self, run_id: str, status: RunStatus, error_type: ErrorType | None,
+                error: str | None, result: Any, reason: ReleaseReason | None,
+                worker: str | None, mode: FinishMode) -> lua.Finished:
+        workflow_id = self._workflow(run_id)
+        reason = reason or STATUS_RELEASE_REASON[status]
+        done = self.scripts.finish(
+            self.keys, workflow_id, run_id, status=status, error_type=error_type, error=error,
+            result_json="" if result is NO_RESULT else json.dumps(result, separators=(",", ":")),
+            reason=reason, worker=worker, retention_s=self.settings.retention, mode=mode)
+        if done.ended:
+            lifecycle.finished(run_id, workflow_id, status, error_type)
+            if done.released:
+                lifecycle.released(run_id, workflow_id, reason)
+        return done
+
+    def heartbeat(self, run_id: str, worker: str | None, pid: int) -> Beat:
+        """Renew a running run's lease for the process that started it."""
+        workflow_id = self._workflow(run_id)
+        return self.scripts.heartbeat(
+            self.keys, workflow_id, run_id, worker=worker or "", pid=pid,
+            ttl_ms=int(self.settings.heartbeat_ttl * 1000), retention_s=self.settings.retention)
+
+    def pid_of(self, run_id: str) -> int | None:
+        """The pool process that started the run (recorded by the start check)."""
+        pid = self.redis.hget(self.keys.run(self._workflow(run_id), run_id), "pid")
+        return int(pid) if pid else None
+
+    def append_log(self, run_id: str, line: str) -> None:
+        key = self.keys.logs(self._workflow(run_id), run_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.rpush(key, line)
+        pipe.ltrim(key, -self.settings.max_log_lines, -1)
+        pipe.expire(key, self.settings.retention)
+        pipe.execute()
+
+    # -- reading ------------------------------------------------------------------------------
+    def get(self, run_id: str) -> Run | None:
+        workflow_id = workflow_of(run_id)
+        if workflow_id is None:
+            return None
+        return self.scripts.read(self.keys, workflow_id, run_id)
+
+    def list_runs(self, workflow_id: str, limit: int) -> list[Run]:
+        """The workflow's newest runs first, each read (and settled) by the read script."""
+        run_ids = [str(r) for r in self.redis.zrevrange(self.keys.index(workflow_id), 0,
+                                                          max(0, limit - 1))]
+        if not run_ids:
+            return []
+        read = self.scripts.read
+        pipe = self.redis.pipeline(transaction=False)
+        for run_id in run_ids:
+            read.queue(self.keys, workflow_id, run_id, client=pipe)
+        return [run for run in map(read.decode, pipe.execute()) if run is not None]
+
+    def holders(self, workflow_ids: Iterable[str]) -> dict[str, str | None]:
+        """The run id holding each workflow's slot (one pipeline, no scan)."""
+        ids = list(workflow_ids)
+        if not ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for workflow_id in ids:
+            pipe.get(self.keys.slot(workflow_id))
+        return dict(zip(ids, pipe.execute(), strict=True))
+
+    def slot_ttl_ms(self, workflow_id: str) -> int | None:
+        ttl = self.redis.pttl(self.keys.slot(workflow_id))
+        return ttl if ttl and ttl > 0 else None
+
+    # -- operator -----------------------------------------------------------------------------
+    def force_release(self, workflow_id: str, reason: ReleaseReason = ReleaseReason.FORCED,
+                      *, expected: str | None = None) -> str | None:
+        """Free a workflow's slot, marking a live holder cancelled; with `expected`, only if
+        that run still holds it (so a check-then-release cannot free a newer holder)."""
+        holder = self.scripts.force_release(self.keys, workflow_id, reason=reason,
+                                            expected=expected)
+        if holder:
+            lifecycle.forced(holder, workflow_id, reason)
+        return holder
+
+    def workflows_with(self, kind: str) -> Iterator[str]:
+        """Every workflow that has a key of `kind` (`slot`, `runs`). Operator use only: it
+        SCANs, which no request path may do."""
+        for key in self.redis.scan_iter(match=self.keys.scan_pattern(kind), count=1000):
+            workflow_id = self.keys.workflow_in(str(key), kind)
+            if workflow_id is not None:
+                yield workflow_id
+
+    def run_ids(self, workflow_id: str) -> list[str]:
+        """Every retained run id of a workflow, oldest first (operator use)."""
+        return [str(r) for r in self.redis.zrange(self.keys.index(workflow_id), 0, -1)]
+
+    # -- helpers ------------------------------------------------------------------------------
+    @staticmethod
+    def _workflow(run_id: str) -> str:
+        workflow_id = workflow_of(run_id)
+        if workflow_id is None:
+            raise RunNotFound(run_id)
+        return workflow_id
