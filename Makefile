@@ -24,16 +24,16 @@ run: install
 	@echo "API:    http://$(WEB_BIND)/api/workflows"
 	@echo "Flower: http://$(FLOWER_PORT:%=127.0.0.1:%)/  (user:password $(FLOWER_BASIC_AUTH))"
 	@echo "Try:    curl -X POST http://$(WEB_BIND)/api/workflows/echo/test-runs -d '{\"input\":{\"hi\":1}}'"
-	$(BIN)/python scripts/with_redis.py -- $(BIN)/honcho start
+	$(BIN)/python -m devtools.with_redis -- $(BIN)/honcho start
 
 test: install
-	$(BIN)/python scripts/with_redis.py -- $(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
+	$(BIN)/python -m devtools.with_redis -- $(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
 
 soak: install
-	$(BIN)/python scripts/with_redis.py -- $(BIN)/python -m pytest -m soak -v $(PYTEST_ARGS)
+	$(BIN)/python -m devtools.with_redis -- $(BIN)/python -m pytest -m soak -v $(PYTEST_ARGS)
 
 bench: install
-	$(BIN)/python scripts/with_redis.py -- $(BIN)/python bench/run.py
+	$(BIN)/python -m devtools.with_redis -- $(BIN)/python bench/run.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -17,7 +17,8 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.support.procs import TEST_WORKFLOWS, RedisServer, Worker, wait_for
+from devtools.redis_server import RedisServer
+from tests.support.procs import TEST_WORKFLOWS, Worker, wait_for
 from tests.support.workflows import body_log_key
 from web import create_app
 

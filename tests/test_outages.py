@@ -7,14 +7,14 @@ import time
 
 import pytest
 
+from devtools.redis_server import RedisServer
 from tests.conftest import active_run_id, run_of, trigger
-from tests.support.procs import RedisServer
 from web import create_app
 from worker.tracker import Tracker
 
 
 def closed_port() -> int:
-    from scripts.with_redis import free_port
+    from devtools.redis_server import free_port
 
     return free_port()  # bound and released: nothing listens there
 

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from scripts.with_redis import free_port
+from devtools.redis_server import free_port
 from tests.conftest import ts
 from tests.http import request
 from tests.support.procs import BIN, Proc, base_env, wait_for

