@@ -49,7 +49,7 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy worker web
+	$(BIN)/mypy worker web devtools
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
