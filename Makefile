@@ -4,10 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 LOCK   := requirements.lock
 export PATH := $(CURDIR)/$(BIN):$(PATH)
-WEB_BIND ?= 127.0.0.1:8000
-FLOWER_PORT ?= 5555
-FLOWER_BASIC_AUTH ?= admin:admin
-export WEB_BIND FLOWER_PORT FLOWER_BASIC_AUTH
+# WEB_BIND, FLOWER_PORT, FLOWER_BASIC_AUTH and WORKER_CONCURRENCY pass through from the
+# environment (or `make run WEB_BIND=…`); their defaults live in gunicorn.conf.py,
+# flowerconfig.py and the Procfile.
 
 .PHONY: run test soak bench lint install lock clean
 
@@ -33,9 +32,7 @@ lock: install
 	  --no-emit-index-url --no-emit-find-links $(LOCK_ARGS) --output-file $(LOCK) pyproject.toml
 
 run: install
-	@echo "API:    http://$(WEB_BIND)/api/workflows"
-	@echo "Flower: http://$(FLOWER_PORT:%=127.0.0.1:%)/  (user:password $(FLOWER_BASIC_AUTH))"
-	@echo "Try:    curl -X POST http://$(WEB_BIND)/api/workflows/echo/test-runs -d '{\"input\":{\"hi\":1}}'"
+	@$(BIN)/python -m devtools.banner
 	$(BIN)/python -m devtools.with_redis -- $(BIN)/honcho start
 
 test: install

@@ -10,7 +10,7 @@ import os
 
 # WEB_BIND's default lives here and nowhere else. Always set, so the PORT that honcho gives
 # each process (gunicorn's fallback bind) never applies.
-bind = [os.environ.get("WEB_BIND", "127.0.0.1:8000")]
+bind = [os.environ.get("WEB_BIND") or "127.0.0.1:8000"]  # empty counts as unset
 worker_class = "gthread"
 workers = 2
 threads = 8
