@@ -42,6 +42,7 @@ INSTALL_HINT = (
 
 
 def start_redis(binary: str, port: int, workdir: str) -> subprocess.Popen[bytes]:
+    """Start the session's redis-server; return once it answers, else exit saying why."""
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", workdir, "--daemonize", "no", "--loglevel", "warning"],
