@@ -15,8 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.with_redis import free_port  # noqa: E402
-from tests.support.procs import RedisServer  # noqa: E402
+from devtools.redis_server import RedisServer, free_port  # noqa: E402
 from worker.app import create_celery  # noqa: E402
 from worker.errors import QueueUnavailable, RunInProgress  # noqa: E402
 from worker.service import TestRunService  # noqa: E402

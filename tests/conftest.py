@@ -14,8 +14,9 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from devtools.redis_server import RedisServer
 from tests.support.api import DEFAULT_REDIS_URL, delete_prefix, make_config
-from tests.support.procs import RedisServer, Worker
+from tests.support.procs import Worker
 from web import create_app
 
 

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from devtools.redis_server import RedisServer
 from tests.support.api import (
     active_run_id,
     run_of,
@@ -16,7 +17,7 @@ from tests.support.api import (
     wait_status,
     wait_terminal,
 )
-from tests.support.procs import RedisServer, Worker, alive, wait_for
+from tests.support.procs import Worker, alive, wait_for
 from web import create_app
 from worker.status import TERMINAL, ErrorType, RunStatus
 

@@ -11,13 +11,16 @@ from typing import Any
 import pytest
 
 from tests.support.api import active_run_id, keys_of, run_of, trigger
-from tests.support.procs import ROOT, base_env
+from tests.support.procs import BIN, ROOT, base_env
 from worker.keys import new_run_id
 from worker.status import ErrorType, ReleaseReason, RunStatus
 
+MODULE = [sys.executable, "-m", "worker"]
+CONSOLE_SCRIPT = [str(BIN / "testruns")]
 
-def cli(config: dict[str, str], *args: str) -> Any:
-    proc = subprocess.run([sys.executable, "-m", "worker", *args], env=base_env(config),
+
+def cli(config: dict[str, str], *args: str, program: list[str] = MODULE) -> Any:
+    proc = subprocess.run([*program, *args], env=base_env(config),
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return json.loads(proc.stdout)
@@ -25,8 +28,10 @@ def cli(config: dict[str, str], *args: str) -> Any:
 
 # -- list --------------------------------------------------------------------------------------
 
-def test_list_is_empty_when_no_slot_is_held(config):
-    assert cli(config, "list") == {"slots": []}
+@pytest.mark.parametrize("program", [MODULE, CONSOLE_SCRIPT], ids=["python -m worker",
+                                                                   "testruns"])
+def test_list_is_empty_when_no_slot_is_held(config, program):
+    assert cli(config, "list", program=program) == {"slots": []}
 
 
 def test_list_shows_a_queued_holder(idle_client, config):

