@@ -1,18 +1,26 @@
 """Every error answers as JSON `{"error": "<stable_code>", "message": "…", …data}` with its
-HTTP status: the service's errors (worker/errors.py) by one handler, Flask's own (unknown
-route, wrong method, body too large) by another, and anything unexpected as a 500 that is
-logged."""
+HTTP status. The codes and statuses are the error tree's (worker/errors.py); Flask's own errors
+(unknown route, wrong method, body too large) are mapped onto it, and anything unexpected is a
+logged `internal_error`."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, url_for
+from flask import Flask, Response, current_app, jsonify, url_for
 from werkzeug.exceptions import HTTPException
 
-from worker.errors import TestRunError
+from worker.errors import (
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NoSuchRoute,
+    PayloadTooLarge,
+    TestRunError,
+)
 
-#: Flask/werkzeug statuses → our stable codes
-_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
-               413: "payload_too_large"}
+#: werkzeug's statuses → our errors
+_FROM_HTTP: dict[int, type[TestRunError]] = {
+    400: InvalidRequest, 404: NoSuchRoute, 405: MethodNotAllowed, 413: PayloadTooLarge,
+}
 
 
 def render(exc: TestRunError) -> Response:
@@ -24,24 +32,28 @@ def render(exc: TestRunError) -> Response:
     return resp
 
 
+def _from_http(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    cls = _FROM_HTTP.get(status)
+    if cls is None:  # a werkzeug status we never produce on purpose: pass it through as is
+        resp = jsonify({"error": "http_error", "message": exc.description or exc.name})
+        resp.status_code = status
+        return resp
+    message = exc.description or exc.name
+    if cls is PayloadTooLarge:
+        message = f"request body exceeds {current_app.config['MAX_CONTENT_LENGTH']} bytes"
+    resp = render(cls(message))
+    if cls is MethodNotAllowed and getattr(exc, "valid_methods", None):
+        resp.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+    return resp
+
+
+def _unexpected(exc: Exception) -> Response:
+    current_app.logger.exception("unhandled error")
+    return render(InternalError("internal server error"))
+
+
 def register(app: Flask) -> None:
     app.register_error_handler(TestRunError, render)
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        message = exc.description or exc.name
-        if status == 413:
-            message = f"request body exceeds {app.config['MAX_CONTENT_LENGTH']} bytes"
-        resp = jsonify({"error": _HTTP_CODES.get(status, "http_error"), "message": message})
-        resp.status_code = status
-        if status == 405 and getattr(exc, "valid_methods", None):
-            resp.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
-        return resp
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        app.logger.exception("unhandled error")
-        resp = jsonify({"error": "internal_error", "message": "internal server error"})
-        resp.status_code = 500
-        return resp
+    app.register_error_handler(HTTPException, _from_http)
+    app.register_error_handler(Exception, _unexpected)

@@ -54,6 +54,22 @@ class PayloadTooLarge(TestRunError):
     code, http_status = "payload_too_large", 413
 
 
+class NoSuchRoute(TestRunError):
+    """No route matches the path."""
+
+    code, http_status = "not_found", 404
+
+
+class MethodNotAllowed(TestRunError):
+    code, http_status = "method_not_allowed", 405
+
+
+class InternalError(TestRunError):
+    """A bug: the client is told nothing more; the server log has the traceback."""
+
+    code, http_status = "internal_error", 500
+
+
 class WorkflowNotFound(TestRunError):
     code, http_status = "workflow_not_found", 404
 

@@ -58,7 +58,7 @@ class Run:
 
     @classmethod
     def from_redis(cls, raw: dict[str, str], logs: list[str] | None = None) -> Run:
-        etype = _text(raw, "error_type")
+        error_type = _text(raw, "error_type")
         reason = _text(raw, "release_reason")
         return cls(
             run_id=raw["run_id"],
@@ -70,7 +70,7 @@ class Run:
             input=_json(raw, "input"),
             result=_json(raw, "result"),
             error=_text(raw, "error"),
-            error_type=ErrorType(etype) if etype else None,
+            error_type=ErrorType(error_type) if error_type else None,
             worker=_text(raw, "worker"),
             release_reason=ReleaseReason(reason) if reason else None,
             released_ms=_ms(raw, "released_ms"),

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from worker.errors import (
     Dependency,
+    InternalError,
     InvalidRequest,
+    MethodNotAllowed,
+    NoSuchRoute,
     PayloadTooLarge,
     QueueUnavailable,
     RunFinished,
@@ -27,6 +30,9 @@ TABLE = {
     RunInProgress: ("test_run_in_progress", 409),
     RunFinished: ("test_run_finished", 409),
     QueueUnavailable: ("queue_unavailable", 503),
+    NoSuchRoute: ("not_found", 404),
+    MethodNotAllowed: ("method_not_allowed", 405),
+    InternalError: ("internal_error", 500),
 }
 
 
