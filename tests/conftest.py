@@ -15,9 +15,33 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from devtools.redis_server import RedisServer
+from tests.support import broker as brokers
 from tests.support.api import DEFAULT_REDIS_URL, delete_prefix, make_config
 from tests.support.procs import Worker
 from web import create_app
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`broker_matrix` tests run once per enabled broker (tests/support/broker.py)."""
+    if "broker" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+            "broker_matrix"):
+        metafunc.parametrize("broker", brokers.enabled(), indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def broker(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Settings that pick the broker: none for the tracking Redis itself (the default)."""
+    kind = getattr(request, "param", "redis")
+    if kind == "redis":
+        yield {}
+    elif kind == "redis-broker":
+        server = RedisServer().start()
+        yield {"CELERY_BROKER_URL": server.url}
+        server.stop()
+    else:
+        if not brokers.answers(brokers.AMQP_URL):
+            pytest.skip(f"RabbitMQ does not answer at {brokers.AMQP_URL}: amqp runs skipped")
+        yield {"CELERY_BROKER_URL": brokers.AMQP_URL}
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +56,9 @@ def redis_client() -> redis.Redis:
 
 
 @pytest.fixture(scope="session")
-def session_config(redis_client: redis.Redis) -> Iterator[dict[str, str]]:
-    config = make_config()
+def session_config(redis_client: redis.Redis,
+                   broker: dict[str, str]) -> Iterator[dict[str, str]]:
+    config = make_config(**broker)
     yield config
     delete_prefix(redis_client, config["TEST_RUN_KEY_PREFIX"])
 
@@ -47,9 +72,10 @@ def session_worker(session_config: dict[str, str]) -> Iterator[Worker]:
 
 
 @pytest.fixture
-def config(redis_client: redis.Redis) -> Iterator[dict[str, str]]:
-    """A private prefix and queue for one test (no worker consumes it unless it starts one)."""
-    config = make_config()
+def config(redis_client: redis.Redis, broker: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A private prefix and queue for one test (no worker consumes it unless it starts one),
+    on the broker the test runs against."""
+    config = make_config(**broker)
     yield config
     delete_prefix(redis_client, config["TEST_RUN_KEY_PREFIX"])
 

@@ -21,6 +21,8 @@ from tests.support.procs import Worker, alive, wait_for
 from web import create_app
 from worker.status import TERMINAL, ErrorType, RunStatus
 
+pytestmark = pytest.mark.broker_matrix
+
 
 def wait_recorded_terminal(client, run_id: str, timeout: float) -> dict:
     """Right after an empty restart a run is 404 until its worker writes it back."""

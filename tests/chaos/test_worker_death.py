@@ -14,6 +14,8 @@ from tests.support.procs import Worker, alive, holds_throughout, wait_for
 from web import create_app
 from worker.status import ErrorType, ReleaseReason, RunStatus
 
+pytestmark = pytest.mark.broker_matrix
+
 HEARTBEAT_TTL = 3.0
 
 

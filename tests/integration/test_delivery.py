@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.support.api import (
     active_run_id,
     body_events,
@@ -16,10 +18,13 @@ from tests.support.api import (
     wait_status,
     wait_terminal,
 )
+from tests.support.broker import queued_messages
 from tests.support.procs import Worker, wait_for
 from web import create_app
 from worker.status import RunStatus
 from worker.tasks import TASK_NAME
+
+pytestmark = pytest.mark.broker_matrix
 
 
 def publish_duplicate(app, config: dict[str, str], run_id: str, **options) -> None:
@@ -69,7 +74,7 @@ def test_duplicates_published_while_queued_run_the_body_once(config, idle_app, r
     rid = trigger(client, "probe", {"mode": "succeed"})["run_id"]
     publish_duplicate(idle_app, config, rid)
     publish_duplicate(idle_app, config, rid)
-    assert redis_client.llen(config["TEST_RUN_QUEUE"]) == 3
+    assert queued_messages(config) == 3
     # two pool processes, so two deliveries of the run can race through the start check
     worker = Worker(config, concurrency=2).wait_ready()
     try:

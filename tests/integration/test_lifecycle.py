@@ -6,6 +6,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from tests.support.api import (
     active_run_id,
     body_events,
@@ -17,6 +19,8 @@ from tests.support.api import (
 )
 from tests.support.procs import Worker, alive, wait_for
 from worker.status import ErrorType, ReleaseReason, RunStatus
+
+pytestmark = pytest.mark.broker_matrix
 
 
 def assert_slot_free(client, workflow_id: str) -> None:
