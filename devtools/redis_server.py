@@ -6,6 +6,8 @@ stop, restart or flush a Redis gets its own here, never the shared one on 6379.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import socket
 import subprocess
@@ -16,14 +18,58 @@ from pathlib import Path
 import redis
 
 
-def answers(host: str, port: int, timeout: float = 0.3) -> bool:
-    """True if a Redis answers PING on host:port (a plain socket: no client library needed)."""
+def answers(host: str, port: int, timeout: float = 0.3, password: str | None = None) -> bool:
+    """True if a Redis answers PING on host:port (a plain socket: no client library needed),
+    after AUTH when a password is given."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
+            if password is not None:
+                sock.sendall(_command(b"AUTH", password.encode()))
+                if not sock.recv(64).startswith(b"+OK"):
+                    return False
             sock.sendall(b"PING\r\n")
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def _command(*parts: bytes) -> bytes:
+    """One command in RESP, so a password is sent as data, never parsed as syntax."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
+    return b"".join(out)
+
+
+def server_version(binary: str) -> tuple[int, ...]:
+    """`redis-server --version` as a tuple, e.g. (7, 0, 15); (0,) when it cannot tell."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return (0,)
+    found = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in found.groups()) if found else (0,)
+
+
+def private_config(binary: str, port: int, workdir: str, password: str) -> str:
+    """A config file (mode 0600, in `workdir`) for a Redis only its owner can use: loopback
+    only, a password (in the file, so `ps` never shows it), nothing on disk, and no way to load
+    a module or change where it writes files (Redis 7 refuses MODULE, DEBUG and protected
+    CONFIG SET by default; older servers get MODULE and DEBUG renamed away)."""
+    lines = [f"port {port}", "bind 127.0.0.1", "protected-mode yes", 'save ""',
+             "appendonly no", f"dir {workdir}", "daemonize no", "loglevel warning",
+             f"requirepass {password}"]
+    if server_version(binary) >= (7,):
+        lines += ["enable-module-command no", "enable-debug-command no",
+                  "enable-protected-configs no"]
+    else:
+        lines += ['rename-command MODULE ""', 'rename-command DEBUG ""']
+    path = Path(workdir) / "redis.conf"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return str(path)
 
 
 def redis_binary() -> str | None:

