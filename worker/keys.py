@@ -13,13 +13,15 @@ import uuid
 from dataclasses import dataclass
 
 WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-WORKFLOW_ID_RE = re.compile(WORKFLOW_ID_PATTERN)
-_RUN_ID_RE = re.compile(
-    r"^(?P<workflow>" + WORKFLOW_ID_PATTERN.strip("^$") + r")-(?P<hex>[0-9a-f]{32})$")
+# fullmatch, never match: `$` also matches before a trailing newline ("echo\n" would pass)
+WORKFLOW_ID_RE = re.compile(WORKFLOW_ID_PATTERN.strip("^$"))
+_RUN_ID_RE = re.compile(r"(?P<workflow>" + WORKFLOW_ID_RE.pattern + r")-(?P<hex>[0-9a-f]{32})")
+#: characters a key prefix must not hold: hash-tag braces and SCAN glob syntax
+PREFIX_FORBIDDEN = frozenset("{}*?[]\\")
 
 
 def valid_workflow_id(workflow_id: str) -> bool:
-    return bool(WORKFLOW_ID_RE.match(workflow_id))
+    return WORKFLOW_ID_RE.fullmatch(workflow_id) is not None
 
 
 def new_run_id(workflow_id: str) -> str:
@@ -28,7 +30,7 @@ def new_run_id(workflow_id: str) -> str:
 
 def workflow_of(run_id: str) -> str | None:
     """The workflow id inside a run id, or None when the string is not a run id."""
-    match = _RUN_ID_RE.match(run_id or "")
+    match = _RUN_ID_RE.fullmatch(run_id or "")
     return match.group("workflow") if match else None
 
 

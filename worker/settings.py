@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import SettingsError
+from .keys import PREFIX_FORBIDDEN
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -54,7 +55,8 @@ class Settings:
     #: WORKFLOW_MODULES — comma-separated modules whose import registers workflows.
     workflow_modules: tuple[str, ...] = _env("WORKFLOW_MODULES", ("worker.workflows.examples",))
     #: API_TOKEN — when set, every /api/ request needs `Authorization: Bearer <token>`.
-    #: Never shown in a repr.
+    #: Surrounding whitespace (a stray newline from a secrets file) is stripped. Never shown
+    #: in a repr.
     api_token: str | None = _env("API_TOKEN", None, repr=False)
     #: TEST_RUN_QUEUE — the Celery queue test runs are published to and consumed from.
     queue: str = _env("TEST_RUN_QUEUE", "testruns")
@@ -97,9 +99,7 @@ class Settings:
                 env[key] = str(value)
         values: dict[str, Any] = {}
         for spec in fields(cls):
-            raw = env.get(spec.metadata["env"], "")
-            if spec.name != "api_token":  # a token is taken as given
-                raw = raw.strip()
+            raw = env.get(spec.metadata["env"], "").strip()
             if raw:
                 values[spec.name] = _parse(spec.metadata["env"], raw, spec.default)
         # the broker and the result backend default to REDIS_URL, not to the built-in URL
@@ -115,6 +115,12 @@ class Settings:
                     f"{values[name]!r}: slots and run records live in the result backend, "
                     "which must be Redis",
                 )
+        prefix = values.get("key_prefix", cls.key_prefix)
+        if set(prefix) & PREFIX_FORBIDDEN or any(c.isspace() for c in prefix):
+            raise SettingsError(
+                "TEST_RUN_KEY_PREFIX",
+                f"must not contain whitespace or any of {''.join(sorted(PREFIX_FORBIDDEN))} "
+                f"(they are hash-tag and SCAN pattern syntax), got {prefix!r}")
         time_limit = float(values.get("time_limit", cls.time_limit))
         soft = float(values.setdefault(
             "soft_time_limit", time_limit - min(SOFT_LIMIT_MARGIN, time_limit * 0.2)))

@@ -25,14 +25,15 @@ def test_run_ids_name_their_workflow(workflow_id):
 
 
 @pytest.mark.parametrize("text", ["", "echo", "echo-123", "-" + "0" * 32, "echo-" + "G" * 32,
-                                  "../x-" + "0" * 32, "echo-" + "0" * 33])
+                                  "../x-" + "0" * 32, "echo-" + "0" * 33,
+                                  "echo-" + "0" * 32 + "\n"])
 def test_anything_else_is_not_a_run_id(text):
     assert workflow_of(text) is None
 
 
 @pytest.mark.parametrize("workflow_id, valid", [
     ("echo", True), ("x" * 128, True), ("x" * 129, False), ("-lead", False),
-    ("sp ace", False), ("a/b", False), ("", False), ("a{b}", False),
+    ("sp ace", False), ("a/b", False), ("", False), ("a{b}", False), ("echo\n", False),
 ])
 def test_workflow_ids(workflow_id, valid):
     assert valid_workflow_id(workflow_id) is valid

@@ -39,6 +39,11 @@ def test_layering_env_then_overrides():
     ({"TEST_RUN_TIME_LIMIT": "ten"}, "TEST_RUN_TIME_LIMIT"),
     ({"TEST_RUN_TIME_LIMIT": "-1"}, "TEST_RUN_TIME_LIMIT"),
     ({"TEST_RUN_TIME_LIMIT": "10", "TEST_RUN_SOFT_TIME_LIMIT": "10"}, "TEST_RUN_SOFT_TIME_LIMIT"),
+    ({"TEST_RUN_KEY_PREFIX": "a{b}"}, "TEST_RUN_KEY_PREFIX"),
+    ({"TEST_RUN_KEY_PREFIX": "runs*"}, "TEST_RUN_KEY_PREFIX"),
+    ({"TEST_RUN_KEY_PREFIX": "a?b"}, "TEST_RUN_KEY_PREFIX"),
+    ({"TEST_RUN_KEY_PREFIX": "a[b"}, "TEST_RUN_KEY_PREFIX"),
+    ({"TEST_RUN_KEY_PREFIX": "a b"}, "TEST_RUN_KEY_PREFIX"),
 ])
 def test_bad_values_are_refused_naming_the_variable(env, variable):
     with pytest.raises(SettingsError) as info:
@@ -57,3 +62,9 @@ def test_every_default_is_the_field_default():
     """`from_env` with an empty environment is the dataclass as declared (plus the URLs the
     broker and backend inherit from REDIS_URL)."""
     assert Settings.from_env({}) == Settings()
+
+
+def test_the_api_token_is_stripped():
+    """A token read from a secrets file often ends in a newline the client never sends."""
+    assert Settings.from_env({"API_TOKEN": "  s3cret\n"}).api_token == "s3cret"
+    assert Settings.from_env({"API_TOKEN": " \n"}).api_token is None
