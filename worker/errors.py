@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -22,6 +23,8 @@ import redis
 
 from .runs import Run
 from .status import ErrorType
+
+logger = logging.getLogger(__name__)
 
 
 class TestRunError(Exception):
@@ -116,13 +119,13 @@ class Dependency(StrEnum):
 
 
 class QueueUnavailable(TestRunError):
-    """Redis or the broker could not be reached (or refused the publish)."""
+    """Redis or the broker could not be reached (or refused the publish). The client is told
+    which, in stable words; the cause (hosts, ports, driver text) stays in the server log."""
 
     code, http_status = "queue_unavailable", 503
 
     def __init__(self, what: Dependency, cause: BaseException) -> None:
-        super().__init__(f"cannot reach {what.value}: {type(cause).__name__}: {cause}",
-                         what=what.value)
+        super().__init__(f"{what.value} is unreachable; try again shortly", what=what.value)
         self.what = what
         self.cause = cause
 
@@ -134,10 +137,11 @@ REDIS_OUTAGES: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 @contextmanager
 def unavailable_on_outage(what: Dependency = Dependency.REDIS) -> Iterator[None]:
     """The one mapping from an unreachable Redis to `QueueUnavailable` (a 503); anything else
-    is a bug and stays what it is."""
+    is a bug and stays what it is. The cause is logged here, once."""
     try:
         yield
     except REDIS_OUTAGES as exc:
+        logger.warning("%s unreachable: %s: %s", what.value, type(exc).__name__, exc)
         raise QueueUnavailable(what, exc) from exc
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from kombu.utils.url import maybe_sanitize_url
+
 from .errors import SettingsError
 from .keys import PREFIX_FORBIDDEN
 
@@ -112,8 +114,8 @@ class Settings:
                 raise SettingsError(
                     variable,
                     f"must be a Redis URL (redis://, rediss:// or unix://), got "
-                    f"{values[name]!r}: slots and run records live in the result backend, "
-                    "which must be Redis",
+                    f"{maybe_sanitize_url(values[name])!r}: slots and run records live in the "
+                    "result backend, which must be Redis",
                 )
         prefix = values.get("key_prefix", cls.key_prefix)
         if set(prefix) & PREFIX_FORBIDDEN or any(c.isspace() for c in prefix):

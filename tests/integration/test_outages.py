@@ -3,6 +3,7 @@ leaves a slot held or a run `queued`."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from devtools.redis_server import RedisServer
 from tests.support.api import active_run_id, run_of, trigger
 from web import create_app
+from worker.service import ENQUEUE_FAILED_ERROR
 from worker.status import ErrorType, ReleaseReason, RunStatus
 from worker.store import RunStore
 
@@ -34,8 +36,9 @@ def only_run(client, workflow_id: str) -> dict:
 
 @pytest.mark.parametrize("scheme", ["redis", "amqp"])
 def test_unreachable_broker_is_503_within_a_second_and_frees_the_slot(config, scheme):
-    url = (f"redis://127.0.0.1:{closed_port()}/0" if scheme == "redis"
-           else f"amqp://guest:guest@127.0.0.1:{closed_port()}//")
+    port = closed_port()
+    url = (f"redis://:pw-secret@127.0.0.1:{port}/0" if scheme == "redis"
+           else f"amqp://guest:pw-secret@127.0.0.1:{port}//")
     client = create_app(dict(config, CELERY_BROKER_URL=url)).test_client()
     for _ in range(3):  # the first call and the later ones (Celery's slow path) alike
         resp, took = timed_post(client, "/api/workflows/echo/test-runs", json={"input": {}})
@@ -44,12 +47,23 @@ def test_unreachable_broker_is_503_within_a_second_and_frees_the_slot(config, sc
         assert resp.get_json()["what"] == "broker"
         assert took < 1.0, f"503 took {took:.2f}s"
         assert active_run_id(client, "echo") is None
+        assert_no_internals(resp.get_data(as_text=True), port)
     runs = client.get("/api/workflows/echo/test-runs").get_json()["runs"]
     assert len(runs) == 3
     for run in runs:
         assert run["status"] == RunStatus.FAILED
         assert run["error_type"] == ErrorType.ENQUEUE_FAILED
         assert run["release_reason"] == ReleaseReason.PUBLISH_FAILED
+        assert run["error"] == ENQUEUE_FAILED_ERROR  # kept for days: no hosts, ports, text
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["checks"]["broker"] == "unreachable"
+    assert_no_internals(ready.get_data(as_text=True), port)
+
+
+def assert_no_internals(body: str, port: int) -> None:
+    """What a client sees names no host, port, password or driver error."""
+    for secret in (str(port), "127.0.0.1", "pw-secret", "Error", "refused"):
+        assert secret not in body, (secret, body)
 
 
 def test_idempotent_retry_after_a_503_admits_the_run(config):
@@ -124,8 +138,10 @@ def test_enqueue_raising_during_construction_never_leaves_the_slot_held(config):
     assert run["status"] == RunStatus.FAILED and run["error_type"] == ErrorType.ENQUEUE_FAILED
 
 
-def test_enqueue_raising_anything_frees_the_slot(config):
-    """Any exception out of the publish, even one that is not a connection error."""
+def test_enqueue_raising_anything_frees_the_slot(config, caplog):
+    """Any exception out of the publish, even one that is not a connection error. Its text
+    goes to the web's log with the run id, not to the client or the record."""
+    caplog.set_level(logging.INFO, logger="worker.lifecycle")
     app = create_app(config)
     service = app.extensions["testruns"]
 
@@ -141,7 +157,10 @@ def test_enqueue_raising_anything_frees_the_slot(config):
     client = app.test_client()
     assert active_run_id(client, "echo") is None
     run = run_of(client, only_run(client, "echo")["run_id"])
-    assert run["status"] == RunStatus.FAILED and "serializer exploded" in run["error"]
+    assert run["status"] == RunStatus.FAILED and run["error"] == ENQUEUE_FAILED_ERROR
+    assert "serializer exploded" not in resp.get_data(as_text=True)
+    logged = [r.getMessage() for r in caplog.records if run["run_id"] in r.getMessage()]
+    assert any("serializer exploded" in line for line in logged), logged
     assert isinstance(service.store, RunStore)
 
 

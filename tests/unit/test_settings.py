@@ -68,3 +68,9 @@ def test_the_api_token_is_stripped():
     """A token read from a secrets file often ends in a newline the client never sends."""
     assert Settings.from_env({"API_TOKEN": "  s3cret\n"}).api_token == "s3cret"
     assert Settings.from_env({"API_TOKEN": " \n"}).api_token is None
+
+
+def test_a_refused_url_is_named_without_its_password():
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"REDIS_URL": "amqp://user:hunter2@host//"})
+    assert "hunter2" not in str(info.value) and "host" in str(info.value)
