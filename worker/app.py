@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from . import heartbeat, signals, tasks, workflows
+from . import control, heartbeat, signals, tasks, workflows
 from .settings import Settings
 from .store import RunStore
 from .tasks import TASK_NAME
@@ -82,6 +82,7 @@ def create_celery(settings: Settings | None = None, *, fail_fast: bool = False) 
     app.settings = settings
     app.store = RunStore(settings)
     tasks.register(app)
+    control.register()
     signals.connect()
     app.steps["worker"].add(heartbeat.HeartbeatStep)
     return app

@@ -80,12 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         holder = store.force_release(args.workflow_id)
         if holder:
             from .app import create_celery
+            from .control import send_stop
 
-            try:
-                create_celery(settings, fail_fast=True).control.revoke(
-                    holder, terminate=True, signal="SIGKILL")
-            except Exception as exc:  # noqa: BLE001 - the record already says cancelled
-                print(f"revoke not sent: {exc}", file=sys.stderr)
+            # the record already says cancelled; a stop that cannot be sent is logged
+            send_stop(create_celery(settings, fail_fast=True), holder,
+                      timeout=settings.io_timeout)
         result = {"workflow_id": args.workflow_id, "released_run_id": holder}
     elif args.command == "reconcile":
         result = reconcile(store)

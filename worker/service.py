@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from . import workflows
+from . import control, workflows
 from .app import TestRunCelery
 from .errors import (
     Dependency,
@@ -114,7 +114,7 @@ class TestRunService:
             return Triggered(run, created=False)
         if admission.previous_release is ReleaseReason.REPLACED and admission.previous_holder:
             # before the new run is published, so the kill has a head start on its start
-            self._revoke(admission.previous_holder)
+            self._stop(admission.previous_holder)
         self._publish(admission)
         return Triggered(Run(run_id=admission.run_id, workflow_id=workflow_id,
                              status=RunStatus.QUEUED, created_ms=admission.created_ms,
@@ -155,17 +155,17 @@ class TestRunService:
             return None
 
     def cancel(self, run_id: str) -> Run:
-        """Record the cancel (the source of truth) and free the slot, and revoke.
+        """Record the cancel (the source of truth) and free the slot; stop a running run.
 
-        A running run is revoked first, so the kill is on its way before the slot is free.
-        Cancelling is idempotent: a run that was not terminal when we looked and is cancelled
-        now (by us, a retry of ours, or its own task_revoked) answers as a success."""
+        A running run's stop is sent first, so the kill is on its way before the slot is free
+        (its worker records the kill as this cancel). A queued run needs no message: its start
+        check refuses it. Cancelling is idempotent: a run that was not terminal when we looked
+        and is cancelled now (by us, a retry of ours, its worker) answers as a success."""
         run = self.run(run_id)
         if run.terminal:
             raise RunFinished(run)
-        revoked_first = run.status is RunStatus.RUNNING
-        if revoked_first:
-            self._revoke(run_id)
+        if run.status is RunStatus.RUNNING:
+            self._stop(run_id)
         try:
             with unavailable_on_outage():
                 run = self.store.cancel(run_id)
@@ -173,18 +173,12 @@ class TestRunService:
             if exc.run.status is not RunStatus.CANCELLED:
                 raise
             run = exc.run
-        if not revoked_first:
-            self._revoke(run_id)
         return run
 
-    def _revoke(self, run_id: str) -> None:
-        # best effort: revokes live in worker memory only and are lost when no worker is up;
-        # the task's start check and the heartbeat enforce the cancel anyway
-        try:
-            self.celery.control.revoke(run_id, terminate=True, signal="SIGKILL")
-        except Exception as exc:  # noqa: BLE001
-            logger.warning("revoke of %s not sent (%s); the run record still holds", run_id,
-                           exc)
+    def _stop(self, run_id: str) -> None:
+        """Best effort and bounded (about TEST_RUN_IO_TIMEOUT): a stop can be lost, and the
+        heartbeat then kills the process within an interval."""
+        control.send_stop(self.celery, run_id, timeout=self.settings.io_timeout)
 
     # -- health -------------------------------------------------------------------------------
     def readiness(self) -> dict[Dependency, str]:

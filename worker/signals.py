@@ -16,7 +16,7 @@ from typing import Any
 from billiard.exceptions import TimeLimitExceeded
 from celery.signals import task_failure, task_retry, task_revoked, task_success
 
-from . import heartbeat
+from . import control, heartbeat
 from .outcomes import classify
 from .status import ErrorType, ReleaseReason, RunStatus
 from .store import RunStore
@@ -88,6 +88,13 @@ def on_failure(sender: Any = None, task_id: str | None = None,
         return
     run_id = task_id or sender.request.id
     if _fenced(store, run_id):
+        return
+    if run_id in control.stopped_on_request:
+        # killed on request (a cancel, a replace, an operator), which surfaces as a lost
+        # worker: record what it is; the cancel has usually recorded it already
+        control.stopped_on_request.discard(run_id)
+        _finish(store, run_id, RunStatus.CANCELLED, error_type=ErrorType.CANCELLED,
+                error="cancelled by request", reason=ReleaseReason.CANCELLED)
         return
     if isinstance(exception, TimeLimitExceeded):
         _kill_hung_child(store, run_id)
