@@ -87,9 +87,11 @@ def test_cancel_while_running_stops_the_body_and_frees_the_slot(config, redis_cl
         assert resp.status_code == 202
         assert resp.get_json()["status"] == RunStatus.CANCELLED
         assert active_run_id(client, "probe") is None  # freed at once, not by task_revoked
-        # the revoke killed its process, so the body never records its end
+        # the stop killed its process (not the heartbeat), so the body never records its end
         pid = body_events(redis_client, config, rid)[0]["pid"]
         wait_for(lambda: not alive(pid), 5, "the cancelled run's process to die")
+        assert f"test run stopped run_id={rid} workflow_id=probe pid={pid} why=cancelled " \
+               "by request" in worker.log()
         assert [e["event"] for e in body_events(redis_client, config, rid)] == ["start"]
         assert run_of(client, rid)["status"] == RunStatus.CANCELLED
         assert_slot_free(client, "probe")
