@@ -20,3 +20,13 @@ accesslog = "-"
 
 # Logging: gunicorn configures only its own `gunicorn.*` loggers; the app gives the root logger
 # a handler in create_app() (worker/logs.py), so the web's lifecycle lines are printed too.
+
+
+def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """Refuse to listen beyond loopback without a token (web/exposure.py says why)."""
+    from web.exposure import refuse_open_bind
+    from worker.settings import Settings
+
+    why = refuse_open_bind(server.cfg.bind, Settings.from_env())
+    if why:
+        raise SystemExit(why)

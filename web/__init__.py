@@ -12,7 +12,7 @@ from worker.logs import configure_logging
 from worker.service import TestRunService
 from worker.settings import Settings
 
-from . import api, auth, errors, health
+from . import api, auth, errors, exposure, health
 from .schemas import MAX_BODY_BYTES
 
 
@@ -28,6 +28,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["testruns"] = TestRunService(celery)
 
     errors.register(app)
+    exposure.configure(app, settings)
     auth.register(app, settings.api_token)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)

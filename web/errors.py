@@ -6,9 +6,10 @@ logged `internal_error`."""
 from __future__ import annotations
 
 from flask import Flask, Response, current_app, jsonify, url_for
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from worker.errors import (
+    HostNotAllowed,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
@@ -33,6 +34,8 @@ def render(exc: TestRunError) -> Response:
 
 
 def _from_http(exc: HTTPException) -> Response:
+    if isinstance(exc, SecurityError):  # Flask's TRUSTED_HOSTS check (web/exposure.py)
+        return render(HostNotAllowed("the Host header is not one this service answers"))
     status = exc.code or 500
     cls = _FROM_HTTP.get(status)
     if cls is None:  # a werkzeug status we never produce on purpose: pass it through as is

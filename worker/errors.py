@@ -49,6 +49,12 @@ class InvalidRequest(TestRunError):
     code, http_status = "invalid_request", 400
 
 
+class HostNotAllowed(TestRunError):
+    """The Host header is not in TRUSTED_HOSTS (a DNS-rebinding page, or a wrong name)."""
+
+    code, http_status = "host_not_allowed", 400
+
+
 class Unauthorized(TestRunError):
     code, http_status = "unauthorized", 401
 

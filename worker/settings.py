@@ -19,6 +19,8 @@ from .keys import PREFIX_FORBIDDEN
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
+             "false": False, "0": False, "no": False, "off": False}
 #: the soft limit's default: this much below the hard limit, at most 20 % of it
 SOFT_LIMIT_MARGIN = 10.0
 
@@ -69,6 +71,14 @@ class Settings:
     io_timeout: float = _env("TEST_RUN_IO_TIMEOUT", 0.5)
     #: TEST_RUN_MAX_LOG_LINES — lines kept per run's log; older lines are dropped.
     max_log_lines: int = _env("TEST_RUN_MAX_LOG_LINES", 1000)
+    #: TRUSTED_HOSTS — comma-separated Host header values the web answers (a leading dot
+    #: matches subdomains; ports are ignored); others get 400 `host_not_allowed`, which stops
+    #: DNS-rebinding pages. WEB_BIND's host is added when it is not a wildcard; `*` allows any
+    #: (e.g. behind a proxy that checks Host itself).
+    trusted_hosts: tuple[str, ...] = _env("TRUSTED_HOSTS", ("localhost", "127.0.0.1"))
+    #: ALLOW_ANONYMOUS — let the web bind a non-loopback address with no API_TOKEN set (it
+    #: refuses to start otherwise: anyone on the network could trigger and cancel runs).
+    allow_anonymous: bool = _env("ALLOW_ANONYMOUS", False)
 
     @property
     def queued_lease(self) -> float:
@@ -135,8 +145,13 @@ class Settings:
 
 
 def _parse(variable: str, raw: str, default: Any) -> Any:
-    """`raw` as the kind of value `default` is: a positive int or float, a tuple of
+    """`raw` as the kind of value `default` is: a yes/no, a positive int or float, a tuple of
     comma-separated names, or text."""
+    if isinstance(default, bool):
+        lowered = raw.lower()
+        if lowered not in _BOOLEANS:
+            raise SettingsError(variable, f"expected true or false, got {raw!r}")
+        return _BOOLEANS[lowered]
     if isinstance(default, tuple):
         return tuple(part.strip() for part in raw.split(",") if part.strip()) or default
     if isinstance(default, int | float):

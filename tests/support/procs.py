@@ -139,10 +139,12 @@ class Worker(Proc):
 class Gunicorn(Proc):
     """gunicorn as the Procfile runs it (gunicorn.conf.py), on a free port."""
 
-    def __init__(self, env: Mapping[str, str], workers: int = 2, threads: int = 8) -> None:
+    def __init__(self, env: Mapping[str, str], workers: int = 2, threads: int = 8,
+                 host: str = "127.0.0.1") -> None:
+        """`host`: the address to bind (the tests always connect through loopback)."""
         self.port = free_port()
         argv = [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "web:create_app()",
-                "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+                "--bind", f"{host}:{self.port}", "--workers", str(workers),
                 "--threads", str(threads)]
         super().__init__(argv, base_env(env), "gunicorn")
         self.url = f"http://127.0.0.1:{self.port}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from worker.errors import (
     Dependency,
+    HostNotAllowed,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
@@ -23,6 +24,7 @@ from worker.status import RunStatus
 
 TABLE = {
     InvalidRequest: ("invalid_request", 400),
+    HostNotAllowed: ("host_not_allowed", 400),
     Unauthorized: ("unauthorized", 401),
     PayloadTooLarge: ("payload_too_large", 413),
     WorkflowNotFound: ("workflow_not_found", 404),

@@ -74,3 +74,15 @@ def test_a_refused_url_is_named_without_its_password():
     with pytest.raises(SettingsError) as info:
         Settings.from_env({"REDIS_URL": "amqp://user:hunter2@host//"})
     assert "hunter2" not in str(info.value) and "host" in str(info.value)
+
+
+@pytest.mark.parametrize("raw, value", [("true", True), ("1", True), ("Yes", True),
+                                        ("false", False), ("0", False), ("off", False)])
+def test_yes_no_settings(raw, value):
+    assert Settings.from_env({"ALLOW_ANONYMOUS": raw}).allow_anonymous is value
+
+
+def test_a_yes_no_setting_refuses_anything_else():
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"ALLOW_ANONYMOUS": "maybe"})
+    assert info.value.variable == "ALLOW_ANONYMOUS"

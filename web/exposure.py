@@ -1,0 +1,74 @@
+"""Who can reach the web: the Host names it answers, and whether it may listen beyond this
+machine without a token.
+
+With no API_TOKEN (the default, for a laptop), anything that can reach the port can trigger and
+cancel runs — and a browser page can too, by DNS rebinding its own name onto 127.0.0.1 unless
+the Host header is checked. So the web answers only TRUSTED_HOSTS, says at start whether auth
+is on, and refuses to bind a non-loopback address without a token unless ALLOW_ANONYMOUS=true.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from collections.abc import Iterable
+
+from flask import Flask
+
+from worker.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]", "*"}
+
+
+def _host_of(bind: str) -> str:
+    """The host part of a gunicorn bind (`host:port`, `[v6]:port`, `unix:/path`)."""
+    if bind.startswith("unix:"):
+        return "unix"
+    host = bind.rsplit(":", 1)[0] if ":" in bind else bind
+    return host.strip("[]")
+
+
+def trusted_hosts(settings: Settings, web_bind: str | None = None) -> list[str] | None:
+    """Flask's TRUSTED_HOSTS for these settings (None: any host)."""
+    if "*" in settings.trusted_hosts:
+        return None
+    hosts = list(settings.trusted_hosts)
+    for bind in (web_bind or os.environ.get("WEB_BIND") or "").split(","):
+        host = _host_of(bind.strip())
+        if bind.strip() and host not in WILDCARD_HOSTS and host != "unix" and host not in hosts:
+            hosts.append(host)
+    return hosts
+
+
+def configure(app: Flask, settings: Settings) -> None:
+    app.config["TRUSTED_HOSTS"] = trusted_hosts(settings)
+    if settings.api_token:
+        logger.info("API auth is on: /api/ needs a bearer token")
+    else:
+        logger.warning("API auth is OFF (no API_TOKEN): anyone who can reach this port can "
+                       "trigger and cancel test runs")
+
+
+def is_loopback(bind: str) -> bool:
+    host = _host_of(bind)
+    if host == "unix" or host == "localhost":
+        return True
+    if host in WILDCARD_HOSTS:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def refuse_open_bind(binds: Iterable[str], settings: Settings) -> str | None:
+    """Why the web must not start on these addresses, or None when it may."""
+    exposed = [b for b in binds if not is_loopback(b)]
+    if exposed and not settings.api_token and not settings.allow_anonymous:
+        return (f"refusing to listen on {', '.join(exposed)} with no API_TOKEN: anyone on the "
+                "network could trigger and cancel test runs. Set API_TOKEN, bind 127.0.0.1, "
+                "or set ALLOW_ANONYMOUS=true to accept that.")
+    return None
