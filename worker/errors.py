@@ -183,7 +183,7 @@ class InvalidResult(RunFailure):
         self.detail = detail
 
     def __str__(self) -> str:
-        return f"workflow {self.workflow_id!r} returned a value that is not JSON: {self.detail}"
+        return f"workflow {self.workflow_id!r} returned a result it cannot keep: {self.detail}"
 
 
 class SettingsError(ValueError):

@@ -20,8 +20,23 @@ class Outcome:
     reason: ReleaseReason
 
 
+#: an error text longer than this is cut (a workflow's exception message is any size it likes,
+#: and the record is kept for the retention period)
+MAX_ERROR_CHARS = 4096
+
+
 def classify(exc: BaseException | None, settings: Settings) -> Outcome:
     """The outcome of a run that raised `exc` (None: it failed without an exception)."""
+    outcome = _classify(exc, settings)
+    if len(outcome.error) > MAX_ERROR_CHARS:
+        cut = outcome.error[:MAX_ERROR_CHARS]
+        outcome = Outcome(outcome.status, outcome.error_type,
+                          f"{cut}… [{len(outcome.error) - MAX_ERROR_CHARS} more characters cut]",
+                          outcome.reason)
+    return outcome
+
+
+def _classify(exc: BaseException | None, settings: Settings) -> Outcome:
     if isinstance(exc, SoftTimeLimitExceeded):
         return Outcome(RunStatus.TIMED_OUT, ErrorType.TIMEOUT,
                        f"exceeded the soft time limit of {settings.soft_time_limit:g}s",

@@ -71,6 +71,9 @@ class Settings:
     io_timeout: float = _env("TEST_RUN_IO_TIMEOUT", 0.5)
     #: TEST_RUN_MAX_LOG_LINES — lines kept per run's log; older lines are dropped.
     max_log_lines: int = _env("TEST_RUN_MAX_LOG_LINES", 1000)
+    #: TEST_RUN_MAX_RESULT_BYTES — a run whose JSON result is larger fails as
+    #: `invalid_result` instead of storing it (run records are kept for the retention period).
+    max_result_bytes: int = _env("TEST_RUN_MAX_RESULT_BYTES", 64 * 1024)
     #: TRUSTED_HOSTS — comma-separated Host header values the web answers (a leading dot
     #: matches subdomains; ports are ignored); others get 400 `host_not_allowed`, which stops
     #: DNS-rebinding pages. WEB_BIND's host is added when it is not a wildcard; `*` allows any

@@ -37,9 +37,12 @@ def execute(task: Task, run_id: str) -> Any:
     ctx = RunContext(run_id, workflow_id, run_logger(store, run_id, workflow_id))
     result = workflow.fn(ctx, decision.input or {})
     try:
-        json.dumps(result)
+        size = len(json.dumps(result, separators=(",", ":")).encode())
     except (TypeError, ValueError) as exc:
-        raise InvalidResult(workflow_id, str(exc)) from None
+        raise InvalidResult(workflow_id, f"not JSON: {exc}") from None
+    if size > store.settings.max_result_bytes:
+        raise InvalidResult(workflow_id, f"{size} bytes of JSON, over TEST_RUN_MAX_RESULT_BYTES "
+                                         f"({store.settings.max_result_bytes})")
     return result
 
 

@@ -14,7 +14,7 @@ from worker.status import ErrorType, RunStatus
 
 @pytest.fixture
 def flask_app(config):
-    return create_app(config)
+    return create_app(dict(config, TEST_RUN_MAX_RESULT_BYTES="2000"))
 
 
 @pytest.fixture
@@ -44,6 +44,19 @@ def test_a_result_json_cannot_carry_fails_as_invalid_result(flask_app):
     assert done["error_type"] == ErrorType.INVALID_RESULT, done["error"]
     assert "not JSON" in done["error"]
     assert active_run_id(client, "not-json") is None
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_a_result_over_the_size_limit_fails_as_invalid_result(flask_app):
+    client = flask_app.test_client()
+    small = wait_terminal(client, trigger(client, "big", {"size": 1000})["run_id"])
+    assert small["status"] == RunStatus.SUCCEEDED and len(small["result"]["blob"]) == 1000
+    done = wait_terminal(client, trigger(client, "big", {"size": 5000})["run_id"])
+    assert done["status"] == RunStatus.FAILED
+    assert done["error_type"] == ErrorType.INVALID_RESULT
+    assert "over TEST_RUN_MAX_RESULT_BYTES (2000)" in done["error"]
+    assert done["result"] is None  # not stored
+    assert active_run_id(client, "big") is None
 
 
 @pytest.mark.usefixtures("celery_worker")

@@ -69,3 +69,8 @@ for _i in range(20):
 @workflow("not-json", description="Returns a value JSON cannot carry.")
 def not_json(ctx: RunContext, input: dict[str, Any]) -> Any:
     return {1, 2, 3}
+
+
+@workflow("big", description="Returns input.size bytes of text.")
+def big(ctx: RunContext, input: dict[str, Any]) -> Any:
+    return {"blob": "x" * int(input.get("size", 0))}

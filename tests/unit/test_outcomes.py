@@ -22,8 +22,8 @@ SETTINGS = Settings.from_env({"TEST_RUN_TIME_LIMIT": "30", "TEST_RUN_SOFT_TIME_L
      ReleaseReason.WORKER_LOST, "the process running it died: signal 9"),
     (WorkflowUnavailable("gone"), RunStatus.FAILED, ErrorType.WORKFLOW_NOT_FOUND,
      ReleaseReason.FAILED, "this worker has no workflow 'gone'"),
-    (InvalidResult("w", "set is not JSON"), RunStatus.FAILED, ErrorType.INVALID_RESULT,
-     ReleaseReason.FAILED, "returned a value that is not JSON: set is not JSON"),
+    (InvalidResult("w", "not JSON: set"), RunStatus.FAILED, ErrorType.INVALID_RESULT,
+     ReleaseReason.FAILED, "returned a result it cannot keep: not JSON: set"),
     (RuntimeError("kaput"), RunStatus.FAILED, ErrorType.ERROR, ReleaseReason.FAILED,
      "RuntimeError: kaput"),
     (None, RunStatus.FAILED, ErrorType.ERROR, ReleaseReason.FAILED, "no exception"),
@@ -42,3 +42,10 @@ def test_run_failures_survive_the_pool_boundary_with_their_type(exc):
     back = pickle.loads(pickle.dumps(exc))
     assert type(back) is type(exc) and str(back) == str(exc)
     assert classify(back, SETTINGS).error_type == exc.error_type
+
+
+def test_a_huge_error_text_is_cut():
+    """A workflow's exception message can be any size; the record keeps a bounded one."""
+    outcome = classify(RuntimeError("x" * 100_000), SETTINGS)
+    assert len(outcome.error) < 4200 and outcome.error.endswith("more characters cut]")
+    assert outcome.error.startswith("RuntimeError: xxx")
