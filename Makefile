@@ -6,9 +6,10 @@ LOCK   := requirements.lock
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # WEB_BIND, FLOWER_PORT, FLOWER_BASIC_AUTH and WORKER_CONCURRENCY pass through from the
 # environment (or `make run WEB_BIND=…`); their defaults live in gunicorn.conf.py,
-# flowerconfig.py and the Procfile.
+# flowerconfig.py and the Procfile. Flower's password has no default: `make run` creates a
+# random one per checkout in .flower-auth (git-ignored) and prints it.
 
-.PHONY: run test soak bench lint install lock clean
+.PHONY: run test prove soak bench lint install lock clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +36,21 @@ run: install
 	@$(BIN)/python -m devtools.banner
 	$(BIN)/python -m devtools.with_redis -- $(BIN)/honcho start
 
-test: install
+test: install browser
 	$(BIN)/python -m devtools.with_redis -- $(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
+
+# The browser tests drive Debian's chromium (Playwright's own browser download fails here, so
+# never `playwright install`); installed when missing and we may (root), else they skip.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  { echo "make: installing chromium for the browser tests" >&2; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "make: no chromium and not root: the browser tests will skip" >&2; }
+
+# The contract fuzzed longer than `make test` does (schemathesis, examples per route).
+prove: install
+	$(BIN)/python -m devtools.with_redis -- env CONTRACT_EXAMPLES=$${CONTRACT_EXAMPLES:-1000} \
+	  $(BIN)/python -m pytest tests/integration/test_contract.py $(PYTEST_ARGS)
 
 soak: install
 	$(BIN)/python -m devtools.with_redis -- $(BIN)/python -m pytest -m soak -v $(PYTEST_ARGS)

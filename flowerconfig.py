@@ -1,13 +1,25 @@
 """Flower's settings for the Procfile's flower line (`--conf=flowerconfig.py`).
 
-FLOWER_PORT and FLOWER_BASIC_AUTH (and FLOWER_ADDRESS) have their defaults here and nowhere
-else. The credentials reach Flower through the environment and this file, never its argv, where
-`ps` would show them. Flower reads FLOWER_* variables itself, but applies this file after them,
-so each setting here reads its variable first: an empty or unset one takes the default.
+FLOWER_PORT (and FLOWER_ADDRESS) have their defaults here and nowhere else. Flower's basic
+auth has no default: FLOWER_BASIC_AUTH, else this checkout's random password that `make run`
+created (devtools/flower_auth.py); with neither, Flower refuses to start. The credentials reach
+Flower through the environment and this file, never its argv, where `ps` would show them.
+Flower reads FLOWER_* variables itself, but applies this file after them, so each setting here
+reads its variable first: an empty or unset one takes the default.
 """
 
 import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # devtools/, beside this file
+
+from devtools.flower_auth import credentials  # noqa: E402
 
 address = os.environ.get("FLOWER_ADDRESS") or "127.0.0.1"
 port = int(os.environ.get("FLOWER_PORT") or "5555")
-basic_auth = (os.environ.get("FLOWER_BASIC_AUTH") or "admin:admin").split(",")  # user:password
+_credentials = credentials()
+if not _credentials or ":" not in _credentials or _credentials.endswith(":"):
+    raise SystemExit("flower: refusing to start without auth: set FLOWER_BASIC_AUTH="
+                     "user:password, or run `make run` once (it creates .flower-auth)")
+basic_auth = _credentials.split(",")  # user:password

@@ -1,8 +1,9 @@
-"""What `make run` prints before it starts the processes: where the API and Flower listen,
-Flower's credentials, and a first request to try.
+"""What `make run` prints before it starts the processes: where the page, the API and Flower
+listen, Flower's credentials (created on the first run: a random password per checkout), and
+a first request to try.
 
 The values come from gunicorn.conf.py and flowerconfig.py, the files the processes themselves
-load, so each default (WEB_BIND, FLOWER_PORT, FLOWER_BASIC_AUTH) is written once.
+load, so each default (WEB_BIND, FLOWER_PORT) is written once.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 from typing import Any
+
+from devtools import flower_auth
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,10 +23,12 @@ def settings(filename: str) -> dict[str, Any]:
 
 
 def banner() -> str:
+    flower_auth.ensure()
     web = settings("gunicorn.conf.py")["bind"][0]
     flower = settings("flowerconfig.py")
     return "\n".join([
-        f"API:    http://{web}/api/workflows",
+        f"Page:   http://{web}/",
+        f"API:    http://{web}/api/workflows   (contract: http://{web}/openapi.json)",
         f"Flower: http://{flower['address']}:{flower['port']}/  "
         f"(user:password {','.join(flower['basic_auth'])})",
         f"Try:    curl -X POST -H 'Content-Type: application/json' "

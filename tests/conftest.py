@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -17,7 +18,7 @@ from flask.testing import FlaskClient
 from devtools.redis_server import RedisServer
 from tests.support import broker as brokers
 from tests.support.api import DEFAULT_REDIS_URL, delete_prefix, make_config
-from tests.support.procs import Worker
+from tests.support.procs import Gunicorn, Worker
 from web import create_app
 
 
@@ -107,3 +108,52 @@ def idle_app(config: dict[str, str]) -> Flask:
 @pytest.fixture
 def idle_client(idle_app: Flask) -> FlaskClient:
     return idle_app.test_client()
+
+
+@pytest.fixture(scope="module")
+def page_stack(redis_client: redis.Redis) -> Iterator[dict[str, str]]:
+    """gunicorn and a prefork worker for the page's browser tests, with a hard limit long
+    enough to watch `hang` run and cancel it. Yields the config, plus `URL`."""
+    config = make_config(TEST_RUN_TIME_LIMIT="30", TEST_RUN_SOFT_TIME_LIMIT="25",
+                         TEST_RUN_STREAM_KEEPALIVE="2")
+    worker = Worker(config, concurrency=2).wait_ready()
+    server = Gunicorn(config, workers=1, threads=8).wait_ready()
+    yield dict(config, URL=server.url)
+    server.kill_group()
+    worker.kill_group()
+    delete_prefix(redis_client, config["TEST_RUN_KEY_PREFIX"])
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Debian's chromium, driven headless by Playwright (never `playwright install`)."""
+    from tests.support.browser import launch
+
+    with launch() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    context = chromium.new_context(viewport={"width": 1000, "height": 1400})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def contract_server(redis_client: redis.Redis) -> Iterator[str]:
+    """gunicorn with no worker behind it (runs stay queued), for the schemathesis run; yields
+    its URL."""
+    config = make_config(TRIGGER_RATE_LIMIT="1000/minute")
+    server = Gunicorn(config, workers=1, threads=4).wait_ready()
+    yield server.url
+    server.kill_group()
+    delete_prefix(redis_client, config["TEST_RUN_KEY_PREFIX"])
+
+
+@pytest.fixture(scope="module")
+def api_schema(contract_server: str) -> Any:
+    import schemathesis
+
+    return schemathesis.openapi.from_url(contract_server + "/openapi.json")

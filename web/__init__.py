@@ -5,23 +5,48 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Request, Response
+from flask_openapi3 import Info, OpenAPI
+from pydantic import ValidationError
 
 from worker.app import create_celery
 from worker.logs import configure_logging
 from worker.service import TestRunService
 from worker.settings import Settings
 
-from . import api, auth, errors, exposure, health
-from .schemas import MAX_BODY_BYTES
+from . import api, auth, errors, events, exposure, health, openapi, page
+from .schemas import MAX_BODY_BYTES, InvalidRequestBody, invalid_request, parse_json_body
+
+VERSION = "1"
+
+
+class ApiRequest(Request):
+    """Reads a JSON body our way for the models: an empty body is `{}`, and malformed JSON,
+    NaN/Infinity, JSON nested too deeply or not an object is a 400 (not silently None); the
+    content type is not required. The size limit (413) applies while the body is read."""
+
+    def get_json(self, force: bool = False, silent: bool = False,
+                 cache: bool = True) -> Any:
+        return parse_json_body(self.get_data(cache=True))
+
+
+def _validation_failed(exc: ValidationError) -> Response:
+    return errors.render(invalid_request(exc))
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Config layers: defaults → environment → `test_config` (keys are the variable names,
     e.g. `{"TEST_RUN_QUEUE": "q1"}`)."""
     configure_logging()
-    app = Flask(__name__)
     settings = Settings.from_env(overrides=test_config)
+    app = OpenAPI(
+        __name__, info=Info(title="Workflow test runs", version=VERSION),
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer",
+                                     "description": "API_TOKEN / API_TOKENS, when set"}},
+        validation_error_status=400, validation_error_model=InvalidRequestBody,
+        validation_error_callback=_validation_failed,
+        doc_ui=False, static_folder=None)
+    app.request_class = ApiRequest
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     celery = create_celery(settings, fail_fast=True)
@@ -29,17 +54,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     errors.register(app)
     exposure.configure(app, settings)
-    auth.register(app, settings.api_token)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(health.bp)
-
-    @app.get("/")
-    def index() -> Any:
-        return jsonify({
-            "service": "workflow test runs",
-            "workflows": "/api/workflows",
-            "trigger": "POST /api/workflows/<id>/test-runs",
-            "status": "/api/test-runs/<run_id>",
-        })
-
+    auth.register(app, settings.callers())
+    events.register(app, settings.max_streams)
+    app.register_api(api.bp)
+    app.register_api(health.bp)
+    page.register(app, settings.cors_origins)
+    openapi.register(app)
     return app

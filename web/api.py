@@ -1,18 +1,49 @@
 """The HTTP API: trigger, read, cancel and list test runs, and list workflows.
 
-Routes parse the request (web/schemas.py), call one service method and shape its answer; the
-service raises the errors (worker/errors.py) that web/errors.py renders."""
+Each route declares its request models (path, query, headers, body: validated by flask-openapi3
+before the route runs, a failure is a 400) and every answer it can give (the OpenAPI document
+is generated from these declarations); it calls one service method and shapes its answer with
+a response model. The service raises the errors (worker/errors.py) that web/errors.py renders.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from http import HTTPStatus
+from typing import Any
+
+from flask import Response, current_app, g, jsonify, url_for
+from flask_openapi3 import APIBlueprint, Tag
 
 from worker.runs import Run
 from worker.service import TestRunService
 
-from . import schemas
+from . import schemas as s
 
-bp = Blueprint("api", __name__, url_prefix="/api")
+bp = APIBlueprint("api", __name__, url_prefix="/api", abp_security=[{"bearer": []}, {}])
+RUNS = Tag(name="test runs", description="trigger, read, cancel and watch test runs")
+WORKFLOWS = Tag(name="workflows", description="what can be run, and what is running")
+
+#: answers every /api/ route may give (400: a Host header outside TRUSTED_HOSTS)
+COMMON: dict[str | int | HTTPStatus, Any] = {
+    400: s.HostNotAllowedBody, 401: s.UnauthorizedBody, 405: s.MethodNotAllowedBody,
+    500: s.InternalErrorBody, 503: s.QueueUnavailableBody}
+
+
+#: a path shaped like a route's that still matches none (a run id with a newline in it, say) is
+#: `not_found`, so every 404 may be either
+NO_WORKFLOW = s.one_of(s.WorkflowNotFoundBody, s.NotFoundBody)
+NO_RUN = s.one_of(s.RunNotFoundBody, s.NotFoundBody)
+
+
+def answers(**by_status: Any) -> dict[str | int | HTTPStatus, Any]:
+    """`answers(_200=Model, _404=...)` plus the common ones: the route's every answer, for
+    its OpenAPI operation."""
+    out = dict(COMMON)
+    for key, model in by_status.items():
+        status = int(key.lstrip("_"))
+        # any route may also refuse the Host header with a 400 of its own code
+        out[status] = s.one_of(model, s.HostNotAllowedBody) if status == 400 else model
+    return out
 
 
 def service() -> TestRunService:
@@ -20,43 +51,57 @@ def service() -> TestRunService:
 
 
 def _run_response(run: Run, status: int) -> Response:
-    resp = jsonify(schemas.run_json(run))
+    resp = jsonify(s.RunOut.of(run))
     resp.status_code = status
     resp.headers["Location"] = url_for("api.get_run", run_id=run.run_id)
     return resp
 
 
-@bp.get("/workflows")
+@bp.get("/workflows", tags=[WORKFLOWS], responses=answers(_200=s.WorkflowList))
 def list_workflows() -> Response:
-    return jsonify({"workflows": [schemas.workflow_json(s) for s in service().workflows()]})
+    """Every workflow, with the run holding its slot."""
+    return jsonify({"workflows": [s.WorkflowOut.of(w) for w in service().workflows()]})
 
 
-@bp.get("/workflows/<path:workflow_id>")
-def get_workflow(workflow_id: str) -> Response:
-    return jsonify(schemas.workflow_json(service().workflow(schemas.workflow_id(workflow_id))))
+@bp.get("/workflows/<path:workflow_id>", tags=[WORKFLOWS], responses=answers(
+    _200=s.WorkflowOut, _400=s.InvalidRequestBody, _404=NO_WORKFLOW))
+def get_workflow(path: s.WorkflowPath) -> Response:
+    """One workflow, with its active run read in full."""
+    return jsonify(s.WorkflowOut.of(service().workflow(path.workflow_id)))
 
 
-@bp.post("/workflows/<path:workflow_id>/test-runs")
-def trigger(workflow_id: str) -> Response:
-    schemas.workflow_id(workflow_id)
-    body = schemas.trigger_request(request)
-    triggered = service().trigger(workflow_id, body.input, on_conflict=body.on_conflict,
-                                  idempotency_key=body.idempotency_key)
+@bp.post("/workflows/<path:workflow_id>/test-runs", tags=[RUNS], responses=answers(
+    _200=s.TriggeredRun, _202=s.TriggeredRun, _400=s.InvalidRequestBody,
+    _404=NO_WORKFLOW, _409=s.RunInProgressBody, _413=s.PayloadTooLargeBody,
+    _429=s.RateLimitedBody))
+def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeaders,
+            body: s.TriggerBody) -> Response:
+    """Start a test run: 202 "started" (queued; it has not completed). 409 names the run in
+    progress; 429 says when to try again; 503: the queue is unavailable, nothing was taken."""
+    triggered = service().trigger(
+        path.workflow_id, body.input_object, on_conflict=query.on_conflict,
+        idempotency_key=header.idempotency_key, triggered_by=g.caller.name,
+        rate_key=g.caller.rate_key)
     return _run_response(triggered.run, 202 if triggered.created else 200)
 
 
-@bp.get("/workflows/<path:workflow_id>/test-runs")
-def list_runs(workflow_id: str) -> Response:
-    known = service().known_workflow(schemas.workflow_id(workflow_id))
-    runs = service().runs(known.id, schemas.list_limit(request))
-    return jsonify({"runs": [schemas.run_json(r) for r in runs]})
+@bp.get("/workflows/<path:workflow_id>/test-runs", tags=[RUNS], responses=answers(
+    _200=s.RunList, _400=s.InvalidRequestBody, _404=NO_WORKFLOW))
+def list_runs(path: s.WorkflowPath, query: s.ListQuery) -> Response:
+    """The workflow's newest runs first."""
+    known = service().known_workflow(path.workflow_id)
+    return jsonify({"runs": [s.RunOut.of(r) for r in service().runs(known.id, query.limit)]})
 
 
-@bp.get("/test-runs/<path:run_id>")
-def get_run(run_id: str) -> Response:
-    return jsonify(schemas.run_json(service().run(run_id)))
+@bp.get("/test-runs/<path:run_id>", tags=[RUNS], responses=answers(
+    _200=s.RunOut, _404=NO_RUN))
+def get_run(path: s.RunPath) -> Response:
+    """A run, with its whole log."""
+    return jsonify(s.RunOut.of(service().run(path.run_id)))
 
 
-@bp.post("/test-runs/<path:run_id>/cancel")
-def cancel_run(run_id: str) -> Response:
-    return _run_response(service().cancel(run_id), 202)
+@bp.post("/test-runs/<path:run_id>/cancel", tags=[RUNS], responses=answers(
+    _202=s.CancelledRun, _404=NO_RUN, _409=s.RunFinishedBody))
+def cancel_run(path: s.RunPath) -> Response:
+    """Cancel a queued or running run: its slot is free when this answers."""
+    return _run_response(service().cancel(path.run_id), 202)

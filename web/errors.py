@@ -30,6 +30,7 @@ def render(exc: TestRunError) -> Response:
         body["status_url"] = url_for("api.get_run", run_id=exc.data["run_id"])
     resp = jsonify(body)
     resp.status_code = exc.http_status
+    resp.headers.update(exc.headers())
     return resp
 
 

@@ -45,11 +45,11 @@ def trusted_hosts(settings: Settings, web_bind: str | None = None) -> list[str] 
 
 def configure(app: Flask, settings: Settings) -> None:
     app.config["TRUSTED_HOSTS"] = trusted_hosts(settings)
-    if settings.api_token:
+    if settings.callers():
         logger.info("API auth is on: /api/ needs a bearer token")
     else:
-        logger.warning("API auth is OFF (no API_TOKEN): anyone who can reach this port can "
-                       "trigger and cancel test runs")
+        logger.warning("API auth is OFF (no API_TOKEN or API_TOKENS): anyone who can reach "
+                       "this port can trigger and cancel test runs")
 
 
 def is_loopback(bind: str) -> bool:
@@ -67,8 +67,8 @@ def is_loopback(bind: str) -> bool:
 def refuse_open_bind(binds: Iterable[str], settings: Settings) -> str | None:
     """Why the web must not start on these addresses, or None when it may."""
     exposed = [b for b in binds if not is_loopback(b)]
-    if exposed and not settings.api_token and not settings.allow_anonymous:
-        return (f"refusing to listen on {', '.join(exposed)} with no API_TOKEN: anyone on the "
-                "network could trigger and cancel test runs. Set API_TOKEN, bind 127.0.0.1, "
-                "or set ALLOW_ANONYMOUS=true to accept that.")
+    if exposed and not settings.callers() and not settings.allow_anonymous:
+        return (f"refusing to listen on {', '.join(exposed)} with no API token: anyone on the "
+                "network could trigger and cancel test runs. Set API_TOKEN or API_TOKENS, bind "
+                "127.0.0.1, or set ALLOW_ANONYMOUS=true to accept that.")
     return None

@@ -3,20 +3,26 @@ do (503 naming what is unreachable)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Response, jsonify
+from flask_openapi3 import APIBlueprint, Tag
 
+from . import schemas as s
 from .api import service
 
-bp = Blueprint("health", __name__)
+bp = APIBlueprint("health", __name__)
+HEALTH = Tag(name="health")
 
 
-@bp.get("/healthz")
+@bp.get("/healthz", tags=[HEALTH], responses={200: s.Health, 400: s.HostNotAllowedBody})
 def healthz() -> Response:
+    """The process answers."""
     return jsonify({"status": "ok"})
 
 
-@bp.get("/readyz")
+@bp.get("/readyz", tags=[HEALTH], responses={200: s.Readiness, 400: s.HostNotAllowedBody,
+                                             503: s.NotReadyBody})
 def readyz() -> Response:
+    """Redis and the broker answer (503 names what does not)."""
     checks = {what.value: state for what, state in service().readiness().items()}
     down = sorted(name for name, state in checks.items() if state != "ok")
     if down:

@@ -1,100 +1,320 @@
-"""Request and response shapes, in one place: routes never build JSON ad hoc."""
+"""Request and response models, in one place: routes never build JSON ad hoc, and the OpenAPI
+document (/openapi.json) is generated from these same classes (flask-openapi3 validates the
+path, query, headers and body with them before a route runs).
+
+Response models allow fields they do not name (`extra="allow"`), so an answer can grow a field
+(e.g. `workers_online`) without breaking the contract. Request models forbid unknown body
+fields: a typo must not be silently ignored.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+import operator
+from functools import reduce
+from typing import Annotated, Any, ClassVar, Literal
 
-from flask import Request
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
 from worker.errors import InvalidRequest
-from worker.keys import WORKFLOW_ID_PATTERN, valid_workflow_id
+from worker.keys import WORKFLOW_ID_PATTERN
 from worker.runs import Run
 from worker.service import WorkflowState
-from worker.status import ConflictPolicy
+from worker.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
-_TRIGGER_FIELDS = {"input"}
+JsonObject = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class TriggerRequest:
-    input: dict[str, Any]
-    on_conflict: ConflictPolicy
-    idempotency_key: str | None
-
+# -- the body's JSON ----------------------------------------------------------------------------
 
 def _reject_constant(name: str) -> Any:
     """NaN and Infinity are not JSON: Python accepts them, and would echo invalid JSON back."""
     raise ValueError(f"{name} is not valid JSON")
 
 
-def workflow_id(raw: str) -> str:
-    if not valid_workflow_id(raw):
-        raise InvalidRequest(f"workflow id must match {WORKFLOW_ID_PATTERN}",
-                             field="workflow_id")
-    return raw
-
-
-def trigger_request(request: Request) -> TriggerRequest:
-    """Parse `{"input": {...}}` (body optional); the 413 is raised by Flask while reading."""
-    body = request.get_data(cache=True)
-    payload: Any = {}
-    if body.strip():
-        try:
-            payload = json.loads(body, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise InvalidRequest("request body is nested too deeply") from None
+def parse_json_body(body: bytes) -> JsonObject:
+    """A request body as a JSON object: empty means `{}`; malformed, NaN/Infinity, nested too
+    deeply or not an object is an `InvalidRequest` (content type is not required)."""
+    if not body.strip():
+        return {}
+    try:
+        payload = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("request body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise InvalidRequest("request body must be a JSON object")
-    unknown = sorted(set(payload) - _TRIGGER_FIELDS)
+    return payload
+
+
+def invalid_request(exc: ValidationError) -> InvalidRequest:
+    """A model's validation error as the API's 400, naming the field that is wrong."""
+    errors = exc.errors(include_url=False)
+    unknown = sorted(str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden")
     if unknown:
-        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}", fields=unknown)
-    value = payload.get("input")
-    if value is None:
-        value = {}
-    if not isinstance(value, dict):
-        raise InvalidRequest("input must be a JSON object", field="input")
-    try:
-        on_conflict = ConflictPolicy(request.args.get("on_conflict", ConflictPolicy.REJECT))
-    except ValueError:
-        choices = " or ".join(repr(p.value) for p in ConflictPolicy)
-        raise InvalidRequest(f"on_conflict must be {choices}", field="on_conflict") from None
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 printable characters",
-                             field="Idempotency-Key")
-    return TriggerRequest(value, on_conflict, key)
+        return InvalidRequest(f"unknown field(s): {', '.join(unknown)}", fields=unknown)
+    first = errors[0]
+    field = str(first["loc"][0]) if first["loc"] else None
+    hint = FIELD_HINTS.get(field or "")
+    message = hint or (f"{field}: {first['msg']}" if field else first["msg"])
+    return InvalidRequest(message, field=field) if field else InvalidRequest(message)
 
 
-def list_limit(request: Request) -> int:
-    raw = request.args.get("limit")
-    if raw is None:
-        return DEFAULT_LIST_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise InvalidRequest(f"limit must be an integer from 1 to {MAX_LIST_LIMIT}",
-                             field="limit")
-    return limit
+_CHOICES = " or ".join(repr(p.value) for p in ConflictPolicy)
+#: the messages a person reads for the fields whose rules are not obvious from pydantic's text
+FIELD_HINTS = {
+    "workflow_id": f"workflow id must match {WORKFLOW_ID_PATTERN}",
+    "on_conflict": f"on_conflict must be {_CHOICES}",
+    "limit": f"limit must be an integer from 1 to {MAX_LIST_LIMIT}",
+    "Idempotency-Key": "Idempotency-Key must be 1 to 255 printable characters",
+    "input": "input must be a JSON object",
+}
 
 
-def run_json(run: Run) -> dict[str, Any]:
-    return run.to_dict()
+# -- requests -----------------------------------------------------------------------------------
+
+class WorkflowPath(BaseModel):
+    workflow_id: str = Field(pattern=WORKFLOW_ID_PATTERN, description="a workflow id")
 
 
-def workflow_json(state: WorkflowState) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": state.workflow.id, "description": state.workflow.description,
-                           "active_run_id": state.active_run_id}
-    if state.active_run is not None:
-        data = state.active_run.to_dict()
-        out["active_run"] = {k: data[k] for k in (
-            "run_id", "status", "created_at", "started_at", "last_heartbeat_at", "worker")}
-    return out
+class RunPath(BaseModel):
+    run_id: str = Field(description="`<workflow_id>-<32 hex>`; anything else is a 404")
+
+
+class TriggerBody(BaseModel):
+    """`{"input": {...}}`; the body, and `input`, may be omitted (an empty object)."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: JsonObject | None = Field(
+        None, description="the run's input, handed to the workflow (at most "
+        "TEST_RUN_MAX_INPUT_BYTES as compact JSON)")
+
+    @property
+    def input_object(self) -> JsonObject:
+        return self.input if self.input is not None else {}
+
+
+class TriggerQuery(BaseModel):
+    on_conflict: ConflictPolicy = Field(
+        ConflictPolicy.REJECT, description="reject: 409 while a run is in progress; replace: "
+        "cancel it and start this one, atomically")
+
+
+class TriggerHeaders(BaseModel):
+    idempotency_key: str | None = Field(
+        None, alias="Idempotency-Key", min_length=1, max_length=255,
+        description="a repeat with the same key answers 200 with the same run")
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and not value.isprintable():
+            raise ValueError("must be printable")
+        return value
+
+
+class ListQuery(BaseModel):
+    limit: int = Field(DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT,
+                       description="how many runs, newest first")
+
+
+class EventsHeaders(BaseModel):
+    last_event_id: str | None = Field(
+        None, alias="Last-Event-ID", max_length=64,
+        description="resume after this event (the `id:` of the last event received)")
+
+
+# -- responses ----------------------------------------------------------------------------------
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+Timestamp = Annotated[str | None, Field(description="ISO-8601 UTC, or null",
+                                        json_schema_extra={"format": "date-time"})]
+
+
+class RunOut(_Out):
+    """A test run (worker/runs.py `Run.to_dict`)."""
+
+    run_id: str
+    workflow_id: str
+    type: Literal["test"]
+    status: RunStatus
+    created_at: Timestamp
+    started_at: Timestamp
+    finished_at: Timestamp
+    input: Any
+    result: Any
+    error: str | None
+    error_type: ErrorType | None
+    logs: list[str]
+    worker: str | None
+    release_reason: ReleaseReason | None
+    released_at: Timestamp
+    last_heartbeat_at: Timestamp
+    record_lost: bool
+    triggered_by: str | None = Field(description="the name of the API token that triggered it")
+
+    @classmethod
+    def of(cls, run: Run) -> dict[str, Any]:
+        return cls.model_validate(run.to_dict()).model_dump(mode="json")
+
+
+class TriggeredRun(RunOut):
+    """The run a trigger admitted (202) or found under its Idempotency-Key (200)."""
+
+    model_config = ConfigDict(extra="allow", openapi_extra={"headers": {  # type: ignore[typeddict-unknown-key]
+        "Location": {"description": "the run's URL", "required": True,
+                     "schema": {"type": "string"}}}})
+
+
+class CancelledRun(RunOut):
+    """The run, now cancelled; its slot is already free."""
+
+
+class ActiveRun(_Out):
+    run_id: str
+    status: RunStatus
+    created_at: Timestamp
+    started_at: Timestamp
+    last_heartbeat_at: Timestamp
+    worker: str | None
+
+
+class WorkflowOut(_Out):
+    id: str
+    description: str
+    active_run_id: str | None = Field(description="the run holding the workflow's slot")
+    active_run: ActiveRun | None = Field(None, description="only when one workflow is read")
+
+    @classmethod
+    def of(cls, state: WorkflowState) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": state.workflow.id,
+                               "description": state.workflow.description,
+                               "active_run_id": state.active_run_id}
+        if state.active_run is not None:
+            data = state.active_run.to_dict()
+            out["active_run"] = {k: data[k] for k in ActiveRun.model_fields}
+        return cls.model_validate(out).model_dump(mode="json", exclude_unset=True)
+
+
+class WorkflowList(_Out):
+    workflows: list[WorkflowOut]
+
+
+class RunList(_Out):
+    runs: list[RunOut]
+
+
+class Health(_Out):
+    status: Literal["ok"]
+
+
+class Readiness(_Out):
+    status: Literal["ready"]
+    checks: dict[str, str]
+
+
+# -- errors: one model per code of the error tree (worker/errors.py) ----------------------------
+
+class ErrorBody(_Out):
+    code: ClassVar[str]
+    error: str = Field(description="the stable error code")
+    message: str
+
+
+class InvalidRequestBody(ErrorBody):
+    error: Literal["invalid_request"]
+    field: str | None = Field(None, description="the path, query, header or body field")
+    fields: list[str] | None = Field(None, description="unknown body fields")
+
+
+class HostNotAllowedBody(ErrorBody):
+    error: Literal["host_not_allowed"]
+
+
+class UnauthorizedBody(ErrorBody):
+    error: Literal["unauthorized"]
+
+
+class PayloadTooLargeBody(ErrorBody):
+    error: Literal["payload_too_large"]
+    field: str | None = Field(None, description="`input` when the input alone is too large")
+
+
+class NotFoundBody(ErrorBody):
+    error: Literal["not_found"]
+
+
+class MethodNotAllowedBody(ErrorBody):
+    error: Literal["method_not_allowed"]
+
+
+class InternalErrorBody(ErrorBody):
+    error: Literal["internal_error"]
+
+
+class WorkflowNotFoundBody(ErrorBody):
+    error: Literal["workflow_not_found"]
+    workflow_id: str
+
+
+class RunNotFoundBody(ErrorBody):
+    error: Literal["test_run_not_found"]
+    run_id: str
+
+
+class RunInProgressBody(ErrorBody):
+    error: Literal["test_run_in_progress"]
+    run_id: str = Field(description="the run in progress")
+    status_url: str = Field(description="its URL")
+
+
+class RunFinishedBody(ErrorBody):
+    error: Literal["test_run_finished"]
+    run_id: str
+    status: RunStatus
+
+
+class RateLimitedBody(ErrorBody):
+    error: Literal["rate_limited"]
+    retry_after: int = Field(description="seconds, as in the Retry-After header")
+
+
+class QueueUnavailableBody(ErrorBody):
+    error: Literal["queue_unavailable"]
+    what: Literal["redis", "broker"]
+
+
+class TooManyStreamsBody(ErrorBody):
+    error: Literal["too_many_streams"]
+    retry_after: int = Field(description="seconds, as in the Retry-After header")
+
+
+class NotReadyBody(ErrorBody):
+    error: Literal["not_ready"]
+    checks: dict[str, str]
+
+
+def one_of(*models: type[ErrorBody]) -> type[BaseModel]:
+    """The answer of one status that may carry any of several error codes (told apart by
+    `error`)."""
+    if len(models) == 1:
+        return models[0]
+    union: Any = Annotated[reduce(operator.or_, models), Field(discriminator="error")]
+    name = "Or".join(m.__name__.removesuffix("Body") for m in models) + "Error"
+    return type(name, (RootModel[union],), {"__doc__": "one of: " + ", ".join(
+        code_of(m) for m in models)})
+
+
+def code_of(model: type[ErrorBody]) -> str:
+    return model.model_fields["error"].annotation.__args__[0]  # type: ignore[union-attr]
+
+
+#: error code → the model of its body
+ERROR_MODELS: dict[str, type[ErrorBody]] = {code_of(m): m for m in ErrorBody.__subclasses__()}

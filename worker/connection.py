@@ -18,13 +18,17 @@ from .settings import Settings
 MAX_CONNECTIONS = 64
 
 
-def redis_client(settings: Settings) -> redis.Redis:
+def redis_client(settings: Settings, *, block_s: float = 0.0,
+                 max_connections: int = MAX_CONNECTIONS) -> redis.Redis:
     """A client with its own pool. Build it lazily in the process that uses it: a connection
-    shared across a fork (gunicorn --preload, Celery's prefork pool) corrupts replies."""
-    read_timeout = max(1.0, settings.io_timeout * 2)
+    shared across a fork (gunicorn --preload, Celery's prefork pool) corrupts replies.
+
+    `block_s` is for a client whose commands wait in Redis on purpose (XREAD BLOCK): its
+    socket timeout is that much longer, so only a Redis that stops answering times out."""
+    read_timeout = max(1.0, settings.io_timeout * 2) + block_s
     pool = redis.BlockingConnectionPool.from_url(
         settings.result_backend,
-        max_connections=MAX_CONNECTIONS,
+        max_connections=max_connections,
         timeout=read_timeout,  # wait this long for a free connection
         socket_connect_timeout=settings.io_timeout,
         socket_timeout=read_timeout,

@@ -44,6 +44,10 @@ class TestRunError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": self.code, "message": self.message, **self.data}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides its body."""
+        return {}
+
 
 class InvalidRequest(TestRunError):
     code, http_status = "invalid_request", 400
@@ -115,6 +119,35 @@ class RunFinished(TestRunError):
         super().__init__(f"test run {run.run_id} already ended: {run.status.value}",
                          run_id=run.run_id, status=run.status.value)
         self.run = run
+
+
+class RateLimited(TestRunError):
+    """The caller triggered more than TRIGGER_RATE_LIMIT allows; nothing was taken."""
+
+    code, http_status = "rate_limited", 429
+
+    def __init__(self, limit: str, retry_after: float) -> None:
+        seconds = max(1, int(retry_after))
+        super().__init__(f"more than {limit} test runs triggered; try again in {seconds} s",
+                         retry_after=seconds)
+        self.retry_after = seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class TooManyStreams(TestRunError):
+    """This web process already serves TEST_RUN_MAX_STREAMS event streams."""
+
+    code, http_status = "too_many_streams", 503
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(f"this server already streams {limit} test runs' events; try again "
+                         "shortly, or read the run instead", retry_after=retry_after)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class Dependency(StrEnum):

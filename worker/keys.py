@@ -53,12 +53,23 @@ class Keys:
     def logs(self, workflow_id: str, run_id: str) -> str:
         return f"{self.tag(workflow_id)}:logs:{run_id}"
 
+    def events_prefix(self, workflow_id: str) -> str:
+        return f"{self.tag(workflow_id)}:events:"
+
+    def events(self, workflow_id: str, run_id: str) -> str:
+        """The run's event stream (a Redis Stream): status changes and log lines, for SSE."""
+        return self.events_prefix(workflow_id) + run_id
+
     def index(self, workflow_id: str) -> str:
         """Sorted set of the workflow's run ids by creation time, for listing newest first."""
         return f"{self.tag(workflow_id)}:runs"
 
     def idempotency(self, workflow_id: str, key: str) -> str:
         return f"{self.tag(workflow_id)}:idem:{key}"
+
+    def rate_limit_prefix(self) -> str:
+        """Trigger rate-limit counters (per caller, not per workflow: no hash tag)."""
+        return f"{self.prefix}:ratelimit"
 
     def scan_pattern(self, kind: str) -> str:
         """For the operator CLI only (SCAN); no request path scans. `*` also matches `}` and

@@ -19,8 +19,9 @@ logger = logging.getLogger("worker.lifecycle")
 class LifecycleHooks:
     """The interface: every method a no-op, so a subscriber overrides only what it needs."""
 
-    def admitted(self, run_id: str, workflow_id: str) -> None:
-        """A trigger took the slot and wrote the queued record."""
+    def admitted(self, run_id: str, workflow_id: str, *, triggered_by: str | None = None) -> None:
+        """A trigger took the slot and wrote the queued record (`triggered_by`: the caller's
+        token name, when it has one)."""
 
     def conflict(self, run_id: str, workflow_id: str) -> None:
         """A trigger found `run_id` holding the slot (409)."""

@@ -50,6 +50,8 @@ class Run:
     released_ms: int | None = None
     heartbeat_ms: int | None = None
     record_lost: bool = False
+    #: the name of the API token that triggered it (None: no name known)
+    triggered_by: str | None = None
     logs: list[str] = field(default_factory=list)
 
     @property
@@ -76,6 +78,7 @@ class Run:
             released_ms=_ms(raw, "released_ms"),
             heartbeat_ms=_ms(raw, "heartbeat_ms"),
             record_lost=raw.get("record_lost") == "1",
+            triggered_by=_text(raw, "triggered_by"),
             logs=list(logs or []),
         )
 
@@ -100,4 +103,5 @@ class Run:
             "last_heartbeat_at": iso(self.heartbeat_ms),
             # the record was rebuilt by its worker after Redis lost it (restarted empty)
             "record_lost": self.record_lost,
+            "triggered_by": self.triggered_by,
         }

@@ -9,7 +9,9 @@ answer; an unreachable Redis or broker is `QueueUnavailable`.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +19,9 @@ from . import control, workflows
 from .app import TestRunCelery
 from .errors import (
     Dependency,
+    PayloadTooLarge,
     QueueUnavailable,
+    RateLimited,
     RunFinished,
     RunInProgress,
     RunNotFound,
@@ -30,6 +34,7 @@ from .lua import Admitted, AlreadyAdmitted, Busy
 from .runs import Run
 from .status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 from .tasks import TASK_NAME
+from .watch import WatchItem, follow
 from .workflows import Workflow
 
 logger = logging.getLogger(__name__)
@@ -96,13 +101,25 @@ class TestRunService:
 
     def trigger(self, workflow_id: str, input: dict[str, Any], *,
                 on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
-                idempotency_key: str | None = None) -> Triggered:
+                idempotency_key: str | None = None, triggered_by: str | None = None,
+                rate_key: str | None = None) -> Triggered:
+        """413 (input too large) → 404 → 429 (rate_key over TRIGGER_RATE_LIMIT) → 409 → 503."""
+        size = len(json.dumps(input, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > self.settings.max_input_bytes:
+            raise PayloadTooLarge(f"input is {size} bytes as JSON; at most "
+                                  f"{self.settings.max_input_bytes} are accepted", field="input")
         self.known_workflow(workflow_id)
+        if rate_key is not None and self.settings.trigger_rate_limit:
+            with unavailable_on_outage():
+                wait = self.store.count_trigger(rate_key)
+            if wait is not None:
+                raise RateLimited(self.settings.trigger_rate_limit, wait)
         # nothing was taken if the script did not run; if it ran and both replies were lost,
         # the queued lease frees the slot (queue timeout + grace)
         with unavailable_on_outage():
             admission = self.store.admit(workflow_id, input, on_conflict=on_conflict,
-                                         idempotency_key=idempotency_key)
+                                         idempotency_key=idempotency_key,
+                                         triggered_by=triggered_by)
         if isinstance(admission, Busy):
             raise RunInProgress(workflow_id, admission.holder)
         if isinstance(admission, AlreadyAdmitted):
@@ -118,7 +135,17 @@ class TestRunService:
         self._publish(admission)
         return Triggered(Run(run_id=admission.run_id, workflow_id=workflow_id,
                              status=RunStatus.QUEUED, created_ms=admission.created_ms,
-                             input=input), created=True)
+                             input=input, triggered_by=triggered_by), created=True)
+
+    def watch(self, run_id: str, last_event_id: str | None = None) -> Iterator[WatchItem]:
+        """The run's state now, then its events as they are written, then its end (see
+        worker/watch.py). Raises here, before anything is streamed, for an unknown run (404)
+        or an unreachable Redis (503); later outages end the stream."""
+        with unavailable_on_outage():
+            snap = self.store.snapshot(run_id)
+        if snap is None:
+            raise RunNotFound(run_id)
+        return follow(self.store, snap, last_event_id, self.settings.stream_keepalive)
 
     def _publish(self, admission: Admitted) -> None:
         settings = self.settings

@@ -7,12 +7,15 @@ the producer and another to the consumer. Each field documents its environment v
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+import limits
 from kombu.utils.url import maybe_sanitize_url
+from limits import RateLimitItem
 
 from .errors import SettingsError
 from .keys import PREFIX_FORBIDDEN
@@ -58,10 +61,30 @@ class Settings:
     retention: int = _env("TEST_RUN_RETENTION", 7 * 24 * 3600)
     #: WORKFLOW_MODULES — comma-separated modules whose import registers workflows.
     workflow_modules: tuple[str, ...] = _env("WORKFLOW_MODULES", ("worker.workflows.examples",))
-    #: API_TOKEN — when set, every /api/ request needs `Authorization: Bearer <token>`.
-    #: Surrounding whitespace (a stray newline from a secrets file) is stripped. Never shown
-    #: in a repr.
+    #: API_TOKEN — when set, every /api/ request needs `Authorization: Bearer <token>`; an
+    #: unnamed caller (runs it triggers have no `triggered_by`). Surrounding whitespace (a
+    #: stray newline from a secrets file) is stripped. Never shown in a repr.
     api_token: str | None = _env("API_TOKEN", None, repr=False)
+    #: API_TOKENS — named tokens `name:token,name:token`; the name is recorded on the runs its
+    #: caller triggers (`triggered_by`) and in the logs. Combines with API_TOKEN. Never shown.
+    api_tokens: str | None = _env("API_TOKENS", None, repr=False)
+    #: TRIGGER_RATE_LIMIT — triggers allowed per caller, e.g. `30/minute` (a moving window
+    #: counted in Redis, shared by every web process); unset: no limit. A caller is its token's
+    #: name, else the client address.
+    trigger_rate_limit: str | None = _env("TRIGGER_RATE_LIMIT", None)
+    #: CORS_ORIGINS — comma-separated origins allowed to call the API from a browser; unset:
+    #: no CORS headers at all (the page is served from the same origin).
+    cors_origins: tuple[str, ...] = _env("CORS_ORIGINS", ())
+    #: TEST_RUN_MAX_INPUT_BYTES — the largest `input` a trigger may carry, as compact JSON.
+    max_input_bytes: int = _env("TEST_RUN_MAX_INPUT_BYTES", 16 * 1024)
+    #: TEST_RUN_MAX_LOG_LINE — characters kept of one log line; longer lines are cut, marked.
+    max_log_line: int = _env("TEST_RUN_MAX_LOG_LINE", 4096)
+    #: TEST_RUN_MAX_STREAMS — event streams (GET …/events) one web process serves at once;
+    #: one more answers 503, so watchers can never take every thread from triggers.
+    max_streams: int = _env("TEST_RUN_MAX_STREAMS", 4)
+    #: TEST_RUN_STREAM_KEEPALIVE — seconds an event stream waits (XREAD BLOCK) before it sends a
+    #: keep-alive comment; a client that went away is noticed (and its thread freed) by then.
+    stream_keepalive: float = _env("TEST_RUN_STREAM_KEEPALIVE", 15.0)
     #: TEST_RUN_QUEUE — the Celery queue test runs are published to and consumed from.
     queue: str = _env("TEST_RUN_QUEUE", "testruns")
     #: TEST_RUN_KEY_PREFIX — prefix of every Redis key this service writes.
@@ -82,6 +105,11 @@ class Settings:
     #: ALLOW_ANONYMOUS — let the web bind a non-loopback address with no API_TOKEN set (it
     #: refuses to start otherwise: anyone on the network could trigger and cancel runs).
     allow_anonymous: bool = _env("ALLOW_ANONYMOUS", False)
+
+    def callers(self) -> list[tuple[str | None, str]]:
+        """Every accepted token with its caller's name (None for API_TOKEN), as (name, token)."""
+        found: list[tuple[str | None, str]] = [(None, self.api_token)] if self.api_token else []
+        return found + parse_tokens(self.api_tokens or "")
 
     @property
     def queued_lease(self) -> float:
@@ -144,7 +172,40 @@ class Settings:
                 "TEST_RUN_SOFT_TIME_LIMIT",
                 f"must be below TEST_RUN_TIME_LIMIT ({time_limit:g}), got {soft:g}",
             )
-        return cls(**values)
+        settings = cls(**values)
+        settings.callers()  # refuses a malformed API_TOKENS now, not at the first request
+        if settings.trigger_rate_limit:
+            rate_limit(settings.trigger_rate_limit)
+        return settings
+
+
+#: a caller's name in API_TOKENS: recorded on runs and in logs, so kept plain
+CALLER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+def parse_tokens(raw: str) -> list[tuple[str | None, str]]:
+    """`name:token,…` → [(name, token)]. Errors name the entry's position, never its token."""
+    found: list[tuple[str | None, str]] = []
+    names: set[str] = set()
+    for n, entry in enumerate((e for e in raw.split(",") if e.strip()), 1):
+        name, sep, token = entry.strip().partition(":")
+        if not sep or not token or not CALLER_NAME_RE.match(name):
+            raise SettingsError("API_TOKENS", f"entry {n} is not name:token (a name of letters, "
+                                "digits and _.@- up to 64 characters, then a token)")
+        if name in names:
+            raise SettingsError("API_TOKENS", f"entry {n} repeats the name {name!r}")
+        names.add(name)
+        found.append((name, token))
+    return found
+
+
+def rate_limit(raw: str) -> RateLimitItem:
+    """`30/minute` (the `limits` notation: N per second|minute|hour|day, or N/5 minutes)."""
+    try:
+        return limits.parse(raw)
+    except ValueError:
+        raise SettingsError("TRIGGER_RATE_LIMIT",
+                            f"expected a rate such as 30/minute, got {raw!r}") from None
 
 
 def _parse(variable: str, raw: str, default: Any) -> Any:

@@ -67,6 +67,13 @@ class ConflictPolicy(StrEnum):
     REPLACE = "replace"  # cancel the holder and take the slot, in one atomic step
 
 
+class EventKind(StrEnum):
+    """What an entry of a run's event stream records (GET /api/test-runs/<id>/events)."""
+
+    STATUS = "status"  # the run's status changed (written inside the script that changed it)
+    LOG = "log"        # the workflow body logged a line
+
+
 #: The release reason that goes with each terminal status written by an outcome.
 STATUS_RELEASE_REASON = {
     RunStatus.SUCCEEDED: ReleaseReason.SUCCEEDED,

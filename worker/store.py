@@ -20,12 +20,23 @@ import redis
 from . import lua
 from .connection import redis_client
 from .errors import RunFinished, RunNotFound
+from .events import EVENTS_PER_READ, RunEvent, clip_line
 from .keys import Keys, new_run_id, workflow_of
 from .lifecycle import lifecycle
 from .lua import AdmitResult, Admitted, Beat, Busy, FinishMode, Refused, Started
+from .ratelimit import TriggerLimiter
 from .runs import Run
-from .settings import Settings
-from .status import STATUS_RELEASE_REASON, ConflictPolicy, ErrorType, ReleaseReason, RunStatus
+from .settings import Settings, rate_limit
+from .status import (
+    STATUS_RELEASE_REASON,
+    ConflictPolicy,
+    ErrorType,
+    EventKind,
+    ReleaseReason,
+    RunStatus,
+)
+
+RedisClient = redis.Redis  # for annotations inside RunStore, whose `redis` is a property
 
 #: `finish(result=...)` default: the run has no result (distinct from a result of None)
 NO_RESULT: Any = object()
@@ -54,6 +65,8 @@ class RunStore:
         self._lock = threading.Lock()
         self._client: redis.Redis | None = None
         self._scripts: _Scripts | None = None
+        self._stream_client: redis.Redis | None = None
+        self._limiter: TriggerLimiter | None = None
 
     # -- connection ---------------------------------------------------------------------------
     @property
@@ -92,20 +105,34 @@ class RunStore:
         return None
 
     # -- admission (web) ----------------------------------------------------------------------
+    def count_trigger(self, caller: str) -> float | None:
+        """Count a trigger against TRIGGER_RATE_LIMIT: None if allowed (or no limit is set),
+        else the seconds until `caller` may trigger again."""
+        if not self.settings.trigger_rate_limit:
+            return None
+        if self._limiter is None:
+            client = self.redis  # takes the lock itself: not inside it
+            with self._lock:
+                if self._limiter is None:
+                    self._limiter = TriggerLimiter(client, self.keys,
+                                                   rate_limit(self.settings.trigger_rate_limit))
+        return self._limiter.hit(caller)
+
     def admit(self, workflow_id: str, input: Any, *,
               on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
-              idempotency_key: str | None = None) -> AdmitResult:
+              idempotency_key: str | None = None,
+              triggered_by: str | None = None) -> AdmitResult:
         """Take the slot and write the queued record in one round trip."""
         result = self.scripts.admit(
             self.keys, workflow_id, new_run_id(workflow_id), input,
             lease_ms=int(self.settings.queued_lease * 1000),
             retention_s=self.settings.retention, on_conflict=on_conflict,
-            idempotency_key=idempotency_key)
+            idempotency_key=idempotency_key, triggered_by=triggered_by)
         if isinstance(result, Admitted):
             if result.previous_holder and result.previous_release:
                 lifecycle.took_over(result.previous_holder, workflow_id, result.run_id,
                                     result.previous_release)
-            lifecycle.admitted(result.run_id, workflow_id)
+            lifecycle.admitted(result.run_id, workflow_id, triggered_by=triggered_by)
         elif isinstance(result, Busy):
             lifecycle.conflict(result.holder, workflow_id)
         return result
@@ -177,11 +204,19 @@ class RunStore:
         return int(pid) if pid else None
 
     def append_log(self, run_id: str, line: str) -> None:
-        key = self.keys.logs(self._workflow(run_id), run_id)
-        pipe = self.redis.pipeline(transaction=False)
+        """Append a line to the run's `logs` and to its event stream, in one MULTI: a reader's
+        snapshot (read.lua) sees a line in both or in neither. Both are capped (lines kept,
+        TEST_RUN_MAX_LOG_LINES; characters per line, TEST_RUN_MAX_LOG_LINE)."""
+        workflow_id = self._workflow(run_id)
+        line = clip_line(line, self.settings.max_log_line)
+        key, events = self.keys.logs(workflow_id, run_id), self.keys.events(workflow_id, run_id)
+        pipe = self.redis.pipeline(transaction=True)
         pipe.rpush(key, line)
         pipe.ltrim(key, -self.settings.max_log_lines, -1)
         pipe.expire(key, self.settings.retention)
+        pipe.xadd(events, {"kind": EventKind.LOG.value, "line": line},
+                  maxlen=self.settings.max_log_lines, approximate=True)
+        pipe.expire(events, self.settings.retention)
         pipe.execute()
 
     # -- reading ------------------------------------------------------------------------------
@@ -190,6 +225,35 @@ class RunStore:
         if workflow_id is None:
             return None
         return self.scripts.read(self.keys, workflow_id, run_id)
+
+    def snapshot(self, run_id: str) -> lua.RunSnapshot | None:
+        """The run and where its event stream stands, in one atomic read."""
+        workflow_id = workflow_of(run_id)
+        if workflow_id is None:
+            return None
+        return self.scripts.read.snapshot(self.keys, workflow_id, run_id)
+
+    @property
+    def stream_redis(self) -> RedisClient:
+        """A client of its own for XREAD BLOCK: each waiting stream holds a connection for up to
+        TEST_RUN_STREAM_KEEPALIVE, so they get a pool sized TEST_RUN_MAX_STREAMS and a socket
+        timeout that long, apart from the request path's."""
+        if self._stream_client is None:
+            with self._lock:
+                if self._stream_client is None:
+                    self._stream_client = redis_client(
+                        self.settings, block_s=self.settings.stream_keepalive,
+                        max_connections=self.settings.max_streams)
+        return self._stream_client
+
+    def events_after(self, run_id: str, after: str, block_s: float) -> list[RunEvent]:
+        """The run's events after the stream id `after`, waiting up to `block_s` for one
+        (0: do not wait)."""
+        key = self.keys.events(self._workflow(run_id), run_id)
+        block = int(block_s * 1000) if block_s > 0 else None
+        reply: Any = self.stream_redis.xread({key: after}, count=EVENTS_PER_READ, block=block)
+        return [RunEvent.from_redis(event_id, fields)
+                for _, entries in reply or [] for event_id, fields in entries]
 
     def list_runs(self, workflow_id: str, limit: int) -> list[Run]:
         """The workflow's newest runs first, each read (and settled) by the read script."""

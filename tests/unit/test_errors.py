@@ -12,10 +12,12 @@ from worker.errors import (
     NoSuchRoute,
     PayloadTooLarge,
     QueueUnavailable,
+    RateLimited,
     RunFinished,
     RunInProgress,
     RunNotFound,
     TestRunError,
+    TooManyStreams,
     Unauthorized,
     WorkflowNotFound,
 )
@@ -35,6 +37,8 @@ TABLE = {
     NoSuchRoute: ("not_found", 404),
     MethodNotAllowed: ("method_not_allowed", 405),
     InternalError: ("internal_error", 500),
+    RateLimited: ("rate_limited", 429),
+    TooManyStreams: ("too_many_streams", 503),
 }
 
 
@@ -56,3 +60,10 @@ def test_errors_carry_their_data_into_the_body():
     assert down.body()["what"] == "broker" and down.http_status == 503
     assert InvalidRequest("bad", field="limit").body() == {
         "error": "invalid_request", "message": "bad", "field": "limit"}
+
+
+def test_waits_are_told_in_a_retry_after_header():
+    assert RateLimited("2/minute", 12.4).headers() == {"Retry-After": "12"}
+    assert RateLimited("2/minute", 12.4).body()["retry_after"] == 12
+    assert TooManyStreams(4, 5).headers() == {"Retry-After": "5"}
+    assert InvalidRequest("bad").headers() == {}

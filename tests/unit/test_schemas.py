@@ -1,70 +1,99 @@
-"""Request parsing, without Redis: what a trigger body, its query and headers may hold."""
+"""The request and response models, without Redis: what a trigger body, its query and headers
+may hold (the body's JSON is read by `parse_json_body`, the rest by the models), and that every
+error of the tree has a body model that its own body fits."""
 
 from __future__ import annotations
 
 import pytest
-from flask import Flask
+from pydantic import ValidationError
 
 from web import schemas
-from worker.errors import InvalidRequest
-from worker.status import ConflictPolicy
+from worker.errors import InvalidRequest, TestRunError
+from worker.runs import Run
+from worker.status import ConflictPolicy, RunStatus
 
-app = Flask(__name__)
 
-
-def parse(data: bytes | None = None, query: str = "", headers: dict | None = None):
-    with app.test_request_context(f"/x{query}", method="POST", data=data,
-                                  headers=headers or {}, content_type="application/json"):
-        from flask import request
-
-        return schemas.trigger_request(request)
+def trigger(data: bytes = b"", query: dict | None = None, headers: dict | None = None):
+    """What the trigger route is handed: body, query and headers, each validated."""
+    try:
+        body = schemas.TriggerBody.model_validate(schemas.parse_json_body(data))
+        q = schemas.TriggerQuery.model_validate(query or {})
+        h = schemas.TriggerHeaders.model_validate(headers or {})
+    except ValidationError as exc:
+        raise schemas.invalid_request(exc) from None
+    return body.input_object, q.on_conflict, h.idempotency_key
 
 
 def test_an_empty_body_is_an_empty_input_rejecting_conflicts():
-    body = parse()
-    assert (body.input, body.on_conflict, body.idempotency_key) == (
-        {}, ConflictPolicy.REJECT, None)
+    assert trigger() == ({}, ConflictPolicy.REJECT, None)
+    assert trigger(b'{"input": null}') == ({}, ConflictPolicy.REJECT, None)
 
 
 def test_input_policy_and_key_are_read():
-    body = parse(b'{"input": {"a": [1]}}', "?on_conflict=replace", {"Idempotency-Key": "k1"})
-    assert (body.input, body.on_conflict, body.idempotency_key) == (
-        {"a": [1]}, ConflictPolicy.REPLACE, "k1")
+    assert trigger(b'{"input": {"a": [1]}}', {"on_conflict": "replace"},
+                   {"Idempotency-Key": "k1"}) == ({"a": [1]}, ConflictPolicy.REPLACE, "k1")
 
 
 @pytest.mark.parametrize("data, query, headers, field", [
-    (b"{", "", {}, None),
-    (b'{"input": [1]}', "", {}, "input"),
-    (b'{"other": 1}', "", {}, None),
-    (b'{"input": {"x": NaN}}', "", {}, None),
-    (b"{}", "?on_conflict=later", {}, "on_conflict"),
-    (b"{}", "", {"Idempotency-Key": "x" * 256}, "Idempotency-Key"),
-    (b"{}", "", {"Idempotency-Key": "tab\there"}, "Idempotency-Key"),
+    (b"{", {}, {}, None),
+    (b"[1]", {}, {}, None),
+    (b'{"input": [1]}', {}, {}, "input"),
+    (b'{"other": 1}', {}, {}, None),
+    (b'{"input": {"x": NaN}}', {}, {}, None),
+    (b'{"input": {"x": Infinity}}', {}, {}, None),
+    (b"[" * 60000, {}, {}, None),
+    (b"{}", {"on_conflict": "later"}, {}, "on_conflict"),
+    (b"{}", {}, {"Idempotency-Key": "x" * 256}, "Idempotency-Key"),
+    (b"{}", {}, {"Idempotency-Key": "tab\there"}, "Idempotency-Key"),
+    (b"{}", {}, {"Idempotency-Key": ""}, "Idempotency-Key"),
 ])
 def test_bad_requests_name_what_is_wrong(data, query, headers, field):
     with pytest.raises(InvalidRequest) as info:
-        parse(data, query, headers)
+        trigger(data, query, headers)
     assert info.value.code == "invalid_request"
     assert info.value.data.get("field") == field
 
 
-@pytest.mark.parametrize("raw, limit", [(None, 20), ("1", 1), ("100", 100)])
-def test_list_limit(raw, limit):
-    with app.test_request_context("/x" + (f"?limit={raw}" if raw else "")):
-        from flask import request
+def test_unknown_fields_are_listed():
+    with pytest.raises(InvalidRequest) as info:
+        trigger(b'{"input": {}, "b": 1, "a": 2}')
+    assert info.value.data == {"fields": ["a", "b"]}
 
-        assert schemas.list_limit(request) == limit
+
+@pytest.mark.parametrize("raw, limit", [({}, 20), ({"limit": "1"}, 1), ({"limit": "100"}, 100)])
+def test_list_limit(raw, limit):
+    assert schemas.ListQuery.model_validate(raw).limit == limit
 
 
 @pytest.mark.parametrize("raw", ["0", "101", "-1", "ten", ""])
 def test_bad_list_limits(raw):
-    with app.test_request_context(f"/x?limit={raw}"), pytest.raises(InvalidRequest):
-        from flask import request
-
-        schemas.list_limit(request)
+    with pytest.raises(ValidationError):
+        schemas.ListQuery.model_validate({"limit": raw})
 
 
-@pytest.mark.parametrize("raw", ["-x", "a b", "a" * 129])
+@pytest.mark.parametrize("raw", ["-x", "a b", "a" * 129, "a/b"])
 def test_bad_workflow_ids(raw):
-    with pytest.raises(InvalidRequest):
-        schemas.workflow_id(raw)
+    with pytest.raises(ValidationError) as info:
+        schemas.WorkflowPath.model_validate({"workflow_id": raw})
+    assert schemas.invalid_request(info.value).data == {"field": "workflow_id"}
+
+
+def test_every_error_code_has_a_body_model_its_body_fits():
+    codes = {cls.code for cls in TestRunError.__subclasses__()}
+    assert codes <= set(schemas.ERROR_MODELS)
+    run = Run(run_id="e-" + "0" * 32, workflow_id="e", status=RunStatus.CANCELLED)
+    from worker.errors import RunFinished, RunInProgress
+    for exc in (RunFinished(run), RunInProgress("e", run.run_id),
+                InvalidRequest("bad", field="limit")):
+        body = exc.body() | ({"status_url": "/x"} if exc.links_run else {})
+        schemas.ERROR_MODELS[exc.code].model_validate(body)
+
+
+def test_a_run_answers_in_its_model_and_keeps_fields_it_does_not_name():
+    run = Run(run_id="e-" + "0" * 32, workflow_id="e", status=RunStatus.QUEUED,
+              input={"a": 1}, triggered_by="ci")
+    out = schemas.RunOut.of(run)
+    assert out == run.to_dict()
+    assert set(schemas.RunOut.model_fields) == set(run.to_dict())
+    assert schemas.RunOut.model_validate(out | {"workers_online": 2}).model_dump()[
+        "workers_online"] == 2

@@ -25,7 +25,7 @@ from redis.commands.core import Script
 
 from ..keys import Keys
 from ..runs import Run
-from ..status import TERMINAL, ConflictPolicy, ErrorType, ReleaseReason, RunStatus
+from ..status import TERMINAL, ConflictPolicy, ErrorType, EventKind, ReleaseReason, RunStatus
 
 HERE = Path(__file__).parent
 
@@ -68,7 +68,7 @@ class BeatVerdict(StrEnum):
 VOCABULARY: dict[str, type[Enum]] = {
     "STATUS": RunStatus, "ERROR": ErrorType, "REASON": ReleaseReason, "POLICY": ConflictPolicy,
     "ADMIT": AdmitReply, "START": StartReply, "FINISH": FinishReply, "FINISH_MODE": FinishMode,
-    "BEAT": BeatVerdict,
+    "BEAT": BeatVerdict, "EVENT": EventKind,
 }
 
 
@@ -101,10 +101,10 @@ def source(name: str) -> str:
 
 
 def _run(snapshot: Any) -> Run | None:
-    """A run from a script's `{HGETALL, log lines}`."""
+    """A run from a script's `{HGETALL, log lines, …}`."""
     if not snapshot:
         return None
-    flat, logs = snapshot
+    flat, logs = snapshot[0], snapshot[1]
     return Run.from_redis(dict(zip(flat[::2], flat[1::2], strict=True)), logs)
 
 
@@ -163,13 +163,15 @@ class Admit(LuaScript):
 
     def __call__(self, keys: Keys, workflow_id: str, run_id: str, input: Any, *,
                  lease_ms: int, retention_s: int, on_conflict: ConflictPolicy,
-                 idempotency_key: str | None) -> AdmitResult:
+                 idempotency_key: str | None, triggered_by: str | None = None) -> AdmitResult:
         reply = self._call([
             keys.slot(workflow_id), keys.run(workflow_id, run_id), keys.index(workflow_id),
             keys.idempotency(workflow_id, idempotency_key or "-"),
+            keys.events(workflow_id, run_id),
         ], [
             run_id, workflow_id, _compact(input), lease_ms, retention_s, on_conflict.value,
             keys.run_prefix(workflow_id), "1" if idempotency_key else "0",
+            keys.events_prefix(workflow_id), triggered_by or "",
         ])
         kind = AdmitReply(reply[0])
         if kind is AdmitReply.CONFLICT:
@@ -199,7 +201,8 @@ class Start(LuaScript):
 
     def __call__(self, keys: Keys, workflow_id: str, run_id: str, *, worker: str, pid: int,
                  lease_ms: int, queue_timeout_ms: int) -> Started | Refused:
-        reply = self._call([keys.slot(workflow_id), keys.run(workflow_id, run_id)],
+        reply = self._call([keys.slot(workflow_id), keys.run(workflow_id, run_id),
+                            keys.events(workflow_id, run_id)],
                            [run_id, worker, lease_ms, queue_timeout_ms, pid])
         kind = StartReply(reply[0])
         if kind is StartReply.STARTED:
@@ -234,6 +237,7 @@ class Finish(LuaScript):
                  mode: FinishMode) -> Finished:
         reply = self._call([
             keys.slot(workflow_id), keys.run(workflow_id, run_id), keys.logs(workflow_id, run_id),
+            keys.events(workflow_id, run_id),
         ], [
             run_id, workflow_id, status.value, error_type.value if error_type else "",
             error or "", result_json, reason.value, worker or "", retention_s, mode.value,
@@ -247,6 +251,16 @@ class Finish(LuaScript):
 
 # -- read.lua -----------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class RunSnapshot:
+    """A run as read, with the first and last ids of its event stream at that instant (None:
+    no stream): the events after `last_event_id` are exactly what happened since."""
+
+    run: Run
+    first_event_id: str | None
+    last_event_id: str | None
+
+
 class Read(LuaScript):
     name = "read"
 
@@ -257,11 +271,20 @@ class Read(LuaScript):
     def queue(self, keys: Keys, workflow_id: str, run_id: str, client: Any = None) -> Any:
         """Run (or, on a pipeline, queue) the read; `decode` turns its reply into a Run."""
         return self._call([keys.slot(workflow_id), keys.run(workflow_id, run_id),
-                           keys.logs(workflow_id, run_id)], [run_id], client)
+                           keys.logs(workflow_id, run_id), keys.events(workflow_id, run_id)],
+                          [run_id], client)
 
     @staticmethod
     def decode(reply: Any) -> Run | None:
         return _run(reply)
+
+    def snapshot(self, keys: Keys, workflow_id: str, run_id: str) -> RunSnapshot | None:
+        """The run and the bounds of its event stream, read in one atomic step."""
+        reply = self.queue(keys, workflow_id, run_id)
+        run = _run(reply)
+        if run is None:
+            return None
+        return RunSnapshot(run, reply[2] or None, reply[3] or None)
 
 
 # -- heartbeat.lua ------------------------------------------------------------------------------
@@ -277,7 +300,8 @@ class Heartbeat(LuaScript):
 
     def __call__(self, keys: Keys, workflow_id: str, run_id: str, *, worker: str, pid: int,
                  ttl_ms: int, retention_s: int) -> Beat:
-        reply = self._call([keys.slot(workflow_id), keys.run(workflow_id, run_id)],
+        reply = self._call([keys.slot(workflow_id), keys.run(workflow_id, run_id),
+                            keys.events(workflow_id, run_id)],
                            [run_id, workflow_id, ttl_ms, worker, retention_s, pid])
         return Beat(BeatVerdict(reply[0]), RunStatus(reply[1]) if len(reply) > 1 else None)
 
@@ -291,7 +315,8 @@ class ForceRelease(LuaScript):
                  expected: str | None) -> str | None:
         """The run whose slot this freed, or None."""
         holder = self._call([keys.slot(workflow_id)],
-                            [keys.run_prefix(workflow_id), reason.value, expected or ""])
+                            [keys.run_prefix(workflow_id), reason.value, expected or "",
+                             keys.events_prefix(workflow_id)])
         return str(holder) if holder else None
 
 

@@ -6,6 +6,7 @@
 -- KEYS[3]  index         <prefix>:{<workflow>}:runs        run ids by creation time (zset)
 -- KEYS[4]  idempotency   <prefix>:{<workflow>}:idem:<key>  run id admitted under the key
 --                        (any key of the workflow's hash tag when ARGV[8] is '0')
+-- KEYS[5]  events        <prefix>:{<workflow>}:events:<run> the new run's event stream
 -- ARGV[1]  run_id        the new run's id
 -- ARGV[2]  workflow_id
 -- ARGV[3]  input         the run's input, JSON text
@@ -14,6 +15,8 @@
 -- ARGV[6]  on_conflict   POLICY.REJECT or POLICY.REPLACE
 -- ARGV[7]  run_prefix    <prefix>:{<workflow>}:run:  (a holder's record is run_prefix .. id)
 -- ARGV[8]  use_key       '1' when an Idempotency-Key came with the request, else '0'
+-- ARGV[9]  events_prefix <prefix>:{<workflow>}:events:  (a replaced holder's stream)
+-- ARGV[10] triggered_by  the caller's name (a named API token), or ''
 --
 -- Replies:
 --   {ADMIT.ADMITTED, run_id, previous_holder, previous_release, created_ms}
@@ -23,12 +26,15 @@
 --   {ADMIT.CONFLICT, holder}    another live run holds the slot (POLICY.REJECT): nothing written
 --
 -- Safe to repeat: the same call again (its reply was lost) finds its own run holding the slot
--- and answers ADMITTED as the first call did, from what that call recorded.
+-- and answers ADMITTED as the first call did, from what that call recorded; the status events
+-- (queued on the new run's stream, cancelled on a replaced holder's) are written only with
+-- the change they announce, so a repeat writes none.
 
-local slot, run, index, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local slot, run, index, idem, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local run_id, workflow_id, input = ARGV[1], ARGV[2], ARGV[3]
 local lease_ms, retention = tonumber(ARGV[4]), tonumber(ARGV[5])
 local on_conflict, run_prefix, use_key = ARGV[6], ARGV[7], ARGV[8]
+local events_prefix, triggered_by = ARGV[9], ARGV[10]
 
 local holder = redis.call('GET', slot)
 if holder == run_id then
@@ -53,8 +59,8 @@ if holder then
     release(slot, holder_run, holder, REASON.RECLAIMED, now)
     previous_release = REASON.RECLAIMED
   elseif on_conflict == POLICY.REPLACE then
-    record_end(holder_run, STATUS.CANCELLED, ERROR.CANCELLED, 'replaced by test run ' .. run_id,
-      now)
+    record_end(holder_run, events_prefix .. holder, STATUS.CANCELLED, ERROR.CANCELLED,
+      'replaced by test run ' .. run_id, now)
     release(slot, holder_run, holder, REASON.REPLACED, now)
     previous_release = REASON.REPLACED
   else
@@ -68,7 +74,9 @@ redis.call('HSET', run, 'run_id', run_id, 'workflow_id', workflow_id, 'type', 't
 if holder then
   redis.call('HSET', run, 'previous_holder', holder, 'previous_release', previous_release)
 end
+if triggered_by ~= '' then redis.call('HSET', run, 'triggered_by', triggered_by) end
 redis.call('EXPIRE', run, retention)
+emit_status(events, run, STATUS.QUEUED, now)
 redis.call('ZADD', index, now, run_id)
 redis.call('ZREMRANGEBYSCORE', index, '-inf', now - retention * 1000)
 redis.call('EXPIRE', index, retention)

@@ -2,11 +2,12 @@
 -- run that already ended keeps its status, and only its slot is released (if it still holds
 -- it), so this is safe to repeat and safe for late signals (Celery sends task_failure twice on
 -- a hard time limit). Safe to repeat: a second call finds the run terminal and changes
--- nothing but a release that is still due.
+-- nothing but a release that is still due (and writes no second status event).
 --
 -- KEYS[1]  slot     <prefix>:{<workflow>}:slot
 -- KEYS[2]  run      <prefix>:{<workflow>}:run:<run>
 -- KEYS[3]  logs     <prefix>:{<workflow>}:logs:<run>
+-- KEYS[4]  events   <prefix>:{<workflow>}:events:<run>   the run's event stream
 -- ARGV[1]  run_id
 -- ARGV[2]  workflow_id
 -- ARGV[3]  status       the terminal status to record (a STATUS value)
@@ -34,7 +35,7 @@
 --       QUEUED_ONLY mode, is not queued): status is what it is; released as above
 --   {FINISH.MISSING}   no record, in CANCEL or QUEUED_ONLY mode: nothing written
 
-local slot, run, logs = KEYS[1], KEYS[2], KEYS[3]
+local slot, run, logs, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local run_id, workflow_id, status = ARGV[1], ARGV[2], ARGV[3]
 local error_type, err, result = ARGV[4], ARGV[5], ARGV[6]
 local reason, worker, retention, mode = ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10]
@@ -47,7 +48,7 @@ if not current then
   redis.call('HSET', run, 'run_id', run_id, 'workflow_id', workflow_id, 'type', 'test',
     'record_lost', '1', 'input', '{}')
 elseif mode ~= FINISH_MODE.OUTCOME then
-  current = settle_lapsed(slot, run, run_id, current, now)
+  current = settle_lapsed(slot, run, events, run_id, current, now)
 end
 
 if current and TERMINAL[current] then
@@ -61,7 +62,7 @@ if mode == FINISH_MODE.QUEUED_ONLY and current ~= STATUS.QUEUED then
   return {FINISH.UNCHANGED, current, 0}
 end
 
-record_end(run, status, error_type, err, now)
+record_end(run, events, status, error_type, err, now)
 if result ~= '' then redis.call('HSET', run, 'result', result) end
 if worker ~= '' and redis.call('HEXISTS', run, 'worker') == 0 then
   redis.call('HSET', run, 'worker', worker)
@@ -69,6 +70,7 @@ end
 local released = release(slot, run, run_id, reason, now)
 redis.call('EXPIRE', run, retention)
 redis.call('EXPIRE', logs, retention)
+redis.call('EXPIRE', events, retention)
 if mode == FINISH_MODE.CANCEL then
   -- the caller answers with the run: hand it back instead of a second round trip
   return {FINISH.FINISHED, current or '', released, snapshot(run, logs)}

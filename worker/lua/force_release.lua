@@ -6,14 +6,17 @@
 -- ARGV[2]  reason       the REASON recorded on the holder (REASON.FORCED, REASON.RECLAIMED)
 -- ARGV[3]  expected     free the slot only if this run id holds it; '' = whoever holds it
 --                       (so a check-then-release can never free a newer holder)
+-- ARGV[4]  events_prefix <prefix>:{<workflow>}:events:  (the holder's event stream)
 --
 -- Replies:
 --   holder_run_id   the run whose slot this call freed
 --   false (nil)     nothing freed: the slot was free, or held by another than `expected`
 --
--- Safe to repeat: a second call finds the slot free (or a new holder) and frees nothing.
+-- Safe to repeat: a second call finds the slot free (or a new holder) and frees nothing (and
+-- writes no second status event).
 
 local slot, run_prefix, reason, expected = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local events_prefix = ARGV[4]
 local holder = redis.call('GET', slot)
 if not holder then return false end
 if expected ~= '' and holder ~= expected then return false end
@@ -21,8 +24,8 @@ local run = run_prefix .. holder
 local now = now_ms()
 local status = redis.call('HGET', run, 'status')
 if status and not TERMINAL[status] then
-  record_end(run, STATUS.CANCELLED, ERROR.CANCELLED, 'its slot was released by an operator',
-    now)
+  record_end(run, events_prefix .. holder, STATUS.CANCELLED, ERROR.CANCELLED,
+    'its slot was released by an operator', now)
 end
 release(slot, run, holder, reason, now)
 return holder

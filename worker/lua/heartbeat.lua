@@ -4,6 +4,7 @@
 --
 -- KEYS[1]  slot         <prefix>:{<workflow>}:slot
 -- KEYS[2]  run          <prefix>:{<workflow>}:run:<run>
+-- KEYS[3]  events       <prefix>:{<workflow>}:events:<run>   the run's event stream
 -- ARGV[1]  run_id
 -- ARGV[2]  workflow_id
 -- ARGV[3]  ttl_ms       the running lease: the heartbeat TTL
@@ -23,9 +24,10 @@
 -- A record Redis lost (restarted empty) is written back as running (record_lost=1). A run
 -- whose slot another run took is recorded lost and answers {BEAT.TERMINAL, STATUS.LOST}.
 --
--- Safe to repeat: renewing twice is renewing; once lost, a run stays lost.
+-- Safe to repeat: renewing twice is renewing; once lost, a run stays lost. Status events
+-- (running for a rebuilt record, lost) are written only with the change.
 
-local slot, run = KEYS[1], KEYS[2]
+local slot, run, events = KEYS[1], KEYS[2], KEYS[3]
 local run_id, workflow_id, ttl_ms, worker = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local retention, pid = tonumber(ARGV[5]), ARGV[6]
 
@@ -36,6 +38,7 @@ if not status then
     'status', STATUS.RUNNING, 'started_ms', now, 'worker', worker, 'pid', pid,
     'record_lost', '1', 'input', '{}')
   redis.call('EXPIRE', run, retention)
+  emit_status(events, run, STATUS.RUNNING, now)
   status = STATUS.RUNNING
 end
 -- only the process that started the run speaks for it: a duplicate delivery of the same
@@ -57,6 +60,6 @@ if not holder then
   return {BEAT.REACQUIRED}
 end
 -- another run holds the slot, so this one must not go on
-record_end(run, STATUS.LOST, ERROR.HEARTBEAT_LOST,
+record_end(run, events, STATUS.LOST, ERROR.HEARTBEAT_LOST,
   'its lease ran out and test run ' .. holder .. ' took the slot', now)
 return {BEAT.TERMINAL, STATUS.LOST}

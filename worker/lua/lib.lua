@@ -6,6 +6,17 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Append a status change to the run's event stream (what GET /api/test-runs/<run>/events
+-- serves). Called only where a script changes the status, so a repeated call -- which finds
+-- the status already changed -- never writes a second event. The stream lives as long as its
+-- run record (it copies the record's TTL). Log lines are the stream's only other entries, and
+-- they trim it (MAXLEN); a run has at most three status events, so the stream stays bounded.
+local function emit_status(events, run, status, now)
+  redis.call('XADD', events, '*', 'kind', EVENT.STATUS, 'status', status, 'at', now)
+  local ttl = redis.call('PTTL', run)
+  if ttl > 0 then redis.call('PEXPIRE', events, ttl) end
+end
+
 -- THE place a slot is freed. Compare-and-delete: frees the slot only if this run holds it,
 -- so a late or repeated release never frees a slot another run holds. Records why and when
 -- on the run. Returns 1 if it freed the slot, 0 if the run did not hold it.
@@ -21,8 +32,9 @@ local function release(slot, run, run_id, reason, now)
 end
 
 -- End a run that has not ended: its terminal status, when, and why; with `reason`, also why
--- and when its slot was freed (when the caller knows it is already gone). One HSET.
-local function record_end(run, status, error_type, err, now, reason)
+-- and when its slot was freed (when the caller knows it is already gone). One HSET, and the
+-- status event on the run's stream `events`.
+local function record_end(run, events, status, error_type, err, now, reason)
   if reason then
     redis.call('HSET', run, 'status', status, 'finished_ms', now, 'error_type', error_type,
       'error', err, 'release_reason', reason, 'released_ms', now)
@@ -30,20 +42,21 @@ local function record_end(run, status, error_type, err, now, reason)
     redis.call('HSET', run, 'status', status, 'finished_ms', now, 'error_type', error_type,
       'error', err)
   end
+  emit_status(events, run, status, now)
 end
 
 -- A queued or running run whose slot is gone (or held by another run) has lost its lease:
 -- record that, once (expired if it never started, lost if it did). Returns the status the
 -- run has now.
-local function settle_lapsed(slot, run, run_id, status, now)
+local function settle_lapsed(slot, run, events, run_id, status, now)
   if (status == STATUS.QUEUED or status == STATUS.RUNNING)
       and redis.call('GET', slot) ~= run_id then
     if status == STATUS.QUEUED then
-      record_end(run, STATUS.EXPIRED, ERROR.QUEUE_TIMEOUT,
+      record_end(run, events, STATUS.EXPIRED, ERROR.QUEUE_TIMEOUT,
         'no worker started it before its queue lease ran out', now, REASON.LEASE_EXPIRED)
       return STATUS.EXPIRED
     end
-    record_end(run, STATUS.LOST, ERROR.HEARTBEAT_LOST,
+    record_end(run, events, STATUS.LOST, ERROR.HEARTBEAT_LOST,
       'the worker stopped answering: its lease ran out with no outcome recorded', now,
       REASON.LEASE_EXPIRED)
     return STATUS.LOST
@@ -54,4 +67,12 @@ end
 -- The run record as a flat HGETALL list plus its log lines, for replies that hand it back.
 local function snapshot(run, logs)
   return {redis.call('HGETALL', run), redis.call('LRANGE', logs, 0, -1)}
+end
+
+-- The ids of the first and the last entry of a run's event stream ('' when it has none): a
+-- reader that took the snapshot in the same script knows exactly which events follow it.
+local function stream_bounds(events)
+  local first = redis.call('XRANGE', events, '-', '+', 'COUNT', 1)[1]
+  local last = redis.call('XREVRANGE', events, '+', '-', 'COUNT', 1)[1]
+  return first and first[1] or '', last and last[1] or ''
 end

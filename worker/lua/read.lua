@@ -5,16 +5,23 @@
 -- KEYS[1]  slot   <prefix>:{<workflow>}:slot
 -- KEYS[2]  run    <prefix>:{<workflow>}:run:<run>
 -- KEYS[3]  logs   <prefix>:{<workflow>}:logs:<run>
+-- KEYS[4]  events <prefix>:{<workflow>}:events:<run>   the run's event stream
 -- ARGV[1]  run_id
 --
 -- Replies:
---   {HGETALL of the record, log lines}   the run
+--   {HGETALL of the record, log lines, first_event_id, last_event_id}   the run, and the
+--       ids ('' if none) bounding its event stream as of this read: the events that follow
+--       this snapshot are exactly those after last_event_id
 --   false (nil)                          no such record
 --
--- Safe to repeat: settling happens once; a second read finds the run terminal.
+-- Safe to repeat: settling happens once (with its one status event); a second read finds the
+-- run terminal.
 
-local slot, run, logs = KEYS[1], KEYS[2], KEYS[3]
+local slot, run, logs, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local status = redis.call('HGET', run, 'status')
 if not status then return false end
-settle_lapsed(slot, run, ARGV[1], status, now_ms())
-return snapshot(run, logs)
+settle_lapsed(slot, run, events, ARGV[1], status, now_ms())
+local reply = snapshot(run, logs)
+local first, last = stream_bounds(events)
+reply[3], reply[4] = first, last
+return reply

@@ -5,6 +5,7 @@
 --
 -- KEYS[1]  slot    <prefix>:{<workflow>}:slot
 -- KEYS[2]  run     <prefix>:{<workflow>}:run:<run>
+-- KEYS[3]  events  <prefix>:{<workflow>}:events:<run>   the run's event stream
 -- ARGV[1]  run_id
 -- ARGV[2]  worker            the Celery worker's hostname
 -- ARGV[3]  lease_ms          the running lease: the heartbeat TTL
@@ -19,16 +20,16 @@
 --
 -- Safe to repeat: the same call again from the same worker and pid finds the run running as
 -- this process and answers STARTED again; a duplicate delivery from any other process is
--- REFUSED.
+-- REFUSED. Status events (running, expired, lost) are written only with the change.
 
-local slot, run = KEYS[1], KEYS[2]
+local slot, run, events = KEYS[1], KEYS[2], KEYS[3]
 local run_id, worker, pid = ARGV[1], ARGV[2], ARGV[5]
 local lease_ms, queue_timeout_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local status = redis.call('HGET', run, 'status')
 if not status then return {START.MISSING} end
 local now = now_ms()
-status = settle_lapsed(slot, run, run_id, status, now)
+status = settle_lapsed(slot, run, events, run_id, status, now)
 if status == STATUS.RUNNING and redis.call('HGET', run, 'worker') == worker
     and redis.call('HGET', run, 'pid') == pid then
   return {START.STARTED, redis.call('HGET', run, 'input') or '{}'}
@@ -36,7 +37,7 @@ end
 if status ~= STATUS.QUEUED then return {START.REFUSED, status} end
 local created = tonumber(redis.call('HGET', run, 'created_ms') or now)
 if now - created > queue_timeout_ms then
-  record_end(run, STATUS.EXPIRED, ERROR.QUEUE_TIMEOUT,
+  record_end(run, events, STATUS.EXPIRED, ERROR.QUEUE_TIMEOUT,
     'waited longer than the queue timeout for a worker', now)
   release(slot, run, run_id, REASON.EXPIRED, now)
   return {START.REFUSED, STATUS.EXPIRED}
@@ -44,4 +45,5 @@ end
 redis.call('HSET', run, 'status', STATUS.RUNNING, 'started_ms', now, 'worker', worker,
   'heartbeat_ms', now, 'pid', pid)
 redis.call('PEXPIRE', slot, lease_ms)
+emit_status(events, run, STATUS.RUNNING, now)
 return {START.STARTED, redis.call('HGET', run, 'input') or '{}'}

@@ -16,11 +16,17 @@ def echo(ctx: RunContext, input: dict[str, Any]) -> Any:
     return input
 
 
-@workflow("sleep", description="Sleeps input.seconds (default 5) and says how long.")
+@workflow("sleep", description="Sleeps input.seconds (default 5), logging a line a second.")
 def sleep(ctx: RunContext, input: dict[str, Any]) -> Any:
     seconds = float(input.get("seconds", 5))
     ctx.logger.info("sleeping %gs", seconds)
-    time.sleep(seconds)
+    deadline = time.monotonic() + seconds
+    tick = 0
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(1.0, left))
+        tick += 1
+        if deadline - time.monotonic() > 0:
+            ctx.logger.info("slept %ds of %gs", tick, seconds)
     return {"slept": seconds}
 
 

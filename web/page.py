@@ -1,0 +1,52 @@
+"""The page at `/` (web/static/: plain HTML, JS and CSS, no build step) and the headers every
+answer carries: a Content-Security-Policy with no inline script, `nosniff`, and CORS only for
+the origins in CORS_ORIGINS.
+
+The page sends the API token (when the service has one) as a bearer header from
+sessionStorage; it never uses cookies, so there is nothing for another site to ride on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, Flask, Response, request, send_from_directory
+
+STATIC = Path(__file__).parent / "static"
+
+bp = Blueprint("page", __name__, static_folder=str(STATIC), static_url_path="/static")
+
+#: scripts, styles and connections from this origin only; nothing inline, no frames
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+       "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+#: request headers a cross-origin caller may send, and response headers it may read
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
+CORS_EXPOSE_HEADERS = "Location, Retry-After"
+
+
+@bp.get("/")
+def index() -> Response:
+    resp = send_from_directory(STATIC, "index.html", max_age=0)
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+def register(app: Flask, cors_origins: tuple[str, ...]) -> None:
+    app.register_blueprint(bp)
+    allowed = frozenset(cors_origins)
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers.setdefault("Content-Security-Policy", CSP)
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        origin = request.headers.get("Origin")
+        if origin and origin in allowed:
+            resp.headers["Access-Control-Allow-Origin"] = origin
+            resp.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+            resp.headers.add("Vary", "Origin")
+            if request.method == "OPTIONS":
+                resp.headers["Access-Control-Allow-Methods"] = "GET, POST"
+                resp.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+                resp.headers["Access-Control-Max-Age"] = "600"
+        return resp

@@ -1,0 +1,55 @@
+"""A run's event stream: what happened to it, in order, for watchers (the page, `curl -N`).
+
+Each run has a Redis Stream (`<prefix>:{<workflow>}:events:<run>`) beside its record. Status
+changes are appended by the Lua script that makes them (lib.lua's `emit_status`), in the same
+atomic step, so the stream can never disagree with the record; log lines are appended with the
+run's `logs` in one MULTI (RunStore.append_log). The web serves it as Server-Sent Events
+(web/events.py) through `worker/watch.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .status import EventKind, RunStatus
+
+#: entries one XREAD returns at most (a burst of log lines arrives in a few reads)
+EVENTS_PER_READ = 200
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    id: str  # the stream entry id, `<ms>-<seq>`: what a client resumes from (Last-Event-ID)
+    kind: EventKind
+    status: RunStatus | None = None  # STATUS events
+    at_ms: int | None = None         # STATUS events: when the script changed it
+    line: str | None = None          # LOG events
+
+    @classmethod
+    def from_redis(cls, event_id: str, fields: dict[str, str]) -> RunEvent:
+        kind = EventKind(fields["kind"])
+        if kind is EventKind.STATUS:
+            return cls(event_id, kind, status=RunStatus(fields["status"]),
+                       at_ms=int(fields["at"]))
+        return cls(event_id, kind, line=fields.get("line", ""))
+
+    @property
+    def terminal(self) -> bool:
+        return self.status is not None and self.status.terminal
+
+
+def stream_position(event_id: str | None) -> tuple[int, int] | None:
+    """A stream id as a comparable pair, or None if it is not one (`<ms>-<seq>`)."""
+    if not event_id:
+        return None
+    ms, sep, seq = event_id.partition("-")
+    if not (sep and ms.isdigit() and seq.isdigit() and len(event_id) <= 41):
+        return None
+    return int(ms), int(seq)
+
+
+def clip_line(line: str, limit: int) -> str:
+    """A log line of at most `limit` characters (plus a marker saying how much was cut)."""
+    if len(line) <= limit:
+        return line
+    return f"{line[:limit]} … [{len(line) - limit} characters cut]"

@@ -1,0 +1,110 @@
+"""Following one run: its current state, then each event as it is written, then its end.
+
+`follow()` is what GET /api/test-runs/<run>/events streams. It waits in Redis (XREAD BLOCK,
+at most TEST_RUN_STREAM_KEEPALIVE at a time), so a watcher costs no polling loop: between
+events it makes one call per keep-alive interval, which also reads the run — the read that
+settles a lapsed lease (expired / lost) and writes its status event, so a run whose worker died
+still reaches its end on the stream.
+
+Resuming: a client that sends the id of the last event it saw (Last-Event-ID) gets the events
+after it; if that id is no longer in the stream (trimmed, expired, or not an id at all), it
+gets the current state again first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .errors import REDIS_OUTAGES
+from .events import RunEvent, stream_position
+from .lua import RunSnapshot
+from .runs import Run
+from .store import RunStore
+
+logger = logging.getLogger(__name__)
+
+#: the id of a snapshot of a run whose stream has no entries yet: every entry comes after it
+START = "0-0"
+
+
+class Item(StrEnum):
+    SNAPSHOT = "snapshot"  # the run as it is now (first, or again after a lost position)
+    EVENT = "event"        # a status change or a log line
+    END = "end"            # the run as it ended; nothing follows
+    IDLE = "idle"          # nothing happened for a keep-alive interval
+
+
+@dataclass(frozen=True)
+class WatchItem:
+    item: Item
+    id: str | None = None
+    run: Run | None = None          # SNAPSHOT, END
+    event: RunEvent | None = None   # EVENT
+
+
+def _resumable(after: str | None, snap: RunSnapshot) -> bool:
+    """Whether the events after `after` are all still in the stream."""
+    position, first = stream_position(after), stream_position(snap.first_event_id)
+    last = stream_position(snap.last_event_id)
+    if position is None or first is None or last is None:
+        return False
+    return first <= position <= last or position == (first[0], first[1] - 1)
+
+
+def follow(store: RunStore, snap: RunSnapshot, after: str | None,
+           wait_s: float) -> Iterator[WatchItem]:
+    run_id = snap.run.run_id
+    if after is not None and _resumable(after, snap):
+        cursor = after
+    else:
+        cursor = snap.last_event_id or START
+        yield WatchItem(Item.SNAPSHOT, cursor, run=snap.run)
+    if snap.run.terminal:
+        # ended already: what the client has not seen, then the end, without waiting
+        yield from _drain(store, run_id, cursor)
+        yield WatchItem(Item.END, snap.last_event_id or cursor, run=snap.run)
+        return
+    try:
+        while True:
+            events = store.events_after(run_id, cursor, wait_s)
+            for event in events:
+                cursor = event.id
+                yield WatchItem(Item.EVENT, event.id, event=event)
+                if event.terminal:
+                    yield _end(store, run_id, cursor)
+                    return
+            if events:
+                continue
+            yield WatchItem(Item.IDLE)
+            run = store.get(run_id)  # settles a lapsed lease, writing its status event
+            if run is None:  # its record outlived its retention while we waited
+                return
+            if run.terminal:  # its terminal event is missing (the stream expired or was lost)
+                yield from _drain(store, run_id, cursor)
+                yield WatchItem(Item.END, cursor, run=run)
+                return
+    except REDIS_OUTAGES as exc:
+        # mid-stream there is no status to answer with: end it; the client resumes from the
+        # last id it saw (and is told 503 while Redis stays away)
+        logger.warning("event stream of %s ended: Redis unreachable (%s)", run_id, exc)
+
+
+def _drain(store: RunStore, run_id: str, cursor: str) -> Iterator[WatchItem]:
+    """The events after `cursor` that are already written, up to the terminal one."""
+    while True:
+        events = store.events_after(run_id, cursor, 0)
+        for event in events:
+            cursor = event.id
+            if event.terminal:
+                return
+            yield WatchItem(Item.EVENT, event.id, event=event)
+        if not events:
+            return
+
+
+def _end(store: RunStore, run_id: str, event_id: str) -> WatchItem:
+    run = store.get(run_id)
+    return WatchItem(Item.END, event_id, run=run)
