@@ -8,6 +8,10 @@ its own app and Redis clients (a connection shared across the fork times out).
 
 import os
 
+from worker.logs import gunicorn_logconfig
+from worker.metrics import prepare_multiprocess, remove_multiprocess_dir
+from worker.settings import Settings
+
 # WEB_BIND's default lives here and nowhere else. Always set, so the PORT that honcho gives
 # each process (gunicorn's fallback bind) never applies.
 bind = [os.environ.get("WEB_BIND") or "127.0.0.1:8000"]  # empty counts as unset
@@ -20,6 +24,23 @@ accesslog = "-"
 
 # Logging: gunicorn configures only its own `gunicorn.*` loggers; the app gives the root logger
 # a handler in create_app() (worker/logs.py), so the web's lifecycle lines are printed too.
+# LOG_FORMAT=json: gunicorn's error and access logs and the app's lines as JSON objects.
+logconfig_dict = gunicorn_logconfig(Settings.from_env().log_format) or {}
+
+# Metrics: every gunicorn worker counts into PROMETHEUS_MULTIPROC_DIR, which must exist (and be
+# in the environment) before the workers start; created here, in the master (worker/metrics.py).
+prepare_multiprocess("web")
+
+
+def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """A dead worker's live gauges must not be summed any more (its counters stay)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    remove_multiprocess_dir()
 
 
 def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature

@@ -14,7 +14,7 @@ from worker.logs import configure_logging
 from worker.service import TestRunService
 from worker.settings import Settings
 
-from . import api, auth, errors, events, exposure, health, openapi, page
+from . import api, auth, errors, events, exposure, health, metrics, openapi, page
 from .schemas import MAX_BODY_BYTES, InvalidRequestBody, invalid_request, parse_json_body
 
 VERSION = "1"
@@ -37,8 +37,8 @@ def _validation_failed(exc: ValidationError) -> Response:
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Config layers: defaults → environment → `test_config` (keys are the variable names,
     e.g. `{"TEST_RUN_QUEUE": "q1"}`)."""
-    configure_logging()
     settings = Settings.from_env(overrides=test_config)
+    configure_logging(log_format=settings.log_format)
     app = OpenAPI(
         __name__, info=Info(title="Workflow test runs", version=VERSION),
         security_schemes={"bearer": {"type": "http", "scheme": "bearer",
@@ -60,4 +60,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_api(health.bp)
     page.register(app, settings.cors_origins)
     openapi.register(app)
+    metrics.register(app)
     return app

@@ -50,8 +50,8 @@ def service() -> TestRunService:
     return current_app.extensions["testruns"]
 
 
-def _run_response(run: Run, status: int) -> Response:
-    resp = jsonify(s.RunOut.of(run))
+def _run_response(run: Run, status: int, **extra: Any) -> Response:
+    resp = jsonify({**s.RunOut.of(run), **extra})
     resp.status_code = status
     resp.headers["Location"] = url_for("api.get_run", run_id=run.run_id)
     return resp
@@ -59,8 +59,9 @@ def _run_response(run: Run, status: int) -> Response:
 
 @bp.get("/workflows", tags=[WORKFLOWS], responses=answers(_200=s.WorkflowList))
 def list_workflows() -> Response:
-    """Every workflow, with the run holding its slot."""
-    return jsonify({"workflows": [s.WorkflowOut.of(w) for w in service().workflows()]})
+    """Every workflow, with the run holding its slot, and how many workers are online."""
+    return jsonify({"workflows": [s.WorkflowOut.of(w) for w in service().workflows()],
+                    "workers_online": service().workers_online()})
 
 
 @bp.get("/workflows/<path:workflow_id>", tags=[WORKFLOWS], responses=answers(
@@ -82,7 +83,8 @@ def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeader
         path.workflow_id, body.input_object, on_conflict=query.on_conflict,
         idempotency_key=header.idempotency_key, triggered_by=g.caller.name,
         rate_key=g.caller.rate_key)
-    return _run_response(triggered.run, 202 if triggered.created else 200)
+    return _run_response(triggered.run, 202 if triggered.created else 200,
+                         workers_online=service().workers_online())
 
 
 @bp.get("/workflows/<path:workflow_id>/test-runs", tags=[RUNS], responses=answers(

@@ -22,12 +22,15 @@ def healthz() -> Response:
 @bp.get("/readyz", tags=[HEALTH], responses={200: s.Readiness, 400: s.HostNotAllowedBody,
                                              503: s.NotReadyBody})
 def readyz() -> Response:
-    """Redis and the broker answer (503 names what does not)."""
+    """Redis and the broker answer (503 names what does not); `workers_online`: the workers
+    consuming the test-run queue (null when Redis cannot be read)."""
     checks = {what.value: state for what, state in service().readiness().items()}
     down = sorted(name for name, state in checks.items() if state != "ok")
+    # workers are not the web's readiness: none online still answers 200, with the number
+    online = service().workers_online() if checks.get("redis") == "ok" else None
     if down:
         resp = jsonify({"error": "not_ready", "message": f"unreachable: {', '.join(down)}",
-                        "checks": checks})
+                        "checks": checks, "workers_online": online})
         resp.status_code = 503
         return resp
-    return jsonify({"status": "ready", "checks": checks})
+    return jsonify({"status": "ready", "checks": checks, "workers_online": online})

@@ -166,11 +166,17 @@ class RunOut(_Out):
 
 
 class TriggeredRun(RunOut):
-    """The run a trigger admitted (202) or found under its Idempotency-Key (200)."""
+    """The run a trigger admitted (202) or found under its Idempotency-Key (200). With
+    `workers_online` 0 it waits in the queue: it starts if a worker comes within the queue
+    timeout, else it ends `expired`."""
 
     model_config = ConfigDict(extra="allow", openapi_extra={"headers": {  # type: ignore[typeddict-unknown-key]
         "Location": {"description": "the run's URL", "required": True,
                      "schema": {"type": "string"}}}})
+
+    workers_online: int | None = Field(
+        None, description="workers consuming the test-run queue (advertised in Redis, read "
+        "at most a second ago); null when it could not be read")
 
 
 class CancelledRun(RunOut):
@@ -205,6 +211,9 @@ class WorkflowOut(_Out):
 
 class WorkflowList(_Out):
     workflows: list[WorkflowOut]
+    workers_online: int | None = Field(
+        None, description="workers consuming the test-run queue (advertised in Redis, read "
+        "at most a second ago); null when it could not be read")
 
 
 class RunList(_Out):
@@ -218,6 +227,9 @@ class Health(_Out):
 class Readiness(_Out):
     status: Literal["ready"]
     checks: dict[str, str]
+    workers_online: int | None = Field(
+        None, description="workers consuming the test-run queue (advertised in Redis, read "
+        "at most a second ago); null when it could not be read")
 
 
 # -- errors: one model per code of the error tree (worker/errors.py) ----------------------------
@@ -299,6 +311,7 @@ class TooManyStreamsBody(ErrorBody):
 class NotReadyBody(ErrorBody):
     error: Literal["not_ready"]
     checks: dict[str, str]
+    workers_online: int | None = Field(None, description="null when Redis cannot be read")
 
 
 def one_of(*models: type[ErrorBody]) -> type[BaseModel]:

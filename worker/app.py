@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from . import control, heartbeat, signals, tasks, workflows
+from . import control, heartbeat, liveness, logs, metrics, signals, tasks, workflows
 from .settings import Settings
 from .store import RunStore
 from .tasks import TASK_NAME
@@ -85,4 +85,7 @@ def create_celery(settings: Settings | None = None, *, fail_fast: bool = False) 
     control.register()
     signals.connect()
     app.steps["worker"].add(heartbeat.HeartbeatStep)
+    liveness.connect(app)
+    metrics.connect(app)
+    logs.connect_worker(settings.log_format)
     return app

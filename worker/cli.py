@@ -1,4 +1,5 @@
 """Operator escape hatch: `testruns {list,release,reconcile,check}` (or `python -m worker …`).
+`list` shows the workers online (their advertisements) and the slots held.
 
 Not on any request path, so it may SCAN. `release` is recorded on the run as `forced`.
 """
@@ -39,6 +40,25 @@ def slots(store: RunStore) -> list[dict[str, Any]]:
     return sorted(out, key=lambda s: s["workflow_id"])
 
 
+def workers(store: RunStore) -> list[dict[str, Any]]:
+    """Every worker advertising that it consumes the test-run queue (worker/liveness.py)."""
+    out = []
+    for found in store.workers():
+        started = found.info.get("started_ms")
+        seen = found.info.get("seen_ms")
+        out.append({
+            "hostname": found.hostname,
+            "queue": found.info.get("queue"),
+            "pid": int(found.info["pid"]) if found.info.get("pid") else None,
+            "concurrency": int(found.info["concurrency"]) if found.info.get("concurrency")
+            else None,
+            "started_at": iso(int(started)) if started else None,
+            "last_seen_at": iso(int(seen)) if seen else None,
+            "expires_in_s": round(found.seconds_left, 1),
+        })
+    return sorted(out, key=lambda w: w["hostname"])
+
+
 def reconcile(store: RunStore) -> dict[str, list[str]]:
     """Free slots whose holder is terminal or gone; settle runs whose slot is gone."""
     freed, settled = [], []
@@ -64,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="testruns",
                                      description="Inspect and repair test-run slots.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="slots held: holder, age, last heartbeat, lease left")
+    sub.add_parser("list", help="workers online, and slots held: holder, age, last "
+                                "heartbeat, lease left")
     release = sub.add_parser("release", help="force-free a workflow's slot (recorded)")
     release.add_argument("workflow_id")
     sub.add_parser("reconcile", help="free slots of ended runs; settle runs with no slot")
@@ -75,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     store = RunStore(settings)
     if args.command == "list":
-        result: Any = {"slots": slots(store)}
+        result: Any = {"workers": workers(store), "slots": slots(store)}
     elif args.command == "release":
         holder = store.force_release(args.workflow_id)
         if holder:

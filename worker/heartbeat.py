@@ -109,7 +109,9 @@ class HeartbeatStep(bootsteps.StartStopStep):
                 why = (f"its lease could not be renewed ({exc}) and would lapse in "
                        f"{max(0.0, lapses_at - time.time()):.1f}s")
                 fenced[request.id] = why
-                if not self._stop(request, pid, why):
+                if self._stop(request, pid, why):
+                    lifecycle.fenced(request.id, workflow_of(request.id) or "", pid, why)
+                else:
                     fenced.pop(request.id, None)
             else:
                 logger.warning("test run %s: heartbeat failed (%s); retrying", request.id, exc)

@@ -71,6 +71,15 @@ class Keys:
         """Trigger rate-limit counters (per caller, not per workflow: no hash tag)."""
         return f"{self.prefix}:ratelimit"
 
+    def workers(self, queue: str) -> str:
+        """Workers consuming `queue`: a sorted set of hostname → end of its advertisement (ms,
+        Redis' clock). The hash tag `{_workers}` can be no workflow's (ids start alphanumeric)."""
+        return f"{self.prefix}:{{_workers}}:queue:{queue}"
+
+    def worker_info_prefix(self) -> str:
+        """A worker's details (a hash, with the advertisement's TTL) are this + hostname."""
+        return f"{self.prefix}:{{_workers}}:info:"
+
     def scan_pattern(self, kind: str) -> str:
         """For the operator CLI only (SCAN); no request path scans. `*` also matches `}` and
         `:`, so an idempotency key may look alike: filter with `workflow_in`."""

@@ -33,18 +33,23 @@ class LifecycleHooks:
     def enqueue_failed(self, run_id: str, workflow_id: str, error: str) -> None:
         """The publish failed after the slot was taken; the slot is being freed."""
 
-    def started(self, run_id: str, workflow_id: str, worker: str) -> None:
-        """The start check passed: the body is about to run."""
+    def started(self, run_id: str, workflow_id: str, worker: str, *,
+                queue_wait_s: float | None = None) -> None:
+        """The start check passed: the body is about to run (`queue_wait_s`: how long the run
+        waited between admission and this start)."""
 
     def refused(self, run_id: str, workflow_id: str, status: RunStatus | None) -> None:
         """A delivered message must not execute (status None: no record)."""
 
     def finished(self, run_id: str, workflow_id: str, status: RunStatus,
-                 error_type: ErrorType | None) -> None:
-        """An outcome was recorded: the run is terminal."""
+                 error_type: ErrorType | None, *, duration_s: float | None = None) -> None:
+        """The run became terminal: raised exactly once per run, by whichever call ended it (an
+        outcome, a cancel, a replace, an operator, or a script that settled a lapsed lease or a
+        queue timeout). `duration_s`: from its start to its end (None: it never started)."""
 
     def released(self, run_id: str, workflow_id: str, reason: ReleaseReason) -> None:
-        """The run's slot was freed by recording its outcome."""
+        """The run's slot was freed, and `reason` recorded on it: by its outcome, a cancel, a
+        reclaim or replace by a trigger, an operator, or found lapsed (LEASE_EXPIRED)."""
 
     def cancelled(self, run_id: str, workflow_id: str) -> None:
         """A cancel was recorded (its slot is free)."""
@@ -55,17 +60,29 @@ class LifecycleHooks:
     def forced(self, run_id: str, workflow_id: str, reason: ReleaseReason) -> None:
         """An operator freed the slot `run_id` held."""
 
+    def renewed(self, run_id: str, workflow_id: str, reacquired: bool) -> None:
+        """The heartbeat renewed a running run's lease (`reacquired`: it had lapsed and the slot
+        was free, so it was taken back). Logged at DEBUG: one every third of the TTL per run."""
+
+    def fenced(self, run_id: str, workflow_id: str, pid: int, why: str) -> None:
+        """The heartbeat could not renew the lease in time and killed the run's process before
+        the lease lapsed (the run reads `lost`)."""
+
 
 class LogHooks(LifecycleHooks):
     """Every lifecycle event as one INFO line on `worker.lifecycle`: `test run <event> k=v …`,
     with `event` and every argument also on the record (`extra`) for structured handlers.
-    Its methods are generated from LifecycleHooks below, so a new event is logged as is."""
+    Its methods are generated from LifecycleHooks below, so a new event is logged as is.
+    Events in QUIET (routine, many per run) are logged at DEBUG."""
+
+    QUIET = frozenset({"renewed"})
 
     def log(self, event: str, **fields: Any) -> None:
-        if not logger.isEnabledFor(logging.INFO):
+        level = logging.DEBUG if event in self.QUIET else logging.INFO
+        if not logger.isEnabledFor(level):
             return
         details = " ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
-        logger.info("test run %s %s", event, details, extra={"event": event, **fields})
+        logger.log(level, "test run %s %s", event, details, extra={"event": event, **fields})
 
 
 class Lifecycle(LifecycleHooks):
@@ -111,5 +128,6 @@ for _name in EVENTS:
     setattr(LogHooks, _name, _log_event(_name))
     setattr(Lifecycle, _name, _fan_out(_name))
 
-#: The process's lifecycle: logging is always subscribed; metrics subscribe when enabled.
+#: The process's lifecycle: logging is always subscribed; metrics (worker/metrics.py
+#: MetricsHooks) subscribe in the web app and the Celery worker.
 lifecycle = Lifecycle(LogHooks())

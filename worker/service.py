@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import control, workflows
+from . import control, liveness, workflows
 from .app import TestRunCelery
 from .errors import (
     Dependency,
@@ -63,6 +63,7 @@ class TestRunService:
         self.celery = celery
         self.store = celery.store
         self.settings = celery.settings
+        self._online = liveness.OnlineCount(self.store)
 
     # -- workflows ----------------------------------------------------------------------------
     def known_workflow(self, workflow_id: str) -> Workflow:
@@ -206,6 +207,18 @@ class TestRunService:
         """Best effort and bounded (about TEST_RUN_IO_TIMEOUT): a stop can be lost, and the
         heartbeat then kills the process within an interval."""
         control.send_stop(self.celery, run_id, timeout=self.settings.io_timeout)
+
+    # -- workers ------------------------------------------------------------------------------
+    def workers_online(self) -> int | None:
+        """Workers consuming the test-run queue, as read at most a second ago (None: Redis
+        could not be read). A run triggered while this is 0 waits in the queue: it starts if
+        a worker comes within TEST_RUN_QUEUE_TIMEOUT, else it ends `expired`."""
+        return self._online.get()
+
+    def live_state(self) -> tuple[int, dict[str, int], int]:
+        """Slots held, holders by status and workers online, over the registered workflows
+        (the metrics' gauges; two pipelined round trips, no SCAN)."""
+        return self.store.live_state([w.id for w in workflows.all_workflows()])
 
     # -- health -------------------------------------------------------------------------------
     def readiness(self) -> dict[Dependency, str]:

@@ -26,6 +26,8 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
              "false": False, "0": False, "no": False, "off": False}
 #: the soft limit's default: this much below the hard limit, at most 20 % of it
 SOFT_LIMIT_MARGIN = 10.0
+#: LOG_FORMAT's values
+LOG_FORMATS = ("text", "json")
 
 
 def _env(variable: str, default: Any, *, repr: bool = True) -> Any:
@@ -105,6 +107,15 @@ class Settings:
     #: ALLOW_ANONYMOUS — let the web bind a non-loopback address with no API_TOKEN set (it
     #: refuses to start otherwise: anyone on the network could trigger and cancel runs).
     allow_anonymous: bool = _env("ALLOW_ANONYMOUS", False)
+    #: LOG_FORMAT — `text` (human lines) or `json` (one JSON object per line, from the web,
+    #: the worker and gunicorn's access log alike; python-json-logger).
+    log_format: str = _env("LOG_FORMAT", "text")
+    #: WORKER_METRICS_PORT — the port of the worker's Prometheus exporter (its main process
+    #: serves /metrics for itself and its pool children). Give each worker on a host its own.
+    worker_metrics_port: int = _env("WORKER_METRICS_PORT", 9809)
+    #: WORKER_METRICS_ADDRESS — the address that exporter listens on (0.0.0.0 for a scraper
+    #: on another host).
+    worker_metrics_address: str = _env("WORKER_METRICS_ADDRESS", "127.0.0.1")
 
     def callers(self) -> list[tuple[str | None, str]]:
         """Every accepted token with its caller's name (None for API_TOKEN), as (name, token)."""
@@ -172,6 +183,13 @@ class Settings:
                 "TEST_RUN_SOFT_TIME_LIMIT",
                 f"must be below TEST_RUN_TIME_LIMIT ({time_limit:g}), got {soft:g}",
             )
+        log_format = str(values.get("log_format", cls.log_format)).lower()
+        if log_format not in LOG_FORMATS:
+            raise SettingsError("LOG_FORMAT", f"must be one of {', '.join(LOG_FORMATS)}, got "
+                                f"{log_format!r}")
+        values["log_format"] = log_format
+        if int(values.get("worker_metrics_port", cls.worker_metrics_port)) > 65535:
+            raise SettingsError("WORKER_METRICS_PORT", "must be a port number (1-65535)")
         settings = cls(**values)
         settings.callers()  # refuses a malformed API_TOKENS now, not at the first request
         if settings.trigger_rate_limit:

@@ -23,7 +23,7 @@ from .errors import RunFinished, RunNotFound
 from .events import EVENTS_PER_READ, RunEvent, clip_line
 from .keys import Keys, new_run_id, workflow_of
 from .lifecycle import lifecycle
-from .lua import AdmitResult, Admitted, Beat, Busy, FinishMode, Refused, Started
+from .lua import AdmitResult, Admitted, Beat, BeatVerdict, Busy, FinishMode, Refused, Started
 from .ratelimit import TriggerLimiter
 from .runs import Run
 from .settings import Settings, rate_limit
@@ -52,10 +52,12 @@ class _Scripts:
         self.read = lua.Read(client)
         self.heartbeat = lua.Heartbeat(client)
         self.force_release = lua.ForceRelease(client)
+        self.advertise = lua.Advertise(client)
+        self.workers = lua.Workers(client)
 
     def all(self) -> list[lua.LuaScript]:
         return [self.admit, self.start, self.finish, self.read, self.heartbeat,
-                self.force_release]
+                self.force_release, self.advertise, self.workers]
 
 
 class RunStore:
@@ -130,8 +132,12 @@ class RunStore:
             idempotency_key=idempotency_key, triggered_by=triggered_by)
         if isinstance(result, Admitted):
             if result.previous_holder and result.previous_release:
-                lifecycle.took_over(result.previous_holder, workflow_id, result.run_id,
-                                    result.previous_release)
+                holder, reason = result.previous_holder, result.previous_release
+                lifecycle.took_over(holder, workflow_id, result.run_id, reason)
+                if reason is ReleaseReason.REPLACED:  # admit.lua recorded it cancelled
+                    lifecycle.finished(holder, workflow_id, RunStatus.CANCELLED,
+                                       ErrorType.CANCELLED)
+                lifecycle.released(holder, workflow_id, reason)
             lifecycle.admitted(result.run_id, workflow_id, triggered_by=triggered_by)
         elif isinstance(result, Busy):
             lifecycle.conflict(result.holder, workflow_id)
@@ -147,8 +153,14 @@ class RunStore:
             lease_ms=int(self.settings.heartbeat_ttl * 1000),
             queue_timeout_ms=int(self.settings.queue_timeout * 1000))
         if isinstance(decision, Started):
-            lifecycle.started(run_id, workflow_id, worker or "")
+            lifecycle.started(run_id, workflow_id, worker or "",
+                              queue_wait_s=decision.queue_wait_s)
         else:
+            if decision.ended is not None and decision.status is not None:
+                # the start check itself ended it: queue time out, or a lapsed lease
+                lifecycle.finished(run_id, workflow_id, decision.status,
+                                   _settled_error(decision.status))
+                lifecycle.released(run_id, workflow_id, decision.ended)
             lifecycle.refused(run_id, workflow_id, decision.status)
         return decision
 
@@ -186,17 +198,29 @@ class RunStore:
             result_json="" if result is NO_RESULT else json.dumps(result, separators=(",", ":")),
             reason=reason, worker=worker, retention_s=self.settings.retention, mode=mode)
         if done.ended:
-            lifecycle.finished(run_id, workflow_id, status, error_type)
-            if done.released:
-                lifecycle.released(run_id, workflow_id, reason)
+            lifecycle.finished(run_id, workflow_id, status, error_type,
+                               duration_s=done.duration_s)
+        elif done.settled and done.status is not None:
+            # this call found the lease lapsed and recorded that instead (expired / lost)
+            lifecycle.finished(run_id, workflow_id, done.status, _settled_error(done.status),
+                               duration_s=done.duration_s)
+            lifecycle.released(run_id, workflow_id, ReleaseReason.LEASE_EXPIRED)
+        if done.released:
+            lifecycle.released(run_id, workflow_id, reason)
         return done
 
     def heartbeat(self, run_id: str, worker: str | None, pid: int) -> Beat:
         """Renew a running run's lease for the process that started it."""
         workflow_id = self._workflow(run_id)
-        return self.scripts.heartbeat(
+        beat = self.scripts.heartbeat(
             self.keys, workflow_id, run_id, worker=worker or "", pid=pid,
             ttl_ms=int(self.settings.heartbeat_ttl * 1000), retention_s=self.settings.retention)
+        if beat.verdict in (BeatVerdict.RENEWED, BeatVerdict.REACQUIRED):
+            lifecycle.renewed(run_id, workflow_id, beat.verdict is BeatVerdict.REACQUIRED)
+        elif beat.ended:  # another run took its lapsed slot: recorded lost by this beat
+            lifecycle.finished(run_id, workflow_id, RunStatus.LOST, ErrorType.HEARTBEAT_LOST,
+                               duration_s=beat.duration_s)
+        return beat
 
     def pid_of(self, run_id: str) -> int | None:
         """The pool process that started the run (recorded by the start check)."""
@@ -224,14 +248,22 @@ class RunStore:
         workflow_id = workflow_of(run_id)
         if workflow_id is None:
             return None
-        return self.scripts.read(self.keys, workflow_id, run_id)
+        read = self.scripts.read
+        reply = read.queue(self.keys, workflow_id, run_id)
+        run = read.decode(reply)
+        if run is not None and read.settled(reply):
+            _settled(run)
+        return run
 
     def snapshot(self, run_id: str) -> lua.RunSnapshot | None:
         """The run and where its event stream stands, in one atomic read."""
         workflow_id = workflow_of(run_id)
         if workflow_id is None:
             return None
-        return self.scripts.read.snapshot(self.keys, workflow_id, run_id)
+        snap = self.scripts.read.snapshot(self.keys, workflow_id, run_id)
+        if snap is not None and snap.settled:
+            _settled(snap.run)
+        return snap
 
     @property
     def stream_redis(self) -> RedisClient:
@@ -265,7 +297,14 @@ class RunStore:
         pipe = self.redis.pipeline(transaction=False)
         for run_id in run_ids:
             read.queue(self.keys, workflow_id, run_id, client=pipe)
-        return [run for run in map(read.decode, pipe.execute()) if run is not None]
+        runs = []
+        for reply in pipe.execute():
+            run = read.decode(reply)
+            if run is not None:
+                if read.settled(reply):
+                    _settled(run)
+                runs.append(run)
+        return runs
 
     def holders(self, workflow_ids: Iterable[str]) -> dict[str, str | None]:
         """The run id holding each workflow's slot (one pipeline, no scan)."""
@@ -281,16 +320,59 @@ class RunStore:
         ttl = self.redis.pttl(self.keys.slot(workflow_id))
         return ttl if ttl and ttl > 0 else None
 
+    # -- workers and live state ---------------------------------------------------------------
+    def advertise(self, hostname: str, ttl_s: float, info: dict[str, str]) -> int:
+        """Say this worker consumes the test-run queue for `ttl_s` more seconds."""
+        return self.scripts.advertise(self.keys, self.settings.queue, hostname,
+                                      ttl_ms=int(ttl_s * 1000), info=info)
+
+    def withdraw(self, hostname: str) -> int:
+        """A clean shutdown: this worker no longer consumes the queue."""
+        return self.scripts.advertise(self.keys, self.settings.queue, hostname, ttl_ms=0)
+
+    def workers_online(self) -> int:
+        """Workers advertised on the test-run queue now (one EVALSHA: TIME + ZCOUNT)."""
+        return int(self.scripts.workers.count(self.keys, self.settings.queue))
+
+    def workers(self) -> list[lua.WorkerInfo]:
+        return self.scripts.workers.list(self.keys, self.settings.queue)
+
+    def live_state(self, workflow_ids: Iterable[str]) -> tuple[int, dict[str, int], int]:
+        """Slots held, holders by status and workers online, for the metrics' gauges: one
+        pipeline over the given workflows' slots (plus the workers count), then one over the
+        holders' statuses. Bounded by the registered workflows, never a SCAN."""
+        ids = list(workflow_ids)
+        pipe = self.redis.pipeline(transaction=False)
+        for workflow_id in ids:
+            pipe.get(self.keys.slot(workflow_id))
+        self.scripts.workers.count(self.keys, self.settings.queue, client=pipe)
+        *holders, online = pipe.execute()
+        held = [(w, str(h)) for w, h in zip(ids, holders, strict=True) if h]
+        by_status: dict[str, int] = {}
+        if held:
+            pipe = self.redis.pipeline(transaction=False)
+            for workflow_id, holder in held:
+                pipe.hget(self.keys.run(workflow_id, holder), "status")
+            for status in pipe.execute():
+                if status:
+                    by_status[str(status)] = by_status.get(str(status), 0) + 1
+        return len(held), by_status, int(online[0])
+
     # -- operator -----------------------------------------------------------------------------
     def force_release(self, workflow_id: str, reason: ReleaseReason = ReleaseReason.FORCED,
                       *, expected: str | None = None) -> str | None:
         """Free a workflow's slot, marking a live holder cancelled; with `expected`, only if
         that run still holds it (so a check-then-release cannot free a newer holder)."""
-        holder = self.scripts.force_release(self.keys, workflow_id, reason=reason,
-                                            expected=expected)
-        if holder:
-            lifecycle.forced(holder, workflow_id, reason)
-        return holder
+        freed = self.scripts.force_release(self.keys, workflow_id, reason=reason,
+                                           expected=expected)
+        if freed is None:
+            return None
+        if freed.ended:
+            lifecycle.finished(freed.holder, workflow_id, RunStatus.CANCELLED,
+                               ErrorType.CANCELLED)
+        lifecycle.released(freed.holder, workflow_id, reason)
+        lifecycle.forced(freed.holder, workflow_id, reason)
+        return freed.holder
 
     def workflows_with(self, kind: str) -> Iterator[str]:
         """Every workflow that has a key of `kind` (`slot`, `runs`). Operator use only: it
@@ -311,3 +393,17 @@ class RunStore:
         if workflow_id is None:
             raise RunNotFound(run_id)
         return workflow_id
+
+
+def _settled_error(status: RunStatus) -> ErrorType:
+    """The error type settle_lapsed (lib.lua) records with each status it settles to."""
+    return ErrorType.QUEUE_TIMEOUT if status is RunStatus.EXPIRED else ErrorType.HEARTBEAT_LOST
+
+
+def _settled(run: Run) -> None:
+    """A read found `run`'s lease lapsed and ended it (read.lua): raise its ending, once."""
+    duration = ((run.finished_ms - run.started_ms) / 1000
+                if run.started_ms and run.finished_ms else None)
+    lifecycle.finished(run.run_id, run.workflow_id, run.status,
+                       run.error_type or _settled_error(run.status), duration_s=duration)
+    lifecycle.released(run.run_id, run.workflow_id, ReleaseReason.LEASE_EXPIRED)

@@ -31,7 +31,7 @@ def cli(config: dict[str, str], *args: str, program: list[str] = MODULE) -> Any:
 @pytest.mark.parametrize("program", [MODULE, CONSOLE_SCRIPT], ids=["python -m worker",
                                                                    "testruns"])
 def test_list_is_empty_when_no_slot_is_held(config, program):
-    assert cli(config, "list", program=program) == {"slots": []}
+    assert cli(config, "list", program=program) == {"workers": [], "slots": []}
 
 
 def test_list_shows_a_queued_holder(idle_client, config):
@@ -69,7 +69,7 @@ def test_release_frees_the_slot_and_records_it_as_forced(idle_client, config, re
     assert released["release_reason"] == ReleaseReason.FORCED
     assert released["released_at"] is not None
     assert active_run_id(idle_client, "echo") is None
-    assert cli(config, "list") == {"slots": []}
+    assert cli(config, "list") == {"workers": [], "slots": []}
 
     follow = trigger(idle_client, "echo", expect=202)
     assert active_run_id(idle_client, "echo") == follow["run_id"]
@@ -134,7 +134,7 @@ def test_list_ignores_idempotency_keys_that_look_like_slots(idle_client, config)
     run = trigger(idle_client, "echo", headers={"Idempotency-Key": "x}:slot"})
     assert idle_client.post(f"/api/test-runs/{run['run_id']}/cancel").status_code == 202
     assert active_run_id(idle_client, "echo") is None
-    assert cli(config, "list") == {"slots": []}
+    assert cli(config, "list") == {"workers": [], "slots": []}
 
 
 def test_reconcile_keeps_idempotency_keys_that_look_like_slots(idle_client, config,

@@ -116,6 +116,9 @@ class Worker(Proc):
         self.name = name or f"w{uuid.uuid4().hex[:8]}"
         self.hostname = f"{self.name}@test"
         full_env = base_env(env)
+        # the exporter's default port (9809) would be shared by every worker a test starts
+        full_env.setdefault("WORKER_METRICS_PORT", str(free_port()))
+        self.metrics_url = f"http://127.0.0.1:{full_env['WORKER_METRICS_PORT']}/metrics"
         argv = [str(BIN / "celery"), "-A", "worker", "worker", "--pool", "prefork",
                 "--concurrency", str(concurrency), "-E", "--without-gossip",
                 "--without-mingle", "--queues", full_env["TEST_RUN_QUEUE"],

@@ -108,6 +108,11 @@ def _run(snapshot: Any) -> Run | None:
     return Run.from_redis(dict(zip(flat[::2], flat[1::2], strict=True)), logs)
 
 
+def _seconds(ms: Any) -> float | None:
+    """A script's milliseconds ('' or nil: none) as seconds."""
+    return int(ms) / 1000 if ms not in (None, "") else None
+
+
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -186,14 +191,20 @@ class Admit(LuaScript):
 
 @dataclass(frozen=True)
 class Started:
+    """`queue_wait_s`: admission to start (None when the call repeated an earlier start)."""
+
     input: Any
+    queue_wait_s: float | None = None
 
 
 @dataclass(frozen=True)
 class Refused:
-    """The run must not execute; `status` is what it is now (None: no record)."""
+    """The run must not execute; `status` is what it is now (None: no record). `ended`: the
+    release reason this very call recorded when it ended the run (EXPIRED: its queue time ran
+    out; LEASE_EXPIRED: its lease had lapsed), else None."""
 
     status: RunStatus | None
+    ended: ReleaseReason | None = None
 
 
 class Start(LuaScript):
@@ -206,8 +217,10 @@ class Start(LuaScript):
                            [run_id, worker, lease_ms, queue_timeout_ms, pid])
         kind = StartReply(reply[0])
         if kind is StartReply.STARTED:
-            return Started(json.loads(reply[1]))
-        return Refused(RunStatus(reply[1]) if kind is StartReply.REFUSED else None)
+            return Started(json.loads(reply[1]), _seconds(reply[2]))
+        if kind is StartReply.REFUSED:
+            return Refused(RunStatus(reply[1]), ReleaseReason(reply[2]) if reply[2] else None)
+        return Refused(None)
 
 
 # -- finish.lua ---------------------------------------------------------------------------------
@@ -216,12 +229,16 @@ class Start(LuaScript):
 class Finished:
     """`ended`: this call ended the run (else it had ended already, or was missing).
     `status`: the run's status before this call when it ended it, else as it stays.
-    `released`: this call freed the slot. `run`: the record (CANCEL mode only)."""
+    `released`: this call freed the slot. `run`: the record (CANCEL mode only).
+    `settled`: this call found the run's lease lapsed and recorded `status` (expired/lost)
+    instead of the requested ending. `duration_s`: start to end (None: it never started)."""
 
     reply: FinishReply
     status: RunStatus | None = None
     released: bool = False
     run: Run | None = None
+    settled: bool = False
+    duration_s: float | None = None
 
     @property
     def ended(self) -> bool:
@@ -245,8 +262,11 @@ class Finish(LuaScript):
         kind = FinishReply(reply[0])
         if kind is FinishReply.MISSING:
             return Finished(kind)
+        started, ended = _seconds(reply[5]), _seconds(reply[6])
         return Finished(kind, RunStatus(reply[1]) if reply[1] else None, bool(reply[2]),
-                        _run(reply[3]) if len(reply) > 3 else None)
+                        _run(reply[3]), settled=bool(reply[4]),
+                        duration_s=ended - started if started is not None and ended is not None
+                        else None)
 
 
 # -- read.lua -----------------------------------------------------------------------------------
@@ -254,11 +274,13 @@ class Finish(LuaScript):
 @dataclass(frozen=True)
 class RunSnapshot:
     """A run as read, with the first and last ids of its event stream at that instant (None:
-    no stream): the events after `last_event_id` are exactly what happened since."""
+    no stream): the events after `last_event_id` are exactly what happened since. `settled`:
+    this read found the run's lease lapsed and ended it (its status says how)."""
 
     run: Run
     first_event_id: str | None
     last_event_id: str | None
+    settled: bool = False
 
 
 class Read(LuaScript):
@@ -267,6 +289,11 @@ class Read(LuaScript):
     def __call__(self, keys: Keys, workflow_id: str, run_id: str,
                  client: Any = None) -> Run | None:
         return self.decode(self.queue(keys, workflow_id, run_id, client))
+
+    @staticmethod
+    def settled(reply: Any) -> bool:
+        """This read ended the run (a lapsed lease: it is now expired or lost)."""
+        return bool(reply) and len(reply) > 4 and bool(reply[4])
 
     def queue(self, keys: Keys, workflow_id: str, run_id: str, client: Any = None) -> Any:
         """Run (or, on a pipeline, queue) the read; `decode` turns its reply into a Run."""
@@ -284,15 +311,20 @@ class Read(LuaScript):
         run = _run(reply)
         if run is None:
             return None
-        return RunSnapshot(run, reply[2] or None, reply[3] or None)
+        return RunSnapshot(run, reply[2] or None, reply[3] or None, self.settled(reply))
 
 
 # -- heartbeat.lua ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Beat:
+    """`ended`: this call recorded the run lost (another run took its slot); then
+    `duration_s` is its start to now."""
+
     verdict: BeatVerdict
     status: RunStatus | None = None
+    ended: bool = False
+    duration_s: float | None = None
 
 
 class Heartbeat(LuaScript):
@@ -303,21 +335,68 @@ class Heartbeat(LuaScript):
         reply = self._call([keys.slot(workflow_id), keys.run(workflow_id, run_id),
                             keys.events(workflow_id, run_id)],
                            [run_id, workflow_id, ttl_ms, worker, retention_s, pid])
-        return Beat(BeatVerdict(reply[0]), RunStatus(reply[1]) if len(reply) > 1 else None)
+        verdict, status = BeatVerdict(reply[0]), RunStatus(reply[1]) if len(reply) > 1 else None
+        if len(reply) > 2:  # TERMINAL, ended by this call: {…, duration_ms}
+            return Beat(verdict, status, True, _seconds(reply[2]))
+        return Beat(verdict, status)
 
 
 # -- force_release.lua --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ForceReleased:
+    """The run whose slot was freed; `ended`: this call also recorded it cancelled."""
+
+    holder: str
+    ended: bool
+
 
 class ForceRelease(LuaScript):
     name = "force_release"
 
     def __call__(self, keys: Keys, workflow_id: str, *, reason: ReleaseReason,
-                 expected: str | None) -> str | None:
+                 expected: str | None) -> ForceReleased | None:
         """The run whose slot this freed, or None."""
-        holder = self._call([keys.slot(workflow_id)],
-                            [keys.run_prefix(workflow_id), reason.value, expected or "",
-                             keys.events_prefix(workflow_id)])
-        return str(holder) if holder else None
+        reply = self._call([keys.slot(workflow_id)],
+                           [keys.run_prefix(workflow_id), reason.value, expected or "",
+                            keys.events_prefix(workflow_id)])
+        return ForceReleased(str(reply[0]), bool(reply[1])) if reply else None
 
 
-ALL: tuple[type[LuaScript], ...] = (Admit, Start, Finish, Read, Heartbeat, ForceRelease)
+# -- advertise.lua / workers.lua (worker liveness) -------------------------------------------
+
+class Advertise(LuaScript):
+    name = "advertise"
+
+    def __call__(self, keys: Keys, queue: str, hostname: str, *, ttl_ms: int,
+                 info: dict[str, str] | None = None) -> int:
+        """Advertise `hostname` on `queue` for `ttl_ms` (0: withdraw); the workers online."""
+        flat = [part for pair in (info or {}).items() for part in pair]
+        return int(self._call([keys.workers(queue), keys.worker_info_prefix() + hostname],
+                              [hostname, ttl_ms, *flat]))
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    hostname: str
+    seconds_left: float
+    info: dict[str, str]
+
+
+class Workers(LuaScript):
+    name = "workers"
+
+    def count(self, keys: Keys, queue: str, client: Any = None) -> Any:
+        """The workers online on `queue` (on a pipeline: queued; `int(reply[0])` later)."""
+        reply = self._call([keys.workers(queue)], [keys.worker_info_prefix(), "0"], client)
+        return reply if client is not None else int(reply[0])
+
+    def list(self, keys: Keys, queue: str) -> list[WorkerInfo]:
+        reply = self._call([keys.workers(queue)], [keys.worker_info_prefix(), "1"])
+        return [WorkerInfo(str(host), int(left) / 1000,
+                           dict(zip(flat[::2], flat[1::2], strict=True)))
+                for host, left, flat in reply[1:]]
+
+
+ALL: tuple[type[LuaScript], ...] = (Admit, Start, Finish, Read, Heartbeat, ForceRelease,
+                                    Advertise, Workers)

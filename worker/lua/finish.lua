@@ -27,12 +27,15 @@
 --                                               (a late duplicate of a running run's message
 --                                               must not end that run)
 --
--- Replies:
---   {FINISH.FINISHED, status_before, released [, record]}  this call ended the run;
---       status_before is what it was ('' if the record was recreated); released is 1 if this
---       call freed the slot; record ({HGETALL, log lines}) only in CANCEL mode
---   {FINISH.UNCHANGED, status, released [, record]}  the run had already ended (or, in
---       QUEUED_ONLY mode, is not queued): status is what it is; released as above
+-- Replies: (record: {HGETALL, log lines} in CANCEL mode, else false; started_ms: when the
+-- run started, '' if it never did; finished_ms: when it ended)
+--   {FINISH.FINISHED, status_before, released, record, '', started_ms, finished_ms}  this
+--       call ended the run; status_before is what it was ('' if the record was recreated);
+--       released is 1 if this call freed the slot
+--   {FINISH.UNCHANGED, status, released, record, settled, started_ms, finished_ms}  the run
+--       had already ended (or, in QUEUED_ONLY mode, is not queued): status is what it is;
+--       released as above; settled is '1' when this very call found its lease lapsed and
+--       recorded that ending (CANCEL mode: expired or lost, REASON.LEASE_EXPIRED), else ''
 --   {FINISH.MISSING}   no record, in CANCEL or QUEUED_ONLY mode: nothing written
 
 local slot, run, logs, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -47,19 +50,25 @@ if not current then
   -- Redis lost the record (restarted empty): the worker still knows the outcome
   redis.call('HSET', run, 'run_id', run_id, 'workflow_id', workflow_id, 'type', 'test',
     'record_lost', '1', 'input', '{}')
-elseif mode ~= FINISH_MODE.OUTCOME then
+end
+local settled = ''
+if current and mode ~= FINISH_MODE.OUTCOME then
+  local before = current
   current = settle_lapsed(slot, run, events, run_id, current, now)
+  if current ~= before then settled = '1' end
+end
+local function times()
+  return redis.call('HGET', run, 'started_ms') or '', redis.call('HGET', run, 'finished_ms') or ''
 end
 
 if current and TERMINAL[current] then
   local released = release(slot, run, run_id, reason, now)
-  if mode == FINISH_MODE.CANCEL then
-    return {FINISH.UNCHANGED, current, released, snapshot(run, logs)}
-  end
-  return {FINISH.UNCHANGED, current, released}
+  local started, finished = times()
+  local record = (mode == FINISH_MODE.CANCEL) and snapshot(run, logs) or false
+  return {FINISH.UNCHANGED, current, released, record, settled, started, finished}
 end
 if mode == FINISH_MODE.QUEUED_ONLY and current ~= STATUS.QUEUED then
-  return {FINISH.UNCHANGED, current, 0}
+  return {FINISH.UNCHANGED, current, 0, false, '', '', ''}
 end
 
 record_end(run, events, status, error_type, err, now)
@@ -71,8 +80,7 @@ local released = release(slot, run, run_id, reason, now)
 redis.call('EXPIRE', run, retention)
 redis.call('EXPIRE', logs, retention)
 redis.call('EXPIRE', events, retention)
-if mode == FINISH_MODE.CANCEL then
-  -- the caller answers with the run: hand it back instead of a second round trip
-  return {FINISH.FINISHED, current or '', released, snapshot(run, logs)}
-end
-return {FINISH.FINISHED, current or '', released}
+-- in CANCEL mode the caller answers with the run: hand it back instead of a second round trip
+local record = (mode == FINISH_MODE.CANCEL) and snapshot(run, logs) or false
+local started = redis.call('HGET', run, 'started_ms') or ''
+return {FINISH.FINISHED, current or '', released, record, '', started, tostring(now)}

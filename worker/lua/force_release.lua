@@ -9,7 +9,8 @@
 -- ARGV[4]  events_prefix <prefix>:{<workflow>}:events:  (the holder's event stream)
 --
 -- Replies:
---   holder_run_id   the run whose slot this call freed
+--   {holder_run_id, ended}   the run whose slot this call freed; ended is '1' when this call
+--                            also ended it (recorded it cancelled), else ''
 --   false (nil)     nothing freed: the slot was free, or held by another than `expected`
 --
 -- Safe to repeat: a second call finds the slot free (or a new holder) and frees nothing (and
@@ -23,9 +24,11 @@ if expected ~= '' and holder ~= expected then return false end
 local run = run_prefix .. holder
 local now = now_ms()
 local status = redis.call('HGET', run, 'status')
+local ended = ''
 if status and not TERMINAL[status] then
   record_end(run, events_prefix .. holder, STATUS.CANCELLED, ERROR.CANCELLED,
     'its slot was released by an operator', now)
+  ended = '1'
 end
 release(slot, run, holder, reason, now)
-return holder
+return {holder, ended}

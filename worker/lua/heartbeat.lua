@@ -22,7 +22,9 @@
 --                               was ended over its head (cancelled, lost, expired)
 --   {BEAT.NOT_STARTED, status}  still queued (not expected from the worker's main process)
 -- A record Redis lost (restarted empty) is written back as running (record_lost=1). A run
--- whose slot another run took is recorded lost and answers {BEAT.TERMINAL, STATUS.LOST}.
+-- whose slot another run took is recorded lost by this call and answers
+-- {BEAT.TERMINAL, STATUS.LOST, duration_ms} (the third element says this call ended it:
+-- how long the run had run, start to now).
 --
 -- Safe to repeat: renewing twice is renewing; once lost, a run stays lost. Status events
 -- (running for a rebuilt record, lost) are written only with the change.
@@ -62,4 +64,5 @@ end
 -- another run holds the slot, so this one must not go on
 record_end(run, events, STATUS.LOST, ERROR.HEARTBEAT_LOST,
   'its lease ran out and test run ' .. holder .. ' took the slot', now)
-return {BEAT.TERMINAL, STATUS.LOST}
+local started = tonumber(redis.call('HGET', run, 'started_ms') or now)
+return {BEAT.TERMINAL, STATUS.LOST, tostring(now - started)}

@@ -9,9 +9,10 @@
 -- ARGV[1]  run_id
 --
 -- Replies:
---   {HGETALL of the record, log lines, first_event_id, last_event_id}   the run, and the
---       ids ('' if none) bounding its event stream as of this read: the events that follow
---       this snapshot are exactly those after last_event_id
+--   {HGETALL of the record, log lines, first_event_id, last_event_id, settled}   the run,
+--       and the ids ('' if none) bounding its event stream as of this read: the events that
+--       follow this snapshot are exactly those after last_event_id; settled is the status
+--       this read ended the run with (a lapsed lease: expired or lost), else ''
 --   false (nil)                          no such record
 --
 -- Safe to repeat: settling happens once (with its one status event); a second read finds the
@@ -20,8 +21,9 @@
 local slot, run, logs, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local status = redis.call('HGET', run, 'status')
 if not status then return false end
-settle_lapsed(slot, run, events, ARGV[1], status, now_ms())
+local now_status = settle_lapsed(slot, run, events, ARGV[1], status, now_ms())
 local reply = snapshot(run, logs)
 local first, last = stream_bounds(events)
 reply[3], reply[4] = first, last
+reply[5] = (now_status ~= status) and now_status or ''
 return reply

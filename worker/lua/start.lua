@@ -13,9 +13,13 @@
 -- ARGV[5]  pid               the pool process that will run the body
 --
 -- Replies:
---   {START.STARTED, input_json}   go ahead (input_json is the run's input)
---   {START.REFUSED, status}       must not execute; status is what the run is now (a
---                                 cancelled, superseded, expired or already-started run)
+--   {START.STARTED, input_json, queue_wait_ms}   go ahead (input_json is the run's input;
+--                                 queue_wait_ms: admission to now, '' on a repeated call)
+--   {START.REFUSED, status, ended_reason}  must not execute; status is what the run is now (a
+--                                 cancelled, superseded, expired or already-started run);
+--                                 ended_reason is the REASON recorded when this call ended it
+--                                 (REASON.EXPIRED: queue timeout, slot freed here;
+--                                 REASON.LEASE_EXPIRED: its lease had lapsed), else ''
 --   {START.MISSING}               no record (Redis lost it, or it outlived its retention)
 --
 -- Safe to repeat: the same call again from the same worker and pid finds the run running as
@@ -29,21 +33,24 @@ local lease_ms, queue_timeout_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 local status = redis.call('HGET', run, 'status')
 if not status then return {START.MISSING} end
 local now = now_ms()
+local before = status
 status = settle_lapsed(slot, run, events, run_id, status, now)
 if status == STATUS.RUNNING and redis.call('HGET', run, 'worker') == worker
     and redis.call('HGET', run, 'pid') == pid then
-  return {START.STARTED, redis.call('HGET', run, 'input') or '{}'}
+  return {START.STARTED, redis.call('HGET', run, 'input') or '{}', ''}
 end
-if status ~= STATUS.QUEUED then return {START.REFUSED, status} end
+if status ~= STATUS.QUEUED then
+  return {START.REFUSED, status, (status ~= before) and REASON.LEASE_EXPIRED or ''}
+end
 local created = tonumber(redis.call('HGET', run, 'created_ms') or now)
 if now - created > queue_timeout_ms then
   record_end(run, events, STATUS.EXPIRED, ERROR.QUEUE_TIMEOUT,
     'waited longer than the queue timeout for a worker', now)
   release(slot, run, run_id, REASON.EXPIRED, now)
-  return {START.REFUSED, STATUS.EXPIRED}
+  return {START.REFUSED, STATUS.EXPIRED, REASON.EXPIRED}
 end
 redis.call('HSET', run, 'status', STATUS.RUNNING, 'started_ms', now, 'worker', worker,
   'heartbeat_ms', now, 'pid', pid)
 redis.call('PEXPIRE', slot, lease_ms)
 emit_status(events, run, STATUS.RUNNING, now)
-return {START.STARTED, redis.call('HGET', run, 'input') or '{}'}
+return {START.STARTED, redis.call('HGET', run, 'input') or '{}', tostring(now - created)}

@@ -1,0 +1,84 @@
+"""GET /metrics: Prometheus text for the web — every gunicorn worker's counts added up
+(multiprocess mode: gunicorn.conf.py sets the directory up and marks dead workers), the lifecycle
+counters (worker/metrics.py), the 503s by what was unreachable, request latency by route and
+status, and the live gauges read from Redis.
+
+Open like /healthz: it holds counts, no run data. Not in the OpenAPI document (it is not JSON).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from worker import metrics as worker_metrics
+
+from .api import service
+
+_lock = threading.Lock()
+_web: WebMetrics | None = None
+_REGISTRY = "testruns.metrics_registry"
+
+
+class WebMetrics:
+    """The web's own metrics (beside the lifecycle's, which both processes count)."""
+
+    def __init__(self) -> None:
+        r = worker_metrics.metrics().registry
+        self.unavailable = Counter("testrun_unavailable", "Answers 503, by what was unreachable "
+                                   "(redis, broker) or too_many_streams", ["what"], registry=r)
+        self.latency = Histogram("testrun_http_request_duration_seconds", "Request latency by "
+                                 "route (its pattern), method and status",
+                                 ["route", "method", "status"], registry=r)
+
+
+def web_metrics() -> WebMetrics:
+    global _web
+    if _web is None:
+        with _lock:
+            if _web is None:
+                _web = WebMetrics()
+    return _web
+
+
+def _started() -> None:
+    g.metrics_started = time.perf_counter()
+
+
+def _observe(response: Response) -> Response:
+    started = g.pop("metrics_started", None)
+    if started is None:
+        return response
+    m = web_metrics()
+    rule = request.url_rule
+    route = rule.rule if rule is not None else "unmatched"
+    m.latency.labels(route, request.method, str(response.status_code)).observe(
+        time.perf_counter() - started)
+    if response.status_code == 503:
+        body: Any = response.get_json(silent=True) if response.is_json else None
+        what = (body or {}).get("what") or (body or {}).get("error") or "unknown"
+        m.unavailable.labels(str(what)).inc()
+    return response
+
+
+def metrics_endpoint() -> Response:
+    """Prometheus text: the counts of every process of this web, and the live gauges."""
+    registry: CollectorRegistry | None = current_app.extensions.get(_REGISTRY)
+    if registry is None:
+        live = worker_metrics.LiveState(service().live_state)
+        registry = current_app.extensions[_REGISTRY] = worker_metrics.scrape_registry(live)
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def register(app: Flask) -> None:
+    worker_metrics.subscribe()
+    web_metrics()
+    # first, so a request refused by an earlier hook (401, 400 host) is timed too
+    app.before_request_funcs.setdefault(None, []).insert(0, _started)
+    app.after_request(_observe)
+    app.add_url_rule("/metrics", "metrics", metrics_endpoint, methods=["GET"])

@@ -1,0 +1,275 @@
+"""Prometheus metrics: one lifecycle subscriber for both processes, the worker's exporter, and
+the gauges read from Redis when scraped.
+
+Each process counts what happens in it, so every event is counted exactly once in the fleet:
+the web counts admissions, conflicts and cancels, and the endings it records itself (a cancel,
+a replace, a publish failure, a lapsed lease found by a read); the worker counts starts and the
+outcomes, releases, renewals and fencings it records. A counter both expose (e.g.
+`testrun_runs_finished_total`) is the sum over both jobs.
+
+Multiprocess mode (prometheus-client): gunicorn workers and Celery pool children each write
+their counts to files in PROMETHEUS_MULTIPROC_DIR, and the scraping process adds them up. The
+directory must be in the environment before a process creates its first metric value, and
+Celery's `celery` command lets Flower's plugin import prometheus_client before any of our
+code: `prepare_multiprocess()` sets the directory and re-creates prometheus_client's value
+class, in gunicorn's master (gunicorn.conf.py) and in the worker's main process (worker_init,
+before the pool forks).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from celery import bootsteps
+from celery.signals import worker_init, worker_shutdown
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server, values
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from .errors import REDIS_OUTAGES
+from .lifecycle import LifecycleHooks, lifecycle
+from .status import ErrorType, ReleaseReason, RunStatus
+
+logger = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: set beside MULTIPROC_ENV when we created the directory (so we remove it at exit)
+OWNED_ENV = "TESTRUNS_METRICS_DIR_OWNED"
+
+RUN_SECONDS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200)
+WAIT_SECONDS = (0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+def prepare_multiprocess(kind: str) -> str:
+    """Make this process tree count in multiprocess mode: PROMETHEUS_MULTIPROC_DIR if set (the
+    operator's, one per web or worker instance), else a fresh temporary directory of our own.
+    Call it before the processes that count are forked."""
+    path = os.environ.get(MULTIPROC_ENV)
+    if not path:
+        path = tempfile.mkdtemp(prefix=f"testruns-{kind}-metrics-")
+        os.environ[MULTIPROC_ENV] = path
+        os.environ[OWNED_ENV] = path
+    os.makedirs(path, exist_ok=True)
+    # prometheus_client chose its value class when it was first imported (maybe by Flower's
+    # plugin, before this ran): choose again, now that the directory is known
+    values.ValueClass = values.get_value_class()
+    return path
+
+
+def remove_multiprocess_dir() -> None:
+    """Remove the directory prepare_multiprocess() created (never an operator's own)."""
+    path = os.environ.get(OWNED_ENV)
+    if path and path == os.environ.get(MULTIPROC_ENV):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Metrics:
+    """Every counter and histogram, created once per process (after prepare_multiprocess)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.admissions = Counter("testrun_admissions", "Triggers that took a slot (web)",
+                                  ["workflow"], registry=r)
+        self.conflicts = Counter("testrun_conflicts", "Triggers refused 409: a run holds the "
+                                 "slot (web)", ["workflow"], registry=r)
+        self.cancels = Counter("testrun_cancels", "Cancels recorded (web)", ["workflow"],
+                               registry=r)
+        self.started = Counter("testrun_runs_started", "Runs whose body started (worker)",
+                               ["workflow"], registry=r)
+        self.refused = Counter("testrun_runs_refused", "Deliveries the start check refused: "
+                               "the run was cancelled, expired, superseded or already started "
+                               "(worker)", ["status"], registry=r)
+        self.finished = Counter("testrun_runs_finished", "Runs that reached a terminal status, "
+                                "counted by the process that recorded it",
+                                ["workflow", "status", "error_type"], registry=r)
+        self.released = Counter("testrun_slots_released", "Slots freed, by the reason recorded "
+                                "on the run", ["reason"], registry=r)
+        self.duration = Histogram("testrun_run_duration_seconds", "Start to end of runs that "
+                                  "started", ["workflow"], buckets=RUN_SECONDS, registry=r)
+        self.queue_wait = Histogram("testrun_queue_wait_seconds", "Admission to start",
+                                    ["workflow"], buckets=WAIT_SECONDS, registry=r)
+        self.renewals = Counter("testrun_heartbeat_renewals", "Lease renewals by the worker's "
+                                "heartbeat (reacquired: it had lapsed and was taken back)",
+                                ["result"], registry=r)
+        self.fencings = Counter("testrun_fencings", "Runs killed by their worker because their "
+                                "lease could not be renewed in time", registry=r)
+
+
+_metrics: Metrics | None = None
+_lock = threading.Lock()
+
+
+def metrics() -> Metrics:
+    """This process's metrics, created on first use."""
+    global _metrics
+    if _metrics is None:
+        with _lock:
+            if _metrics is None:
+                _metrics = Metrics()
+    return _metrics
+
+
+class MetricsHooks(LifecycleHooks):
+    """The lifecycle, counted."""
+
+    def admitted(self, run_id: str, workflow_id: str, *,
+                 triggered_by: str | None = None) -> None:
+        metrics().admissions.labels(workflow_id).inc()
+
+    def conflict(self, run_id: str, workflow_id: str) -> None:
+        metrics().conflicts.labels(workflow_id).inc()
+
+    def cancelled(self, run_id: str, workflow_id: str) -> None:
+        metrics().cancels.labels(workflow_id).inc()
+
+    def started(self, run_id: str, workflow_id: str, worker: str, *,
+                queue_wait_s: float | None = None) -> None:
+        m = metrics()
+        m.started.labels(workflow_id).inc()
+        if queue_wait_s is not None:
+            m.queue_wait.labels(workflow_id).observe(max(0.0, queue_wait_s))
+
+    def refused(self, run_id: str, workflow_id: str, status: RunStatus | None) -> None:
+        metrics().refused.labels(status.value if status else "missing").inc()
+
+    def finished(self, run_id: str, workflow_id: str, status: RunStatus,
+                 error_type: ErrorType | None, *, duration_s: float | None = None) -> None:
+        m = metrics()
+        m.finished.labels(workflow_id, status.value, error_type.value if error_type else "").inc()
+        if duration_s is not None:
+            m.duration.labels(workflow_id).observe(max(0.0, duration_s))
+
+    def released(self, run_id: str, workflow_id: str, reason: ReleaseReason) -> None:
+        metrics().released.labels(reason.value).inc()
+
+    def renewed(self, run_id: str, workflow_id: str, reacquired: bool) -> None:
+        metrics().renewals.labels("reacquired" if reacquired else "renewed").inc()
+
+    def fenced(self, run_id: str, workflow_id: str, pid: int, why: str) -> None:
+        metrics().fencings.inc()
+
+
+#: the one subscriber per process (subscribing it twice is a no-op)
+HOOKS = MetricsHooks()
+
+
+def subscribe() -> None:
+    lifecycle.subscribe(HOOKS)
+
+
+class _Local(Collector):
+    """This process's own registry, for a process that is not in multiprocess mode (the web
+    app under the Flask test client, say)."""
+
+    def collect(self) -> Iterable[Metric]:
+        return metrics().registry.collect()
+
+
+class LiveState(Collector):
+    """Gauges read from Redis when scraped, at a bounded cost: one pipeline of GETs over the
+    registered workflows' slots (the workflow registry is the index: no SCAN) and the workers
+    count, then one pipeline reading each holder's status. Nothing is yielded while Redis is
+    unreachable (the scrape still answers)."""
+
+    def __init__(self, read: Callable[[], tuple[int, dict[str, int], int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            held, by_status, online = self._read()
+        except REDIS_OUTAGES as exc:
+            logger.warning("metrics: could not read the live state from Redis: %s", exc)
+            return
+        yield GaugeMetricFamily("testrun_slots_held", "Workflow slots held now", value=held)
+        runs = GaugeMetricFamily("testrun_runs_active", "Runs holding a slot, by status",
+                                 labels=["status"])
+        for status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            runs.add_metric([status.value], by_status.get(status.value, 0))
+        yield runs
+        yield GaugeMetricFamily("testrun_workers_online",
+                                "Workers advertising that they consume the test-run queue",
+                                value=online)
+
+
+def scrape_registry(live: Collector | None = None) -> CollectorRegistry:
+    """The registry a /metrics answer is generated from: every process's counts (multiprocess
+    mode) or this process's, plus the live gauges."""
+    registry = CollectorRegistry()
+    path = os.environ.get(MULTIPROC_ENV)
+    if path:
+        MultiProcessCollector(registry, path)
+    else:
+        registry.register(_Local())
+    if live is not None:
+        registry.register(live)
+    return registry
+
+
+# -- the worker's exporter ----------------------------------------------------------------------
+
+def on_worker_init(**_: Any) -> None:
+    """In the worker's main process, before the pool forks: count in multiprocess mode."""
+    prepare_multiprocess("worker")
+    subscribe()
+
+
+def on_worker_shutdown(**_: Any) -> None:
+    remove_multiprocess_dir()
+
+
+class MetricsStep(bootsteps.StartStopStep):
+    """Serves GET /metrics on WORKER_METRICS_ADDRESS:WORKER_METRICS_PORT from the worker's main
+    process: its own counts and its pool children's, and the live gauges. A port that is taken
+    is logged and the worker runs on without an exporter."""
+
+    label = "TestRunMetrics"
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._server: Any = None
+
+    def start(self, parent: Any) -> None:
+        app = parent.app
+        if not hasattr(app, "store"):
+            return
+        settings = app.settings
+        from . import workflows
+
+        store = app.store
+        live = LiveState(lambda: store.live_state([w.id for w in workflows.all_workflows()]))
+        try:
+            self._server, _ = start_http_server(
+                settings.worker_metrics_port, settings.worker_metrics_address,
+                registry=scrape_registry(live))
+        except OSError as exc:
+            logger.error("metrics exporter could not listen on %s:%s (%s); running without it",
+                         settings.worker_metrics_address, settings.worker_metrics_port, exc)
+            return
+        logger.info("metrics exporter listening on http://%s:%s/metrics",
+                    settings.worker_metrics_address, settings.worker_metrics_port)
+
+    def stop(self, parent: Any) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+_connected = False
+
+
+def connect(app: Any) -> None:
+    """Wire the exporter and the multiprocess set-up into a Celery app's worker."""
+    global _connected
+    app.steps["worker"].add(MetricsStep)
+    if not _connected:
+        worker_init.connect(on_worker_init, weak=False)
+        worker_shutdown.connect(on_worker_shutdown, weak=False)
+        _connected = True
