@@ -1,0 +1,121 @@
+"""Every run ending raises `finished` exactly once — also the endings a Lua script settles on
+its own (a lapsed lease found by a read or a cancel, a start past its queue time, a heartbeat
+that finds its slot taken, a replace, an operator's release) — and every slot freed raises
+`released` with its reason. These are what the metrics count, so a miss or a double here is a
+wrong number on a dashboard. No worker: the store is driven directly, on a private prefix."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.api import expect_status, keys_of, trigger
+from worker.lifecycle import LifecycleHooks, lifecycle
+from worker.lua import Refused
+from worker.settings import Settings
+from worker.status import ErrorType, ReleaseReason, RunStatus
+from worker.store import RunStore
+
+
+class Recorder(LifecycleHooks):
+    def __init__(self) -> None:
+        self.finished_: list[tuple[str, RunStatus, ErrorType | None, float | None]] = []
+        self.released_: list[tuple[str, ReleaseReason]] = []
+
+    def finished(self, run_id: str, workflow_id: str, status: RunStatus,
+                 error_type: ErrorType | None, *, duration_s: float | None = None) -> None:
+        self.finished_.append((run_id, status, error_type, duration_s))
+
+    def released(self, run_id: str, workflow_id: str, reason: ReleaseReason) -> None:
+        self.released_.append((run_id, reason))
+
+    def endings(self) -> list[tuple[str, RunStatus, ErrorType | None]]:
+        return [(r, s, e) for r, s, e, _ in self.finished_]
+
+
+@pytest.fixture
+def heard() -> Iterator[Recorder]:
+    recorder = Recorder()
+    lifecycle.subscribe(recorder)
+    yield recorder
+    lifecycle.unsubscribe(recorder)
+
+
+@pytest.fixture
+def store(idle_app: Any) -> RunStore:
+    return idle_app.extensions["testruns"].store
+
+
+def lapse(store: RunStore, config: dict[str, str], workflow_id: str) -> None:
+    """The slot's lease runs out (its key vanishes), as when a worker dies."""
+    store.redis.delete(keys_of(config).slot(workflow_id))
+
+
+def test_a_read_that_finds_a_lapsed_queued_lease_ends_the_run_once(idle_client, store, config,
+                                                                    heard):
+    run_id = trigger(idle_client, "echo")["run_id"]
+    lapse(store, config, "echo")
+    for _ in range(2):  # the second read finds it ended: nothing more
+        run = expect_status(idle_client.get(f"/api/test-runs/{run_id}"), 200)
+        assert run["status"] == RunStatus.EXPIRED.value
+    assert heard.endings() == [(run_id, RunStatus.EXPIRED, ErrorType.QUEUE_TIMEOUT)]
+    assert heard.released_ == [(run_id, ReleaseReason.LEASE_EXPIRED)]
+
+
+def test_a_cancel_that_finds_a_lapsed_lease_counts_that_ending_not_a_cancel(
+        idle_client, store, config, heard):
+    run_id = trigger(idle_client, "echo")["run_id"]
+    lapse(store, config, "echo")
+    expect_status(idle_client.post(f"/api/test-runs/{run_id}/cancel"), 409)
+    assert heard.endings() == [(run_id, RunStatus.EXPIRED, ErrorType.QUEUE_TIMEOUT)]
+    assert heard.released_ == [(run_id, ReleaseReason.LEASE_EXPIRED)]
+
+
+def test_a_start_past_its_queue_time_ends_the_run_once(idle_client, config, heard):
+    run_id = trigger(idle_client, "echo")["run_id"]
+    late = RunStore(Settings.from_env(overrides={**config, "TEST_RUN_QUEUE_TIMEOUT": "0.001"}))
+    first = late.start(run_id, "w@test")
+    assert first == Refused(RunStatus.EXPIRED, ReleaseReason.EXPIRED)
+    assert late.start(run_id, "w@test") == Refused(RunStatus.EXPIRED, None)  # a redelivery
+    assert heard.endings() == [(run_id, RunStatus.EXPIRED, ErrorType.QUEUE_TIMEOUT)]
+    assert heard.released_ == [(run_id, ReleaseReason.EXPIRED)]
+
+
+def test_a_read_that_finds_a_running_run_lapsed_records_lost_with_its_duration(
+        idle_client, store, config, heard):
+    run_id = trigger(idle_client, "echo")["run_id"]
+    store.start(run_id, "w@test")
+    lapse(store, config, "echo")
+    assert expect_status(idle_client.get(f"/api/test-runs/{run_id}"), 200)["status"] == \
+        RunStatus.LOST.value
+    assert heard.endings() == [(run_id, RunStatus.LOST, ErrorType.HEARTBEAT_LOST)]
+    assert heard.finished_[0][3] is not None and heard.finished_[0][3] >= 0
+    assert heard.released_ == [(run_id, ReleaseReason.LEASE_EXPIRED)]
+
+
+def test_a_heartbeat_that_finds_its_slot_taken_ends_the_run_once(idle_client, store, config,
+                                                                  heard):
+    old = trigger(idle_client, "echo")["run_id"]
+    store.start(old, "w@test")
+    lapse(store, config, "echo")
+    new = trigger(idle_client, "echo")["run_id"]  # takes the free slot
+    for _ in range(2):
+        beat = store.heartbeat(old, "w@test", os.getpid())
+        assert beat.status is RunStatus.LOST
+    assert heard.endings() == [(old, RunStatus.LOST, ErrorType.HEARTBEAT_LOST)]
+    assert heard.released_ == []  # the slot it lost was freed by its lease, then taken by new
+    assert store.holders(["echo"])["echo"] == new
+
+
+def test_a_replace_and_an_operator_release_each_end_their_holder_once(idle_client, store,
+                                                                       heard):
+    first = trigger(idle_client, "echo")["run_id"]
+    second = trigger(idle_client, "echo", query_string={"on_conflict": "replace"})["run_id"]
+    assert store.force_release("echo") == second
+    assert store.force_release("echo") is None  # nothing left to free
+    assert heard.endings() == [(first, RunStatus.CANCELLED, ErrorType.CANCELLED),
+                               (second, RunStatus.CANCELLED, ErrorType.CANCELLED)]
+    assert heard.released_ == [(first, ReleaseReason.REPLACED), (second, ReleaseReason.FORCED)]
