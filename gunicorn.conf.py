@@ -27,10 +27,6 @@ accesslog = "-"
 # LOG_FORMAT=json: gunicorn's error and access logs and the app's lines as JSON objects.
 logconfig_dict = gunicorn_logconfig(Settings.from_env().log_format) or {}
 
-# Metrics: every gunicorn worker counts into PROMETHEUS_MULTIPROC_DIR, which must exist (and be
-# in the environment) before the workers start; created here, in the master (worker/metrics.py).
-prepare_multiprocess("web")
-
 
 def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
     """A dead worker's live gauges must not be summed any more (its counters stay)."""
@@ -44,10 +40,13 @@ def on_exit(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
 
 
 def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
-    """Refuse to listen beyond loopback without a token (web/exposure.py says why)."""
+    """Refuse to listen beyond loopback without a token (web/exposure.py says why). Metrics:
+    every gunicorn worker counts into PROMETHEUS_MULTIPROC_DIR, which must exist (and be in the
+    environment) before the workers start: created here, in the master (worker/metrics.py)."""
     from web.exposure import refuse_open_bind
     from worker.settings import Settings
 
     why = refuse_open_bind(server.cfg.bind, Settings.from_env())
     if why:
         raise SystemExit(why)
+    prepare_multiprocess("web")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools import flower_auth
+from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,11 +27,14 @@ def banner() -> str:
     flower_auth.ensure()
     web = settings("gunicorn.conf.py")["bind"][0]
     flower = settings("flowerconfig.py")
+    worker = Settings.from_env()
     return "\n".join([
         f"Page:   http://{web}/",
         f"API:    http://{web}/api/workflows   (contract: http://{web}/openapi.json)",
         f"Flower: http://{flower['address']}:{flower['port']}/  "
         f"(user:password {','.join(flower['basic_auth'])})",
+        f"Metrics: http://{web}/metrics and the worker's "
+        f"http://{worker.worker_metrics_address}:{worker.worker_metrics_port}/metrics",
         f"Try:    curl -X POST -H 'Content-Type: application/json' "
         f"http://{web}/api/workflows/echo/test-runs -d '{{\"input\":{{\"hi\":1}}}}'",
     ])

@@ -8,6 +8,7 @@ Open like /healthz: it holds counts, no run data. Not in the OpenAPI document (i
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from worker import metrics as worker_metrics
 
 from .api import service
 
+logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _web: WebMetrics | None = None
 _REGISTRY = "testruns.metrics_registry"
@@ -54,16 +56,22 @@ def _observe(response: Response) -> Response:
     started = g.pop("metrics_started", None)
     if started is None:
         return response
+    try:
+        _count(response, time.perf_counter() - started)
+    except Exception:  # noqa: BLE001 - counting never breaks an answer
+        logger.exception("could not count a request in the metrics")
+    return response
+
+
+def _count(response: Response, seconds: float) -> None:
     m = web_metrics()
     rule = request.url_rule
     route = rule.rule if rule is not None else "unmatched"
-    m.latency.labels(route, request.method, str(response.status_code)).observe(
-        time.perf_counter() - started)
+    m.latency.labels(route, request.method, str(response.status_code)).observe(seconds)
     if response.status_code == 503:
         body: Any = response.get_json(silent=True) if response.is_json else None
         what = (body or {}).get("what") or (body or {}).get("error") or "unknown"
         m.unavailable.labels(str(what)).inc()
-    return response
 
 
 def metrics_endpoint() -> Response:

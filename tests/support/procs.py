@@ -8,6 +8,7 @@ with a deadline, never slept for.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,6 +68,9 @@ def base_env(extra: Mapping[str, str]) -> dict[str, str]:
 
 class Proc:
     def __init__(self, argv: list[str], env: dict[str, str], name: str) -> None:
+        # a metrics directory of its own, removed with it (a SIGKILLed process cannot)
+        self.metrics_dir = tempfile.mkdtemp(prefix=f"{name}-metrics-")
+        env = {"PROMETHEUS_MULTIPROC_DIR": self.metrics_dir, **env}
         self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self._log,
@@ -103,6 +107,7 @@ class Proc:
         except subprocess.TimeoutExpired:
             pass
         self._log.close()
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
     def wait_exit(self, timeout: float) -> int:
         return self.proc.wait(timeout)
