@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from . import control, heartbeat, signals, tasks, workflows
+from . import control, expiry, heartbeat, signals, tasks, workflows
 from .settings import Settings
 from .store import RunStore
 from .tasks import TASK_NAME
@@ -84,5 +84,6 @@ def create_celery(settings: Settings | None = None, *, fail_fast: bool = False) 
     tasks.register(app)
     control.register()
     signals.connect()
+    expiry.connect()
     app.steps["worker"].add(heartbeat.HeartbeatStep)
     return app
