@@ -149,6 +149,7 @@ def test_a_cut_host_is_fenced_and_the_other_host_takes_over(hosts: Hosts) -> Non
             if event["event"] == "start":
                 starts[event["run_id"]] = starts.get(event["run_id"], 0) + 1
         assert starts == {rid: 1, second["run_id"]: 1, third["run_id"]: 1}, starts
+        assert a.alive() and b.alive(), "a worker exited over the partition"
     finally:
         for proc in procs:
             proc.kill_group()
