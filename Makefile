@@ -52,8 +52,11 @@ prove: install
 	$(BIN)/python -m devtools.with_redis -- env CONTRACT_EXAMPLES=$${CONTRACT_EXAMPLES:-1000} \
 	  $(BIN)/python -m pytest tests/integration/test_contract.py $(PYTEST_ARGS)
 
+# then the whole lifecycle and chaos matrix against RabbitMQ (`make test` runs a subset of it)
 soak: install
 	$(BIN)/python -m devtools.with_redis -- $(BIN)/python -m pytest -m soak -v $(PYTEST_ARGS)
+	$(BIN)/python -m devtools.with_redis -- env TEST_BROKERS=amqp TEST_AMQP_FULL=1 \
+	  $(BIN)/python -m pytest -m broker_matrix -v $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m devtools.with_redis -- $(BIN)/python bench/run.py

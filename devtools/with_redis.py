@@ -145,7 +145,10 @@ def main(argv: list[str], probe: tuple[str, int] | None = None) -> int:
     with Signals() as signals:
         try:
             if env.get("REDIS_URL"):
-                print(f"using REDIS_URL={maybe_sanitize_url(env['REDIS_URL'])}", flush=True)
+                # a sentinel:// URL lists several addresses: mask each one's password
+                masked = ";".join(str(maybe_sanitize_url(chunk))
+                                  for chunk in env["REDIS_URL"].split(";"))
+                print(f"using REDIS_URL={masked}", flush=True)
             elif answers(*probe):
                 env["REDIS_URL"] = f"redis://{probe[0]}:{probe[1]}/0"
                 print(f"using the Redis answering on {probe[0]}:{probe[1]}", flush=True)

@@ -29,6 +29,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("broker", brokers.enabled(), indirect=True, scope="session")
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say plainly which brokers the matrix runs, and why one is skipped."""
+    return brokers.header()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The amqp leg runs brokers.AMQP_SUBSET unless TEST_AMQP_FULL=1 (`make soak`)."""
+    if brokers.amqp_full():
+        return
+    dropped = [item for item in items
+               if getattr(getattr(item, "callspec", None), "params", {}).get("broker") == "amqp"
+               and getattr(item, "originalname", item.name) not in brokers.AMQP_SUBSET]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
+
+
 @pytest.fixture(scope="session")
 def broker(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """Settings that pick the broker: none for the tracking Redis itself (the default)."""
@@ -41,7 +58,8 @@ def broker(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
         server.stop()
     else:
         if not brokers.answers(brokers.AMQP_URL):
-            pytest.skip(f"RabbitMQ does not answer at {brokers.AMQP_URL}: amqp runs skipped")
+            pytest.skip(f"RabbitMQ does not answer at {brokers.safe_url(brokers.AMQP_URL)}: "
+                        "amqp runs skipped")
         yield {"CELERY_BROKER_URL": brokers.AMQP_URL}
 
 
@@ -62,6 +80,7 @@ def session_config(redis_client: redis.Redis,
     config = make_config(**broker)
     yield config
     delete_prefix(redis_client, config["TEST_RUN_KEY_PREFIX"])
+    brokers.delete_queue(config)
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +98,7 @@ def config(redis_client: redis.Redis, broker: dict[str, str]) -> Iterator[dict[s
     config = make_config(**broker)
     yield config
     delete_prefix(redis_client, config["TEST_RUN_KEY_PREFIX"])
+    brokers.delete_queue(config)
 
 
 @pytest.fixture

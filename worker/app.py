@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from celery import Celery
 
-from . import control, heartbeat, liveness, logs, metrics, signals, tasks, workflows
+from . import (
+    control,
+    expiry,
+    heartbeat,
+    liveness,
+    logs,
+    metrics,
+    sentinel,
+    signals,
+    tasks,
+    workflows,
+)
 from .settings import Settings
 from .store import RunStore
 from .tasks import TASK_NAME
@@ -31,10 +42,20 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, o
     if fail_fast:
         transport.update(max_retries=1, interval_start=0, interval_step=0.1, interval_max=0.1,
                          connect_retries_timeout=settings.io_timeout)
-        if settings.broker_url.startswith(("redis", "rediss", "unix")):
+        if settings.broker_url.startswith(("redis", "rediss", "unix", sentinel.SCHEME)):
             # a half-open broker connection must not hang a request thread (kombu's default
             # is no timeout); the web only publishes, so no blocking BRPOP is cut short
             transport["socket_timeout"] = max(1.0, settings.io_timeout * 2)
+    backend_transport: dict[str, object] = {}
+    read_timeout = max(1.0, settings.io_timeout * 2)
+    if sentinel.is_sentinel(settings.broker_url):
+        transport.update(sentinel.transport_options(
+            settings.sentinel_master, settings.sentinel_password, settings.io_timeout,
+            read_timeout))
+    if sentinel.is_sentinel(settings.result_backend):
+        backend_transport.update(sentinel.transport_options(
+            settings.sentinel_master, settings.sentinel_password, settings.io_timeout,
+            read_timeout))
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
@@ -69,6 +90,7 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, o
         "broker_connection_timeout": settings.io_timeout,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": transport,
+        "result_backend_transport_options": backend_transport,
         "worker_hijack_root_logger": True,
         "worker_redirect_stdouts": False,
     }
@@ -84,6 +106,7 @@ def create_celery(settings: Settings | None = None, *, fail_fast: bool = False) 
     tasks.register(app)
     control.register()
     signals.connect()
+    expiry.connect()
     app.steps["worker"].add(heartbeat.HeartbeatStep)
     liveness.connect(app)
     metrics.connect(app)

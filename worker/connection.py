@@ -3,7 +3,8 @@
 Timeouts and retries are chosen so an outage answers 503 fast instead of stalling a request
 thread (redis-py 8 retries 10 times with backoff by default, ~4 s per call while Redis is
 down), and the pool blocks for a free connection instead of raising (redis-py 8 caps a pool at
-100 and raises `MaxConnectionsError`, a 500, under a burst of threaded requests).
+100 and raises `MaxConnectionsError`, a 500, under a burst of threaded requests). A
+`sentinel://` URL gets the same options on a client that follows the master (worker/sentinel.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from . import sentinel
 from .settings import Settings
 
 #: connections per process; a gthread web process has at most `threads` requests at once
@@ -26,6 +28,13 @@ def redis_client(settings: Settings, *, block_s: float = 0.0,
     `block_s` is for a client whose commands wait in Redis on purpose (XREAD BLOCK): its
     socket timeout is that much longer, so only a Redis that stops answering times out."""
     read_timeout = max(1.0, settings.io_timeout * 2) + block_s
+    if sentinel.is_sentinel(settings.result_backend):
+        assert settings.sentinel_master  # Settings refuses a sentinel URL without it
+        return sentinel.master_client(
+            settings.result_backend, settings.sentinel_master, settings.sentinel_password,
+            max_connections=max_connections, pool_timeout=read_timeout,
+            connect_timeout=settings.io_timeout, read_timeout=read_timeout,
+            health_check_interval=30, decode_responses=True, retry=Retry(NoBackoff(), 1))
     pool = redis.BlockingConnectionPool.from_url(
         settings.result_backend,
         max_connections=max_connections,

@@ -14,14 +14,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import limits
-from kombu.utils.url import maybe_sanitize_url
 from limits import RateLimitItem
 
 from .errors import SettingsError
 from .keys import PREFIX_FORBIDDEN
+from .sentinel import is_sentinel, safe_url, sentinels_of
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
              "false": False, "0": False, "no": False, "off": False}
 #: the soft limit's default: this much below the hard limit, at most 20 % of it
@@ -46,6 +46,12 @@ class Settings:
     #: CELERY_RESULT_BACKEND — must be Redis: slots and run records are kept in it; default
     #: REDIS_URL.
     result_backend: str = _env("CELERY_RESULT_BACKEND", DEFAULT_REDIS_URL)
+    #: REDIS_SENTINEL_MASTER — the master's name at the sentinels; needed (and used) only when
+    #: a URL is Celery's Sentinel form `sentinel://host:port;sentinel://host:port/db`.
+    sentinel_master: str | None = _env("REDIS_SENTINEL_MASTER", None)
+    #: REDIS_SENTINEL_PASSWORD — the sentinels' own password (`requirepass` in sentinel.conf),
+    #: when they have one; the master's password goes in the URL. Never shown in a repr.
+    sentinel_password: str | None = _env("REDIS_SENTINEL_PASSWORD", None, repr=False)
     #: TEST_RUN_TIME_LIMIT — hard limit in seconds; the pool child is killed when it passes.
     time_limit: float = _env("TEST_RUN_TIME_LIMIT", 600.0)
     #: TEST_RUN_SOFT_TIME_LIMIT — raises SoftTimeLimitExceeded inside the run; default
@@ -165,10 +171,21 @@ class Settings:
             if urlsplit(str(values[name])).scheme not in REDIS_SCHEMES:
                 raise SettingsError(
                     variable,
-                    f"must be a Redis URL (redis://, rediss:// or unix://), got "
-                    f"{maybe_sanitize_url(values[name])!r}: slots and run records live in the "
+                    f"must be a Redis URL (redis://, rediss://, unix:// or sentinel://), got "
+                    f"{safe_url(values[name])!r}: slots and run records live in the "
                     "result backend, which must be Redis",
                 )
+        for name, variable in (("redis_url", "REDIS_URL"), ("broker_url", "CELERY_BROKER_URL"),
+                               ("result_backend", "CELERY_RESULT_BACKEND")):
+            if is_sentinel(str(values[name])):
+                try:
+                    sentinels_of(str(values[name]))
+                except ValueError as exc:
+                    raise SettingsError(variable, str(exc)) from None
+                if not values.get("sentinel_master"):
+                    raise SettingsError(
+                        "REDIS_SENTINEL_MASTER",
+                        f"must name the master when {variable} is a sentinel:// URL")
         prefix = values.get("key_prefix", cls.key_prefix)
         if set(prefix) & PREFIX_FORBIDDEN or any(c.isspace() for c in prefix):
             raise SettingsError(

@@ -4,8 +4,11 @@
 - `redis-broker`: the broker is a Redis of its own (a private redis-server for the session);
 - `amqp`: RabbitMQ, tracking stays in Redis.
 
-TEST_BROKERS (comma-separated) chooses which run; a broker that does not answer is skipped
-with a message saying so, never silently."""
+TEST_BROKERS (comma-separated) chooses which run; by default all three, and a broker that does
+not answer is skipped with a message saying so, never silently (the session's header says it
+too). The amqp leg runs `AMQP_SUBSET` by default — one test per path where the broker matters
+(delivery, expiry, revoke, a dying worker) — so `make test` stays under its time budget;
+TEST_AMQP_FULL=1 (set by `make soak`) runs every matrix test against RabbitMQ."""
 
 from __future__ import annotations
 
@@ -17,7 +20,23 @@ import redis
 from kombu import Connection
 
 ALL = ("redis", "redis-broker", "amqp")
-DEFAULT = ("redis", "redis-broker")
+DEFAULT = ALL
+#: the amqp leg of `make test` (test function names); the whole matrix with TEST_AMQP_FULL=1
+AMQP_SUBSET = frozenset({
+    "test_echo_succeeds_with_its_result_and_logs",
+    "test_fail_is_failed_with_error_and_type",
+    "test_sleep_past_soft_limit_times_out",
+    "test_run_queued_past_queue_timeout_expires_and_never_runs",
+    "test_queued_run_with_no_worker_expires_when_its_lease_runs_out",
+    "test_cancel_while_queued_never_runs_the_body",
+    "test_cancel_while_running_stops_the_body_and_frees_the_slot",
+    "test_killed_pool_child_fails_as_worker_lost_and_is_not_rerun",
+    "test_a_duplicate_delivered_after_the_run_ended_does_not_run_it_again",
+    "test_duplicates_published_while_queued_run_the_body_once",
+    "test_worker_main_process_sigkill_frees_the_slot_within_the_heartbeat_ttl",
+    "test_cold_shutdown_ends_the_run_and_frees_the_slot",
+    "test_revoke_sent_while_no_worker_is_up_holds_when_one_starts",
+})
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
@@ -27,6 +46,44 @@ def enabled() -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"TEST_BROKERS: unknown broker(s) {sorted(unknown)}; known: {ALL}")
     return chosen or DEFAULT
+
+
+def amqp_full() -> bool:
+    return os.environ.get("TEST_AMQP_FULL", "").strip().lower() in ("1", "true", "yes")
+
+
+def header() -> str:
+    """One line for the session's header: which brokers run, and why one does not."""
+    chosen = enabled()
+    parts = []
+    for kind in chosen:
+        if kind != "amqp":
+            parts.append(kind)
+        elif not answers(AMQP_URL):
+            parts.append(f"amqp SKIPPED (RabbitMQ does not answer at {safe_url(AMQP_URL)})")
+        else:
+            parts.append("amqp (every matrix test)" if amqp_full() else
+                         f"amqp ({len(AMQP_SUBSET)} matrix tests; TEST_AMQP_FULL=1 or "
+                         "`make soak` for all)")
+    return "brokers: " + ", ".join(parts)
+
+
+def safe_url(url: str) -> str:
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(url))
+
+
+def delete_queue(config: dict[str, str]) -> None:
+    """RabbitMQ keeps a test's durable queue after the test: delete it (no-op on Redis)."""
+    url = config.get("CELERY_BROKER_URL", "")
+    if not url.startswith("amqp") or not answers(url):
+        return
+    try:
+        with Connection(url, connect_timeout=2) as conn:
+            conn.default_channel.queue_delete(config["TEST_RUN_QUEUE"])
+    except Exception:  # noqa: BLE001 - cleanup only
+        pass
 
 
 def answers(url: str, timeout: float = 0.5) -> bool:
