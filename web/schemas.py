@@ -37,7 +37,8 @@ def _reject_constant(name: str) -> Any:
 
 def parse_json_body(body: bytes) -> JsonObject:
     """A request body as a JSON object: empty means `{}`; malformed, NaN/Infinity, nested too
-    deeply or not an object is an `InvalidRequest` (content type is not required)."""
+    deeply or not an object is an `InvalidRequest` (the content type was checked before:
+    web/bodies.py)."""
     if not body.strip():
         return {}
     try:
@@ -107,7 +108,8 @@ class TriggerQuery(BaseModel):
 class TriggerHeaders(BaseModel):
     idempotency_key: str | None = Field(
         None, alias="Idempotency-Key", min_length=1, max_length=255,
-        description="a repeat with the same key answers 200 with the same run")
+        description="a repeat with the same key and body answers 200 with the same "
+        "run; the same key with another body is 422 idempotency_key_reused")
 
     @field_validator("idempotency_key")
     @classmethod
@@ -247,6 +249,10 @@ class PayloadTooLargeBody(ErrorBody):
     field: str | None = Field(None, description="`input` when the input alone is too large")
 
 
+class UnsupportedMediaTypeBody(ErrorBody):
+    error: Literal["unsupported_media_type"]
+
+
 class NotFoundBody(ErrorBody):
     error: Literal["not_found"]
 
@@ -279,6 +285,12 @@ class RunFinishedBody(ErrorBody):
     error: Literal["test_run_finished"]
     run_id: str
     status: RunStatus
+
+
+class IdempotencyKeyReusedBody(ErrorBody):
+    error: Literal["idempotency_key_reused"]
+    run_id: str = Field(description="the run the key admitted, with another body")
+    status_url: str = Field(description="its URL")
 
 
 class RateLimitedBody(ErrorBody):

@@ -9,6 +9,7 @@ answer; an unreachable Redis or broker is `QueueUnavailable`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from . import control, workflows
 from .app import TestRunCelery
 from .errors import (
     Dependency,
+    IdempotencyKeyReused,
     PayloadTooLarge,
     QueueUnavailable,
     RateLimited,
@@ -41,6 +43,15 @@ logger = logging.getLogger(__name__)
 
 #: what a run that could not be enqueued says about it (details: the web's log, by run id)
 ENQUEUE_FAILED_ERROR = "could not enqueue: the broker did not accept the message"
+
+
+def body_hash(input: Any) -> str:
+    """What an Idempotency-Key is bound to: a SHA-256 of the trigger's body (its `input`, the
+    body's one field) as canonical JSON, so key order and spacing do not make it another body.
+    The earlier run's side is its stored input, written in the same atomic step as the key."""
+    canonical = json.dumps(input if input is not None else {}, sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,8 @@ class TestRunService:
                 on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
                 idempotency_key: str | None = None, triggered_by: str | None = None,
                 rate_key: str | None = None) -> Triggered:
-        """413 (input too large) → 404 → 429 (rate_key over TRIGGER_RATE_LIMIT) → 409 → 503."""
+        """413 (input too large) → 404 → 429 (rate_key over TRIGGER_RATE_LIMIT) → 409 → 422
+        (the Idempotency-Key admitted another body) → 503."""
         size = len(json.dumps(input, separators=(",", ":"), ensure_ascii=False).encode())
         if size > self.settings.max_input_bytes:
             raise PayloadTooLarge(f"input is {size} bytes as JSON; at most "
@@ -128,6 +140,8 @@ class TestRunService:
             if run is None:  # only if Redis lost it between two calls
                 raise QueueUnavailable(Dependency.REDIS,
                                        LookupError(f"run {admission.run_id} vanished"))
+            if body_hash(run.input) != body_hash(input):
+                raise IdempotencyKeyReused(run.run_id)
             return Triggered(run, created=False)
         if admission.previous_release is ReleaseReason.REPLACED and admission.previous_holder:
             # before the new run is published, so the kill has a head start on its start
