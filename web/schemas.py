@@ -25,6 +25,8 @@ from worker.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
+DEFAULT_LOG_PAGE = 200
+MAX_LOG_PAGE = 1000
 JsonObject = dict[str, Any]
 
 
@@ -70,7 +72,10 @@ _CHOICES = " or ".join(repr(p.value) for p in ConflictPolicy)
 FIELD_HINTS = {
     "workflow_id": f"workflow id must match {WORKFLOW_ID_PATTERN}",
     "on_conflict": f"on_conflict must be {_CHOICES}",
-    "limit": f"limit must be an integer from 1 to {MAX_LIST_LIMIT}",
+    "limit": f"limit must be an integer from 1 to {MAX_LIST_LIMIT} (a log page: to "
+             f"{MAX_LOG_PAGE})",
+    "fields": "fields must be 'summary' or 'full'",
+    "offset": "offset must be an integer from 0",
     "Idempotency-Key": "Idempotency-Key must be 1 to 255 printable characters",
     "input": "input must be a JSON object",
 }
@@ -122,6 +127,14 @@ class TriggerHeaders(BaseModel):
 class ListQuery(BaseModel):
     limit: int = Field(DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT,
                        description="how many runs, newest first")
+    fields: Literal["summary", "full"] = Field(
+        "summary", description="summary: each run without input, result and logs; full: "
+        "each run whole")
+
+
+class LogsQuery(BaseModel):
+    offset: int = Field(0, ge=0, description="the first line to return (0: the oldest kept)")
+    limit: int = Field(DEFAULT_LOG_PAGE, ge=1, le=MAX_LOG_PAGE, description="lines at most")
 
 
 class EventsHeaders(BaseModel):
@@ -167,6 +180,46 @@ class RunOut(_Out):
         return cls.model_validate(run.to_dict()).model_dump(mode="json")
 
 
+#: what a run summary leaves out (GET …/test-runs without ?fields=full)
+SUMMARY_OMITS = ("input", "result", "logs")
+
+
+class RunSummaryOut(_Out):
+    """A test run without its input, result and logs (the runs list's default)."""
+
+    run_id: str
+    workflow_id: str
+    type: Literal["test"]
+    status: RunStatus
+    created_at: Timestamp
+    started_at: Timestamp
+    finished_at: Timestamp
+    error: str | None
+    error_type: ErrorType | None
+    worker: str | None
+    release_reason: ReleaseReason | None
+    released_at: Timestamp
+    last_heartbeat_at: Timestamp
+    record_lost: bool
+    triggered_by: str | None
+
+    @classmethod
+    def of(cls, run: Run) -> dict[str, Any]:
+        data = {k: v for k, v in run.to_dict().items() if k not in SUMMARY_OMITS}
+        return cls.model_validate(data).model_dump(mode="json")
+
+
+class LogPageOut(_Out):
+    """A page of a run's log lines."""
+
+    run_id: str
+    offset: int
+    total: int = Field(description="lines the log holds (older ones beyond "
+                       "TEST_RUN_MAX_LOG_LINES were dropped)")
+    lines: list[str]
+    next_offset: int | None = Field(description="the next page's offset, or null at the end")
+
+
 class TriggeredRun(RunOut):
     """The run a trigger admitted (202) or found under its Idempotency-Key (200)."""
 
@@ -210,7 +263,7 @@ class WorkflowList(_Out):
 
 
 class RunList(_Out):
-    runs: list[RunOut]
+    runs: list[RunSummaryOut] = Field(description="summaries; whole runs with ?fields=full")
 
 
 class Health(_Out):

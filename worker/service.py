@@ -61,6 +61,19 @@ class Triggered:
 
 
 @dataclass(frozen=True)
+class LogPage:
+    run_id: str
+    offset: int
+    total: int  # lines the run's log holds now (the oldest may have been dropped)
+    lines: list[str]
+
+    @property
+    def next_offset(self) -> int | None:
+        end = self.offset + len(self.lines)
+        return end if end < self.total else None
+
+
+@dataclass(frozen=True)
 class WorkflowState:
     workflow: Workflow
     active_run_id: str | None
@@ -105,10 +118,20 @@ class TestRunService:
             raise RunNotFound(run_id)
         return run
 
-    def runs(self, workflow_id: str, limit: int) -> list[Run]:
-        """The workflow's newest runs first."""
+    def runs(self, workflow_id: str, limit: int, *, full: bool = False) -> list[Run]:
+        """The workflow's newest runs first, as summaries (no input, result or logs) unless
+        `full`: a list of 100 full runs could be megabytes built in one thread."""
         with unavailable_on_outage():
-            return self.store.list_runs(workflow_id, limit)
+            return self.store.list_runs(workflow_id, limit, full=full)
+
+    def logs(self, run_id: str, offset: int, limit: int) -> LogPage:
+        """A page of a run's log lines (a run's whole log is also in the run itself)."""
+        with unavailable_on_outage():
+            page = self.store.log_page(run_id, offset, limit)
+        if page is None:
+            raise RunNotFound(run_id)
+        total, lines = page
+        return LogPage(run_id, offset, total, lines)
 
     def trigger(self, workflow_id: str, input: dict[str, Any], *,
                 on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
