@@ -33,6 +33,7 @@ from .errors import (
 from .keys import workflow_of
 from .lifecycle import lifecycle
 from .lua import Admitted, AlreadyAdmitted, Busy
+from .readiness import Readiness
 from .runs import Run
 from .status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 from .tasks import TASK_NAME
@@ -87,6 +88,7 @@ class TestRunService:
         self.celery = celery
         self.store = celery.store
         self.settings = celery.settings
+        self._readiness = Readiness(celery, self.store, self.settings)
 
     # -- workflows ----------------------------------------------------------------------------
     def known_workflow(self, workflow_id: str) -> Workflow:
@@ -246,19 +248,7 @@ class TestRunService:
 
     # -- health -------------------------------------------------------------------------------
     def readiness(self) -> dict[Dependency, str]:
-        """`ok` or why not, for Redis and for the broker."""
-        checks: dict[Dependency, str] = {}
-        try:
-            self.store.ping()
-            checks[Dependency.REDIS] = "ok"
-        except Exception as exc:  # noqa: BLE001
-            logger.warning("readiness: redis unreachable: %s: %s", type(exc).__name__, exc)
-            checks[Dependency.REDIS] = "unreachable"
-        try:
-            with self.celery.connection_for_write() as conn:
-                conn.ensure_connection(max_retries=1, timeout=self.settings.io_timeout)
-            checks[Dependency.BROKER] = "ok"
-        except Exception as exc:  # noqa: BLE001
-            logger.warning("readiness: broker unreachable: %s: %s", type(exc).__name__, exc)
-            checks[Dependency.BROKER] = "unreachable"
-        return checks
+        """`ok` or why not, for Redis and for the broker; cached per process (a second or
+        so) and one PING per check, so `/readyz` is cheap however often it is asked
+        (worker/readiness.py)."""
+        return self._readiness.check()
