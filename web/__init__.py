@@ -56,7 +56,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     errors.register(app)
     exposure.configure(app, settings)
     auth.register(app, settings.callers())
-    bodies.register(app)
+    bodies.register(app, settings.cors_origins)
     events.register(app, settings.max_streams)
     app.register_api(api.bp)
     app.register_api(health.bp)

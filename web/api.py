@@ -73,7 +73,8 @@ def get_workflow(path: s.WorkflowPath) -> Response:
 @bp.post("/workflows/<path:workflow_id>/test-runs", tags=[RUNS], responses=answers(
     _200=s.TriggeredRun, _202=s.TriggeredRun, _400=s.InvalidRequestBody,
     _404=NO_WORKFLOW, _409=s.RunInProgressBody, _413=s.PayloadTooLargeBody,
-    _415=s.UnsupportedMediaTypeBody, _422=s.IdempotencyKeyReusedBody,
+    _403=s.CrossSiteRequestBody, _415=s.UnsupportedMediaTypeBody,
+    _422=s.IdempotencyKeyReusedBody,
     _429=s.RateLimitedBody))
 def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeaders,
             body: s.TriggerBody) -> Response:
@@ -116,7 +117,7 @@ def get_run_logs(path: s.RunPath, query: s.LogsQuery) -> Response:
 
 
 @bp.post("/test-runs/<path:run_id>/cancel", tags=[RUNS], responses=answers(
-    _202=s.CancelledRun, _404=NO_RUN, _409=s.RunFinishedBody,
+    _202=s.CancelledRun, _403=s.CrossSiteRequestBody, _404=NO_RUN, _409=s.RunFinishedBody,
     _415=s.UnsupportedMediaTypeBody))
 def cancel_run(path: s.RunPath) -> Response:
     """Cancel a queued or running run: its slot is free when this answers."""

@@ -7,16 +7,24 @@ body makes such a request one that needs a preflight, which only CORS_ORIGINS pa
 with no body and no content type (a plain `curl -X POST`, the page's cancel) stays allowed; a
 declared non-JSON type is refused even with an empty body, since the browser's form and text
 posts always declare one.
+
+A cross-site POST with no body at all (`fetch(url, {method: "POST", mode: "no-cors"})`) needs
+no preflight either, so the browser's own word is also checked: a POST whose `Sec-Fetch-Site`
+is `cross-site` or `same-site` (another port of localhost is the same site) is 403
+`cross_site_request` unless its `Origin` is in CORS_ORIGINS. Clients that are not browsers
+(curl, CI) send no such header and are not affected.
 """
 
 from __future__ import annotations
 
 from flask import Flask, request
 
-from worker.errors import UnsupportedMediaType
+from worker.errors import CrossSiteRequest, UnsupportedMediaType
 
 #: methods whose body the API reads
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Sec-Fetch-Site values that mean another site's page sent it
+FOREIGN_SITES = frozenset({"cross-site", "same-site"})
 
 
 def is_json(mimetype: str) -> bool:
@@ -25,7 +33,9 @@ def is_json(mimetype: str) -> bool:
         mimetype.startswith("application/") and mimetype.endswith("+json"))
 
 
-def register(app: Flask) -> None:
+def register(app: Flask, cors_origins: tuple[str, ...] = ()) -> None:
+    allowed = frozenset(cors_origins)
+
     @app.before_request
     def _json_bodies_only() -> None:
         if request.method not in BODY_METHODS:
@@ -36,7 +46,10 @@ def register(app: Flask) -> None:
             if request.content_length or request.headers.get("Transfer-Encoding"):
                 raise UnsupportedMediaType(
                     "a request body must be sent with Content-Type: application/json")
-            return
-        if not is_json(request.mimetype):
+        elif not is_json(request.mimetype):
             raise UnsupportedMediaType(
                 f"Content-Type must be application/json, got {request.mimetype or declared!r}")
+        if (request.headers.get("Sec-Fetch-Site") in FOREIGN_SITES
+                and request.headers.get("Origin") not in allowed):
+            raise CrossSiteRequest("a page of another site may not call this API (its origin "
+                                   "is not in CORS_ORIGINS)")

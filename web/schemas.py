@@ -306,6 +306,10 @@ class UnsupportedMediaTypeBody(ErrorBody):
     error: Literal["unsupported_media_type"]
 
 
+class CrossSiteRequestBody(ErrorBody):
+    error: Literal["cross_site_request"]
+
+
 class NotFoundBody(ErrorBody):
     error: Literal["not_found"]
 

@@ -74,6 +74,13 @@ class UnsupportedMediaType(TestRunError):
     code, http_status = "unsupported_media_type", 415
 
 
+class CrossSiteRequest(TestRunError):
+    """A browser says the request comes from another site (Sec-Fetch-Site) whose origin is not
+    in CORS_ORIGINS: a page the user merely visited, posting with no body (web/bodies.py)."""
+
+    code, http_status = "cross_site_request", 403
+
+
 class NoSuchRoute(TestRunError):
     """No route matches the path."""
 

@@ -4,6 +4,7 @@ table (the README's bad-input table rests on it)."""
 from __future__ import annotations
 
 from worker.errors import (
+    CrossSiteRequest,
     Dependency,
     HostNotAllowed,
     IdempotencyKeyReused,
@@ -43,6 +44,7 @@ TABLE = {
     TooManyStreams: ("too_many_streams", 503),
     UnsupportedMediaType: ("unsupported_media_type", 415),
     IdempotencyKeyReused: ("idempotency_key_reused", 422),
+    CrossSiteRequest: ("cross_site_request", 403),
 }
 
 
