@@ -31,7 +31,8 @@ def test_a_flower_revoke_of_a_queued_run_frees_its_slot_within_an_interval(confi
         app.extensions["testruns"].celery.control.revoke(queued)  # what Flower sends
         run = wait_status(client, queued, RunStatus.CANCELLED, timeout=interval + 5)
         took = time.monotonic() - started
-        assert took <= interval + 1.0, f"slot held {took:.2f}s after the revoke"
+        # one heartbeat interval, plus the broadcast's own delivery to the worker
+        assert took <= interval + 1.5, f"slot held {took:.2f}s after the revoke"
         assert run["started_at"] is None and run["error_type"] == ErrorType.CANCELLED
         assert run["error"] == REVOKED_ERROR
         assert run["release_reason"] == ReleaseReason.CANCELLED
