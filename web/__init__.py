@@ -14,7 +14,7 @@ from worker.logs import configure_logging
 from worker.service import TestRunService
 from worker.settings import Settings
 
-from . import api, auth, errors, events, exposure, health, metrics, openapi, page
+from . import api, auth, bodies, errors, events, exposure, health, metrics, openapi, page
 from .schemas import MAX_BODY_BYTES, InvalidRequestBody, invalid_request, parse_json_body
 
 VERSION = "1"
@@ -22,8 +22,9 @@ VERSION = "1"
 
 class ApiRequest(Request):
     """Reads a JSON body our way for the models: an empty body is `{}`, and malformed JSON,
-    NaN/Infinity, JSON nested too deeply or not an object is a 400 (not silently None); the
-    content type is not required. The size limit (413) applies while the body is read."""
+    NaN/Infinity, JSON nested too deeply or not an object is a 400 (not silently None); a
+    body not declared as JSON was refused before (web/bodies.py, 415). The size limit (413)
+    applies while the body is read."""
 
     def get_json(self, force: bool = False, silent: bool = False,
                  cache: bool = True) -> Any:
@@ -55,6 +56,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     errors.register(app)
     exposure.configure(app, settings)
     auth.register(app, settings.callers())
+    bodies.register(app, settings.cors_origins)
     events.register(app, settings.max_streams)
     app.register_api(api.bp)
     app.register_api(health.bp)

@@ -74,6 +74,8 @@ def get_workflow(path: s.WorkflowPath) -> Response:
 @bp.post("/workflows/<path:workflow_id>/test-runs", tags=[RUNS], responses=answers(
     _200=s.TriggeredRun, _202=s.TriggeredRun, _400=s.InvalidRequestBody,
     _404=NO_WORKFLOW, _409=s.RunInProgressBody, _413=s.PayloadTooLargeBody,
+    _403=s.CrossSiteRequestBody, _415=s.UnsupportedMediaTypeBody,
+    _422=s.IdempotencyKeyReusedBody,
     _429=s.RateLimitedBody))
 def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeaders,
             body: s.TriggerBody) -> Response:
@@ -90,9 +92,13 @@ def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeader
 @bp.get("/workflows/<path:workflow_id>/test-runs", tags=[RUNS], responses=answers(
     _200=s.RunList, _400=s.InvalidRequestBody, _404=NO_WORKFLOW))
 def list_runs(path: s.WorkflowPath, query: s.ListQuery) -> Response:
-    """The workflow's newest runs first."""
+    """The workflow's newest runs first: summaries (no input, result or logs) unless
+    `?fields=full`."""
     known = service().known_workflow(path.workflow_id)
-    return jsonify({"runs": [s.RunOut.of(r) for r in service().runs(known.id, query.limit)]})
+    full = query.fields == "full"
+    shape = s.RunOut.of if full else s.RunSummaryOut.of
+    return jsonify({"runs": [shape(r) for r in service().runs(known.id, query.limit,
+                                                              full=full)]})
 
 
 @bp.get("/test-runs/<path:run_id>", tags=[RUNS], responses=answers(
@@ -102,8 +108,19 @@ def get_run(path: s.RunPath) -> Response:
     return jsonify(s.RunOut.of(service().run(path.run_id)))
 
 
+@bp.get("/test-runs/<path:run_id>/logs", tags=[RUNS], responses=answers(
+    _200=s.LogPageOut, _400=s.InvalidRequestBody, _404=NO_RUN))
+def get_run_logs(path: s.RunPath, query: s.LogsQuery) -> Response:
+    """A page of the run's log lines, oldest first."""
+    page = service().logs(path.run_id, query.offset, query.limit)
+    return jsonify(s.LogPageOut.model_validate({
+        "run_id": page.run_id, "offset": page.offset, "total": page.total,
+        "lines": page.lines, "next_offset": page.next_offset}).model_dump(mode="json"))
+
+
 @bp.post("/test-runs/<path:run_id>/cancel", tags=[RUNS], responses=answers(
-    _202=s.CancelledRun, _404=NO_RUN, _409=s.RunFinishedBody))
+    _202=s.CancelledRun, _403=s.CrossSiteRequestBody, _404=NO_RUN, _409=s.RunFinishedBody,
+    _415=s.UnsupportedMediaTypeBody))
 def cancel_run(path: s.RunPath) -> Response:
     """Cancel a queued or running run: its slot is free when this answers."""
     return _run_response(service().cancel(path.run_id), 202)

@@ -25,6 +25,8 @@ from worker.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
+DEFAULT_LOG_PAGE = 200
+MAX_LOG_PAGE = 1000
 JsonObject = dict[str, Any]
 
 
@@ -37,7 +39,8 @@ def _reject_constant(name: str) -> Any:
 
 def parse_json_body(body: bytes) -> JsonObject:
     """A request body as a JSON object: empty means `{}`; malformed, NaN/Infinity, nested too
-    deeply or not an object is an `InvalidRequest` (content type is not required)."""
+    deeply or not an object is an `InvalidRequest` (the content type was checked before:
+    web/bodies.py)."""
     if not body.strip():
         return {}
     try:
@@ -69,7 +72,10 @@ _CHOICES = " or ".join(repr(p.value) for p in ConflictPolicy)
 FIELD_HINTS = {
     "workflow_id": f"workflow id must match {WORKFLOW_ID_PATTERN}",
     "on_conflict": f"on_conflict must be {_CHOICES}",
-    "limit": f"limit must be an integer from 1 to {MAX_LIST_LIMIT}",
+    "limit": f"limit must be an integer from 1 to {MAX_LIST_LIMIT} (a log page: to "
+             f"{MAX_LOG_PAGE})",
+    "fields": "fields must be 'summary' or 'full'",
+    "offset": "offset must be an integer from 0",
     "Idempotency-Key": "Idempotency-Key must be 1 to 255 printable characters",
     "input": "input must be a JSON object",
 }
@@ -107,7 +113,8 @@ class TriggerQuery(BaseModel):
 class TriggerHeaders(BaseModel):
     idempotency_key: str | None = Field(
         None, alias="Idempotency-Key", min_length=1, max_length=255,
-        description="a repeat with the same key answers 200 with the same run")
+        description="a repeat with the same key and body answers 200 with the same "
+        "run; the same key with another body is 422 idempotency_key_reused")
 
     @field_validator("idempotency_key")
     @classmethod
@@ -120,6 +127,14 @@ class TriggerHeaders(BaseModel):
 class ListQuery(BaseModel):
     limit: int = Field(DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT,
                        description="how many runs, newest first")
+    fields: Literal["summary", "full"] = Field(
+        "summary", description="summary: each run without input, result and logs; full: "
+        "each run whole")
+
+
+class LogsQuery(BaseModel):
+    offset: int = Field(0, ge=0, description="the first line to return (0: the oldest kept)")
+    limit: int = Field(DEFAULT_LOG_PAGE, ge=1, le=MAX_LOG_PAGE, description="lines at most")
 
 
 class EventsHeaders(BaseModel):
@@ -163,6 +178,46 @@ class RunOut(_Out):
     @classmethod
     def of(cls, run: Run) -> dict[str, Any]:
         return cls.model_validate(run.to_dict()).model_dump(mode="json")
+
+
+#: what a run summary leaves out (GET …/test-runs without ?fields=full)
+SUMMARY_OMITS = ("input", "result", "logs")
+
+
+class RunSummaryOut(_Out):
+    """A test run without its input, result and logs (the runs list's default)."""
+
+    run_id: str
+    workflow_id: str
+    type: Literal["test"]
+    status: RunStatus
+    created_at: Timestamp
+    started_at: Timestamp
+    finished_at: Timestamp
+    error: str | None
+    error_type: ErrorType | None
+    worker: str | None
+    release_reason: ReleaseReason | None
+    released_at: Timestamp
+    last_heartbeat_at: Timestamp
+    record_lost: bool
+    triggered_by: str | None
+
+    @classmethod
+    def of(cls, run: Run) -> dict[str, Any]:
+        data = {k: v for k, v in run.to_dict().items() if k not in SUMMARY_OMITS}
+        return cls.model_validate(data).model_dump(mode="json")
+
+
+class LogPageOut(_Out):
+    """A page of a run's log lines."""
+
+    run_id: str
+    offset: int
+    total: int = Field(description="lines the log holds (older ones beyond "
+                       "TEST_RUN_MAX_LOG_LINES were dropped)")
+    lines: list[str]
+    next_offset: int | None = Field(description="the next page's offset, or null at the end")
 
 
 class TriggeredRun(RunOut):
@@ -217,7 +272,7 @@ class WorkflowList(_Out):
 
 
 class RunList(_Out):
-    runs: list[RunOut]
+    runs: list[RunSummaryOut] = Field(description="summaries; whole runs with ?fields=full")
 
 
 class Health(_Out):
@@ -259,6 +314,14 @@ class PayloadTooLargeBody(ErrorBody):
     field: str | None = Field(None, description="`input` when the input alone is too large")
 
 
+class UnsupportedMediaTypeBody(ErrorBody):
+    error: Literal["unsupported_media_type"]
+
+
+class CrossSiteRequestBody(ErrorBody):
+    error: Literal["cross_site_request"]
+
+
 class NotFoundBody(ErrorBody):
     error: Literal["not_found"]
 
@@ -291,6 +354,12 @@ class RunFinishedBody(ErrorBody):
     error: Literal["test_run_finished"]
     run_id: str
     status: RunStatus
+
+
+class IdempotencyKeyReusedBody(ErrorBody):
+    error: Literal["idempotency_key_reused"]
+    run_id: str = Field(description="the run the key admitted, with another body")
+    status_url: str = Field(description="its URL")
 
 
 class RateLimitedBody(ErrorBody):

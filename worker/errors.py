@@ -67,6 +67,20 @@ class PayloadTooLarge(TestRunError):
     code, http_status = "payload_too_large", 413
 
 
+class UnsupportedMediaType(TestRunError):
+    """A body not declared as JSON (`text/plain`, a form): what a browser posts cross-site
+    without a preflight (web/bodies.py)."""
+
+    code, http_status = "unsupported_media_type", 415
+
+
+class CrossSiteRequest(TestRunError):
+    """A browser says the request comes from another site (Sec-Fetch-Site) whose origin is not
+    in CORS_ORIGINS: a page the user merely visited, posting with no body (web/bodies.py)."""
+
+    code, http_status = "cross_site_request", 403
+
+
 class NoSuchRoute(TestRunError):
     """No route matches the path."""
 
@@ -119,6 +133,19 @@ class RunFinished(TestRunError):
         super().__init__(f"test run {run.run_id} already ended: {run.status.value}",
                          run_id=run.run_id, status=run.status.value)
         self.run = run
+
+
+class IdempotencyKeyReused(TestRunError):
+    """The Idempotency-Key already admitted a run with a different body: answering with that
+    run would tell the caller its other input was accepted."""
+
+    code, http_status = "idempotency_key_reused", 422
+    links_run = True
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__("this Idempotency-Key was used with a different request body",
+                         run_id=run_id)
+        self.run_id = run_id
 
 
 class RateLimited(TestRunError):

@@ -9,6 +9,8 @@ It also fences: when a renewal fails and the next beat would come too late to sa
 (Redis away, a partition), the run's process is killed now, before the lease can lapse, so a
 lapsed slot never has a body still executing behind it. Such a run is recorded `lost`.
 
+And it ends queued runs revoked from outside (Flower) within an interval (worker/revokes.py).
+
 It runs on its own thread so a slow Redis never stalls the worker's event loop, and it keeps
 going through a warm shutdown until the last run it watches has ended.
 """
@@ -27,6 +29,7 @@ from celery.worker import state
 from .keys import workflow_of
 from .lifecycle import lifecycle
 from .lua import BeatVerdict
+from .revokes import RevokedRuns
 from .status import ENDED_OVER_ITS_HEAD
 from .store import RunStore
 from .tasks import TASK_NAME
@@ -82,6 +85,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
         store: RunStore = app.store
         hostname = getattr(self._worker, "hostname", None)
         wait = threading.Event()
+        revoked = RevokedRuns()
         while True:
             running = self._running()
             if self._stopping.is_set() and not running:
@@ -92,6 +96,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
             for request in running:
                 if request.id not in fenced:  # killed already: never renew it again
                     self.beat(store, request, hostname, ttl, interval)
+            revoked.end_queued(store)  # a revoke from Flower frees a queued run's slot now
             wait.wait(interval)
 
     def beat(self, store: RunStore, request: Any, hostname: str | None, ttl: float,

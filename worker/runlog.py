@@ -38,11 +38,49 @@ class UTCFormatter(logging.Formatter):
         )
 
 
+#: C0 control characters and DEL, as they are written into the worker's own log
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {
+    0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+
+
+def escape_controls(text: str) -> str:
+    """`text` on one line: CR, LF and every other control character escaped, so a workflow
+    cannot forge lines (or terminal escapes) in the worker's own log."""
+    return text.translate(_ESCAPES)
+
+
+class EscapedForwarder(logging.Handler):
+    """Hands a copy of each run log record on to the worker's own logging (the parent logger
+    and, through it, the root), with its message, and any traceback folded into it, on one
+    escaped line. The run's own log (RunLogHandler) keeps the text as written."""
+
+    def __init__(self, parent: logging.Logger) -> None:
+        super().__init__(logging.DEBUG)
+        self.parent = parent
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
+            if record.stack_info:
+                text += "\n" + record.stack_info
+            copy = logging.makeLogRecord(record.__dict__)
+            copy.msg, copy.args = escape_controls(text), None
+            copy.exc_info = copy.exc_text = copy.stack_info = None
+            self.parent.handle(copy)
+        except Exception:  # noqa: BLE001
+            self.handleError(record)
+
+
 def run_logger(store: RunStore, run_id: str, workflow_id: str) -> logging.LoggerAdapter:
-    """The `ctx.logger` of one run: its lines go to that run's log (and propagate as usual)."""
+    """The `ctx.logger` of one run: its lines go to that run's log as written, and to the
+    worker's own log escaped onto one line each (no raw propagation)."""
     logger = logging.getLogger(RUN_LOGGER)
     if not any(isinstance(h, RunLogHandler) for h in logger.handlers):
         logger.addHandler(RunLogHandler())
+        logger.addHandler(EscapedForwarder(logging.getLogger(RUN_LOGGER.rsplit(".", 1)[0])))
+        logger.propagate = False
         logger.setLevel(logging.DEBUG)
     return logging.LoggerAdapter(
         logger, {"run_id": run_id, "workflow_id": workflow_id, "testrun_store": store}

@@ -9,6 +9,7 @@ answer; an unreachable Redis or broker is `QueueUnavailable`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from . import control, liveness, workflows
 from .app import TestRunCelery
 from .errors import (
     Dependency,
+    IdempotencyKeyReused,
     PayloadTooLarge,
     QueueUnavailable,
     RateLimited,
@@ -31,6 +33,7 @@ from .errors import (
 from .keys import workflow_of
 from .lifecycle import lifecycle
 from .lua import Admitted, AlreadyAdmitted, Busy
+from .readiness import Readiness
 from .runs import Run
 from .status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 from .tasks import TASK_NAME
@@ -43,10 +46,32 @@ logger = logging.getLogger(__name__)
 ENQUEUE_FAILED_ERROR = "could not enqueue: the broker did not accept the message"
 
 
+def body_hash(input: Any) -> str:
+    """What an Idempotency-Key is bound to: a SHA-256 of the trigger's body (its `input`, the
+    body's one field) as canonical JSON, so key order and spacing do not make it another body.
+    The earlier run's side is its stored input, written in the same atomic step as the key."""
+    canonical = json.dumps(input if input is not None else {}, sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Triggered:
     run: Run
     created: bool  # False when an idempotency key returned an earlier run
+
+
+@dataclass(frozen=True)
+class LogPage:
+    run_id: str
+    offset: int
+    total: int  # lines the run's log holds now (the oldest may have been dropped)
+    lines: list[str]
+
+    @property
+    def next_offset(self) -> int | None:
+        end = self.offset + len(self.lines)
+        return end if end < self.total else None
 
 
 @dataclass(frozen=True)
@@ -64,6 +89,7 @@ class TestRunService:
         self.store = celery.store
         self.settings = celery.settings
         self._online = liveness.OnlineCount(self.store)
+        self._readiness = Readiness(celery, self.store, self.settings)
 
     # -- workflows ----------------------------------------------------------------------------
     def known_workflow(self, workflow_id: str) -> Workflow:
@@ -95,16 +121,27 @@ class TestRunService:
             raise RunNotFound(run_id)
         return run
 
-    def runs(self, workflow_id: str, limit: int) -> list[Run]:
-        """The workflow's newest runs first."""
+    def runs(self, workflow_id: str, limit: int, *, full: bool = False) -> list[Run]:
+        """The workflow's newest runs first, as summaries (no input, result or logs) unless
+        `full`: a list of 100 full runs could be megabytes built in one thread."""
         with unavailable_on_outage():
-            return self.store.list_runs(workflow_id, limit)
+            return self.store.list_runs(workflow_id, limit, full=full)
+
+    def logs(self, run_id: str, offset: int, limit: int) -> LogPage:
+        """A page of a run's log lines (a run's whole log is also in the run itself)."""
+        with unavailable_on_outage():
+            page = self.store.log_page(run_id, offset, limit)
+        if page is None:
+            raise RunNotFound(run_id)
+        total, lines = page
+        return LogPage(run_id, offset, total, lines)
 
     def trigger(self, workflow_id: str, input: dict[str, Any], *,
                 on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
                 idempotency_key: str | None = None, triggered_by: str | None = None,
                 rate_key: str | None = None) -> Triggered:
-        """413 (input too large) → 404 → 429 (rate_key over TRIGGER_RATE_LIMIT) → 409 → 503."""
+        """413 (input too large) → 404 → 429 (rate_key over TRIGGER_RATE_LIMIT) → 409 → 422
+        (the Idempotency-Key admitted another body) → 503."""
         size = len(json.dumps(input, separators=(",", ":"), ensure_ascii=False).encode())
         if size > self.settings.max_input_bytes:
             raise PayloadTooLarge(f"input is {size} bytes as JSON; at most "
@@ -129,6 +166,8 @@ class TestRunService:
             if run is None:  # only if Redis lost it between two calls
                 raise QueueUnavailable(Dependency.REDIS,
                                        LookupError(f"run {admission.run_id} vanished"))
+            if body_hash(run.input) != body_hash(input):
+                raise IdempotencyKeyReused(run.run_id)
             return Triggered(run, created=False)
         if admission.previous_release is ReleaseReason.REPLACED and admission.previous_holder:
             # before the new run is published, so the kill has a head start on its start
@@ -222,19 +261,7 @@ class TestRunService:
 
     # -- health -------------------------------------------------------------------------------
     def readiness(self) -> dict[Dependency, str]:
-        """`ok` or why not, for Redis and for the broker."""
-        checks: dict[Dependency, str] = {}
-        try:
-            self.store.ping()
-            checks[Dependency.REDIS] = "ok"
-        except Exception as exc:  # noqa: BLE001
-            logger.warning("readiness: redis unreachable: %s: %s", type(exc).__name__, exc)
-            checks[Dependency.REDIS] = "unreachable"
-        try:
-            with self.celery.connection_for_write() as conn:
-                conn.ensure_connection(max_retries=1, timeout=self.settings.io_timeout)
-            checks[Dependency.BROKER] = "ok"
-        except Exception as exc:  # noqa: BLE001
-            logger.warning("readiness: broker unreachable: %s: %s", type(exc).__name__, exc)
-            checks[Dependency.BROKER] = "unreachable"
-        return checks
+        """`ok` or why not, for Redis and for the broker; cached per process (a second or
+        so) and one PING per check, so `/readyz` is cheap however often it is asked
+        (worker/readiness.py)."""
+        return self._readiness.check()

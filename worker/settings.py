@@ -105,6 +105,14 @@ class Settings:
     #: TEST_RUN_MAX_RESULT_BYTES — a run whose JSON result is larger fails as
     #: `invalid_result` instead of storing it (run records are kept for the retention period).
     max_result_bytes: int = _env("TEST_RUN_MAX_RESULT_BYTES", 64 * 1024)
+    #: TEST_RUN_MAX_RUNS_PER_WORKFLOW — run records kept per workflow: each admission deletes
+    #: the oldest beyond this, with their logs, event streams and idempotency keys (in the same
+    #: atomic step), so no caller can fill Redis by triggering without end.
+    max_runs_per_workflow: int = _env("TEST_RUN_MAX_RUNS_PER_WORKFLOW", 200)
+    #: TEST_RUN_MAX_LOG_BYTES — bytes one run may write to its log in all (UTF-8, after each
+    #: line is cut at TEST_RUN_MAX_LOG_LINE characters); then one marker line, and later lines
+    #: are dropped.
+    max_log_bytes: int = _env("TEST_RUN_MAX_LOG_BYTES", 64 * 1024)
     #: TRUSTED_HOSTS — comma-separated Host header values the web answers (a leading dot
     #: matches subdomains; ports are ignored); others get 400 `host_not_allowed`, which stops
     #: DNS-rebinding pages. WEB_BIND's host is added when it is not a wildcard; `*` allows any

@@ -31,7 +31,6 @@ from .status import (
     STATUS_RELEASE_REASON,
     ConflictPolicy,
     ErrorType,
-    EventKind,
     ReleaseReason,
     RunStatus,
 )
@@ -54,10 +53,11 @@ class _Scripts:
         self.force_release = lua.ForceRelease(client)
         self.advertise = lua.Advertise(client)
         self.workers = lua.Workers(client)
+        self.append_log = lua.AppendLog(client)
 
     def all(self) -> list[lua.LuaScript]:
         return [self.admit, self.start, self.finish, self.read, self.heartbeat,
-                self.force_release, self.advertise, self.workers]
+                self.force_release, self.advertise, self.workers, self.append_log]
 
 
 class RunStore:
@@ -129,7 +129,8 @@ class RunStore:
             self.keys, workflow_id, new_run_id(workflow_id), input,
             lease_ms=int(self.settings.queued_lease * 1000),
             retention_s=self.settings.retention, on_conflict=on_conflict,
-            idempotency_key=idempotency_key, triggered_by=triggered_by)
+            idempotency_key=idempotency_key, triggered_by=triggered_by,
+            max_runs=self.settings.max_runs_per_workflow)
         if isinstance(result, Admitted):
             if result.previous_holder and result.previous_release:
                 holder, reason = result.previous_holder, result.previous_release
@@ -227,21 +228,16 @@ class RunStore:
         pid = self.redis.hget(self.keys.run(self._workflow(run_id), run_id), "pid")
         return int(pid) if pid else None
 
-    def append_log(self, run_id: str, line: str) -> None:
-        """Append a line to the run's `logs` and to its event stream, in one MULTI: a reader's
-        snapshot (read.lua) sees a line in both or in neither. Both are capped (lines kept,
-        TEST_RUN_MAX_LOG_LINES; characters per line, TEST_RUN_MAX_LOG_LINE)."""
-        workflow_id = self._workflow(run_id)
-        line = clip_line(line, self.settings.max_log_line)
-        key, events = self.keys.logs(workflow_id, run_id), self.keys.events(workflow_id, run_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.rpush(key, line)
-        pipe.ltrim(key, -self.settings.max_log_lines, -1)
-        pipe.expire(key, self.settings.retention)
-        pipe.xadd(events, {"kind": EventKind.LOG.value, "line": line},
-                  maxlen=self.settings.max_log_lines, approximate=True)
-        pipe.expire(events, self.settings.retention)
-        pipe.execute()
+    def append_log(self, run_id: str, line: str) -> lua.LogReply:
+        """Append a line to the run's `logs` and to its event stream in one script
+        (append_log.lua): a reader's snapshot (read.lua) sees a line in both or in neither.
+        Capped: characters per line (TEST_RUN_MAX_LOG_LINE), lines kept
+        (TEST_RUN_MAX_LOG_LINES) and bytes written in all (TEST_RUN_MAX_LOG_BYTES)."""
+        settings = self.settings
+        return self.scripts.append_log(
+            self.keys, self._workflow(run_id), run_id, clip_line(line, settings.max_log_line),
+            max_lines=settings.max_log_lines, max_bytes=settings.max_log_bytes,
+            retention_s=settings.retention)
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, run_id: str) -> Run | None:
@@ -287,8 +283,10 @@ class RunStore:
         return [RunEvent.from_redis(event_id, fields)
                 for _, entries in reply or [] for event_id, fields in entries]
 
-    def list_runs(self, workflow_id: str, limit: int) -> list[Run]:
-        """The workflow's newest runs first, each read (and settled) by the read script."""
+    def list_runs(self, workflow_id: str, limit: int, *, full: bool = False) -> list[Run]:
+        """The workflow's newest runs first, each read (and settled) by the read script: as
+        summaries (no input, result or logs) unless `full`."""
+        fields = lua.ReadFields.FULL if full else lua.ReadFields.SUMMARY
         run_ids = [str(r) for r in self.redis.zrevrange(self.keys.index(workflow_id), 0,
                                                           max(0, limit - 1))]
         if not run_ids:
@@ -296,7 +294,7 @@ class RunStore:
         read = self.scripts.read
         pipe = self.redis.pipeline(transaction=False)
         for run_id in run_ids:
-            read.queue(self.keys, workflow_id, run_id, client=pipe)
+            read.queue(self.keys, workflow_id, run_id, client=pipe, fields=fields)
         runs = []
         for reply in pipe.execute():
             run = read.decode(reply)
@@ -305,6 +303,22 @@ class RunStore:
                     _settled(run)
                 runs.append(run)
         return runs
+
+    def log_page(self, run_id: str, offset: int, limit: int) -> tuple[int, list[str]] | None:
+        """`limit` lines of the run's log from `offset` (0: the oldest line kept), and how many
+        lines it has; None if the run has no record. One MULTI: the count and the lines agree."""
+        workflow_id = workflow_of(run_id)
+        if workflow_id is None:
+            return None
+        logs = self.keys.logs(workflow_id, run_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.exists(self.keys.run(workflow_id, run_id))
+        pipe.llen(logs)
+        pipe.lrange(logs, offset, offset + limit - 1)
+        exists, total, lines = pipe.execute()
+        if not exists:
+            return None
+        return int(total), [str(line) for line in lines]
 
     def holders(self, workflow_ids: Iterable[str]) -> dict[str, str | None]:
         """The run id holding each workflow's slot (one pipeline, no scan)."""

@@ -34,7 +34,9 @@ def execute(task: Task, run_id: str) -> Any:
     workflow = workflows.get(workflow_id)
     if workflow is None:
         raise WorkflowUnavailable(workflow_id)
-    ctx = RunContext(run_id, workflow_id, run_logger(store, run_id, workflow_id))
+    limits = task.request.timelimit or (None, None)  # this message's [hard, soft]
+    ctx = RunContext(run_id, workflow_id, run_logger(store, run_id, workflow_id),
+                     soft_time_limit=limits[1] or store.settings.soft_time_limit)
     result = workflow.fn(ctx, decision.input or {})
     try:
         size = len(json.dumps(result, separators=(",", ":")).encode())

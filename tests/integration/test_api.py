@@ -83,9 +83,16 @@ def test_body_over_64_kib_is_413(idle_client):
 
 def test_check_order_id_before_size_before_body_before_404(idle_client):
     big = b"x" * (MAX_BODY_BYTES + 1)
-    err(idle_client.post("/api/workflows/-bad/test-runs", data=big), 400, "invalid_request")
-    err(idle_client.post("/api/workflows/nope/test-runs", data=big), 413, "payload_too_large")
-    err(idle_client.post("/api/workflows/nope/test-runs", data=b"{"), 400, "invalid_request")
+    as_json = {"content_type": "application/json"}
+    err(idle_client.post("/api/workflows/-bad/test-runs", data=big, **as_json), 400,
+        "invalid_request")
+    err(idle_client.post("/api/workflows/nope/test-runs", data=big, **as_json), 413,
+        "payload_too_large")
+    err(idle_client.post("/api/workflows/nope/test-runs", data=b"{", **as_json), 400,
+        "invalid_request")
+    # the media type comes before all of them: nothing of a non-JSON request is read
+    err(idle_client.post("/api/workflows/-bad/test-runs", data=big), 415,
+        "unsupported_media_type")
 
 
 def test_bad_query_and_headers_are_400(idle_client):

@@ -30,7 +30,7 @@ OPERATIONS = ["GET /api/workflows", "GET /api/workflows/{workflow_id}",
               "POST /api/workflows/{workflow_id}/test-runs",
               "GET /api/workflows/{workflow_id}/test-runs", "GET /api/test-runs/{run_id}",
               "POST /api/test-runs/{run_id}/cancel", "GET /api/test-runs/{run_id}/events",
-              "GET /healthz", "GET /readyz"]
+              "GET /api/test-runs/{run_id}/logs", "GET /healthz", "GET /readyz"]
 
 
 def operations(schema) -> dict[str, object]:
@@ -50,7 +50,8 @@ def test_the_fuzzed_routes_are_every_route(api_schema):
 #: the routes with something a request can get wrong (a pattern, a range, an enum, a body, a
 #: header's length): the others take any string, so there is no invalid request to make
 NEGATABLE = ["GET /api/workflows/{workflow_id}", "POST /api/workflows/{workflow_id}/test-runs",
-             "GET /api/workflows/{workflow_id}/test-runs", "GET /api/test-runs/{run_id}/events"]
+             "GET /api/workflows/{workflow_id}/test-runs", "GET /api/test-runs/{run_id}/events",
+             "GET /api/test-runs/{run_id}/logs"]
 CASES = [(label, GenerationMode.POSITIVE) for label in OPERATIONS] + [
     (label, GenerationMode.NEGATIVE) for label in NEGATABLE]
 
@@ -72,7 +73,8 @@ def test_the_document_is_openapi_3_1_with_every_error_code(contract_server):
     status, doc = request("GET", contract_server + "/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.1")
     trigger = doc["paths"]["/api/workflows/{workflow_id}/test-runs"]["post"]["responses"]
-    assert set(trigger) >= {"200", "202", "400", "401", "404", "409", "413", "429", "500", "503"}
+    assert set(trigger) >= {"200", "202", "400", "401", "404", "409", "413", "415", "422", "429",
+                            "500", "503"}
     assert trigger["202"]["headers"]["Location"]["required"] is True
     events = doc["paths"]["/api/test-runs/{run_id}/events"]["get"]["responses"]
     assert "text/event-stream" in events["200"]["content"]

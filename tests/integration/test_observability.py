@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,7 @@ from devtools.redis_server import free_port
 from tests.support.api import make_config
 from tests.support.http import request
 from tests.support.procs import Gunicorn, Worker, wait_for
+from worker import liveness
 from worker.lifecycle import LifecycleHooks
 from worker.status import TERMINAL, ErrorType, ReleaseReason, RunStatus
 
@@ -98,7 +100,8 @@ def sequence(stack: dict[str, Any]) -> dict[str, str]:
     url, runs = stack["web"].url, {}
     runs["ok"] = trigger(url, "echo", {"a": 1})["run_id"]
     runs["fail"] = trigger(url, "fail", {})["run_id"]
-    runs["slow"] = trigger(url, "sleep", {"seconds": 30})["run_id"]
+    # a test workflow, not the bundled `sleep`: that one clamps itself to end before the soft limit
+    runs["slow"] = trigger(url, "soak-00", {"mode": "sleep", "seconds": 30})["run_id"]
     runs["cancel"] = trigger(url, "probe", {"mode": "sleep", "seconds": 30})["run_id"]
     conflict = trigger(url, "probe", {}, expect=409)
     assert conflict["run_id"] == runs["cancel"]
@@ -116,8 +119,8 @@ def sequence(stack: dict[str, Any]) -> dict[str, str]:
 def test_the_web_counts_admissions_conflicts_cancels_and_latency(stack, sequence):
     m = scrape(stack["web"].url + "/metrics")
     assert {w: value(m, "testrun_admissions_total", workflow=w)
-            for w in ("echo", "fail", "sleep", "probe")} == {
-        "echo": 1, "fail": 1, "sleep": 1, "probe": 1}
+            for w in ("echo", "fail", "soak-00", "probe")} == {
+        "echo": 1, "fail": 1, "soak-00": 1, "probe": 1}
     assert value(m, "testrun_conflicts_total", workflow="probe") == 1
     assert value(m, "testrun_cancels_total", workflow="probe") == 1
     # the cancel was recorded by the web, so the web counts that ending and its release
@@ -148,22 +151,22 @@ def test_a_web_whose_broker_is_down_counts_the_503_by_what(stack, sequence):
 def test_the_worker_exporter_adds_up_its_pool_children(stack, sequence):
     m = scrape(stack["worker"].metrics_url)
     assert {w: value(m, "testrun_runs_started_total", workflow=w)
-            for w in ("echo", "fail", "sleep", "probe")} == {
-        "echo": 1, "fail": 1, "sleep": 1, "probe": 1}
+            for w in ("echo", "fail", "soak-00", "probe")} == {
+        "echo": 1, "fail": 1, "soak-00": 1, "probe": 1}
     finished = {(dict(labels)["workflow"], dict(labels)["status"], dict(labels)["error_type"]): v
                 for (name, labels), v in m.items() if name == "testrun_runs_finished_total"}
     assert finished == {
         ("echo", RunStatus.SUCCEEDED.value, ""): 1,
         ("fail", RunStatus.FAILED.value, ErrorType.ERROR.value): 1,
-        ("sleep", RunStatus.TIMED_OUT.value, ErrorType.TIMEOUT.value): 1,
+        ("soak-00", RunStatus.TIMED_OUT.value, ErrorType.TIMEOUT.value): 1,
     }  # the cancel is the web's; its worker's late signal changes nothing and counts nothing
     released = {dict(labels)["reason"]: v for (name, labels), v in m.items()
                 if name == "testrun_slots_released_total"}
     assert released == {ReleaseReason.SUCCEEDED.value: 1, ReleaseReason.FAILED.value: 1,
                         ReleaseReason.TIMED_OUT.value: 1}
-    for workflow_id in ("echo", "fail", "sleep"):
+    for workflow_id in ("echo", "fail", "soak-00"):
         assert value(m, "testrun_run_duration_seconds_count", workflow=workflow_id) == 1
-    assert value(m, "testrun_run_duration_seconds_sum", workflow="sleep") >= 1.5
+    assert value(m, "testrun_run_duration_seconds_sum", workflow="soak-00") >= 1.5
     assert total(m, "testrun_queue_wait_seconds_count") == 4
     assert total(m, "testrun_heartbeat_renewals_total") >= 1  # 1 s beats, 2 s+ runs
     assert value(m, "testrun_fencings_total") == 0
@@ -214,6 +217,11 @@ def test_liveness_in_readyz_workflows_cli_and_the_trigger_answer(stack, sequence
     worker.signal(signal.SIGTERM)  # a warm shutdown withdraws its advertisement
     wait_for(lambda: request("GET", f"{url}/readyz")[1]["workers_online"] == 0, 10,
              "/readyz to say no worker is online")
+    # the withdrawal is in Redis now; each gunicorn worker's count is at most CACHE_SECONDS
+    # old, so once that bound has passed every one of them answers 0 (the documented staleness)
+    seen_zero = time.monotonic()
+    wait_for(lambda: time.monotonic() - seen_zero > liveness.CACHE_SECONDS, 5,
+             "every web process's workers count to be refreshed")
     run = trigger(url, "echo", {})
     assert run["workers_online"] == 0 and run["status"] == RunStatus.QUEUED.value
     assert request("GET", f"{url}/api/workflows")[1]["workers_online"] == 0

@@ -77,3 +77,9 @@ def not_json(ctx: RunContext, input: dict[str, Any]) -> Any:
 @workflow("big", description="Returns input.size bytes of text.")
 def big(ctx: RunContext, input: dict[str, Any]) -> Any:
     return {"blob": "x" * int(input.get("size", 0))}
+
+
+@workflow("say", description="Logs input.text as given (control characters and all).")
+def say(ctx: RunContext, input: dict[str, Any]) -> Any:
+    ctx.logger.info("%s", input.get("text", ""))
+    return None

@@ -4,8 +4,10 @@ table (the README's bad-input table rests on it)."""
 from __future__ import annotations
 
 from worker.errors import (
+    CrossSiteRequest,
     Dependency,
     HostNotAllowed,
+    IdempotencyKeyReused,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
@@ -19,6 +21,7 @@ from worker.errors import (
     TestRunError,
     TooManyStreams,
     Unauthorized,
+    UnsupportedMediaType,
     WorkflowNotFound,
 )
 from worker.runs import Run
@@ -39,6 +42,9 @@ TABLE = {
     InternalError: ("internal_error", 500),
     RateLimited: ("rate_limited", 429),
     TooManyStreams: ("too_many_streams", 503),
+    UnsupportedMediaType: ("unsupported_media_type", 415),
+    IdempotencyKeyReused: ("idempotency_key_reused", 422),
+    CrossSiteRequest: ("cross_site_request", 403),
 }
 
 

@@ -56,6 +56,20 @@ class FinishMode(StrEnum):
     QUEUED_ONLY = "queued_only"
 
 
+class ReadFields(StrEnum):
+    """What read.lua hands back: the whole run, or its summary (no input, result or logs)."""
+
+    FULL = "full"
+    SUMMARY = "summary"
+
+
+class LogReply(StrEnum):
+    APPENDED = "appended"
+    CUT = "cut"
+    FULL = "full"
+    NO_RUN = "no_run"
+
+
 class BeatVerdict(StrEnum):
     RENEWED = "renewed"
     REACQUIRED = "reacquired"
@@ -68,7 +82,7 @@ class BeatVerdict(StrEnum):
 VOCABULARY: dict[str, type[Enum]] = {
     "STATUS": RunStatus, "ERROR": ErrorType, "REASON": ReleaseReason, "POLICY": ConflictPolicy,
     "ADMIT": AdmitReply, "START": StartReply, "FINISH": FinishReply, "FINISH_MODE": FinishMode,
-    "BEAT": BeatVerdict, "EVENT": EventKind,
+    "BEAT": BeatVerdict, "EVENT": EventKind, "READ": ReadFields, "LOG": LogReply,
 }
 
 
@@ -114,7 +128,9 @@ def _seconds(ms: Any) -> float | None:
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    """Compact JSON as UTF-8 text: stored at the size TEST_RUN_MAX_INPUT_BYTES measured (ASCII
+    escapes would store a non-ASCII character in up to three times its bytes)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 class LuaScript:
@@ -168,7 +184,8 @@ class Admit(LuaScript):
 
     def __call__(self, keys: Keys, workflow_id: str, run_id: str, input: Any, *,
                  lease_ms: int, retention_s: int, on_conflict: ConflictPolicy,
-                 idempotency_key: str | None, triggered_by: str | None = None) -> AdmitResult:
+                 idempotency_key: str | None, max_runs: int,
+                 triggered_by: str | None = None) -> AdmitResult:
         reply = self._call([
             keys.slot(workflow_id), keys.run(workflow_id, run_id), keys.index(workflow_id),
             keys.idempotency(workflow_id, idempotency_key or "-"),
@@ -176,7 +193,7 @@ class Admit(LuaScript):
         ], [
             run_id, workflow_id, _compact(input), lease_ms, retention_s, on_conflict.value,
             keys.run_prefix(workflow_id), "1" if idempotency_key else "0",
-            keys.events_prefix(workflow_id), triggered_by or "",
+            keys.events_prefix(workflow_id), triggered_by or "", max_runs,
         ])
         kind = AdmitReply(reply[0])
         if kind is AdmitReply.CONFLICT:
@@ -295,11 +312,12 @@ class Read(LuaScript):
         """This read ended the run (a lapsed lease: it is now expired or lost)."""
         return bool(reply) and len(reply) > 4 and bool(reply[4])
 
-    def queue(self, keys: Keys, workflow_id: str, run_id: str, client: Any = None) -> Any:
+    def queue(self, keys: Keys, workflow_id: str, run_id: str, client: Any = None,
+              fields: ReadFields = ReadFields.FULL) -> Any:
         """Run (or, on a pipeline, queue) the read; `decode` turns its reply into a Run."""
         return self._call([keys.slot(workflow_id), keys.run(workflow_id, run_id),
                            keys.logs(workflow_id, run_id), keys.events(workflow_id, run_id)],
-                          [run_id], client)
+                          [run_id, fields.value], client)
 
     @staticmethod
     def decode(reply: Any) -> Run | None:
@@ -312,6 +330,19 @@ class Read(LuaScript):
         if run is None:
             return None
         return RunSnapshot(run, reply[2] or None, reply[3] or None, self.settled(reply))
+
+
+# -- append_log.lua -----------------------------------------------------------------------------
+
+class AppendLog(LuaScript):
+    name = "append_log"
+
+    def __call__(self, keys: Keys, workflow_id: str, run_id: str, line: str, *,
+                 max_lines: int, max_bytes: int, retention_s: int) -> LogReply:
+        return LogReply(self._call(
+            [keys.run(workflow_id, run_id), keys.logs(workflow_id, run_id),
+             keys.events(workflow_id, run_id)],
+            [line, max_lines, max_bytes, retention_s]))
 
 
 # -- heartbeat.lua ------------------------------------------------------------------------------
@@ -399,4 +430,4 @@ class Workers(LuaScript):
 
 
 ALL: tuple[type[LuaScript], ...] = (Admit, Start, Finish, Read, Heartbeat, ForceRelease,
-                                    Advertise, Workers)
+                                    Advertise, Workers, AppendLog)

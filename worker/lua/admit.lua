@@ -17,6 +17,8 @@
 -- ARGV[8]  use_key       '1' when an Idempotency-Key came with the request, else '0'
 -- ARGV[9]  events_prefix <prefix>:{<workflow>}:events:  (a replaced holder's stream)
 -- ARGV[10] triggered_by  the caller's name (a named API token), or ''
+-- ARGV[11] max_runs      runs kept per workflow (TEST_RUN_MAX_RUNS_PER_WORKFLOW): older ones
+--                        are deleted with their logs and streams (lib.lua keep_newest)
 --
 -- Replies:
 --   {ADMIT.ADMITTED, run_id, previous_holder, previous_release, created_ms}
@@ -35,6 +37,7 @@ local run_id, workflow_id, input = ARGV[1], ARGV[2], ARGV[3]
 local lease_ms, retention = tonumber(ARGV[4]), tonumber(ARGV[5])
 local on_conflict, run_prefix, use_key = ARGV[6], ARGV[7], ARGV[8]
 local events_prefix, triggered_by = ARGV[9], ARGV[10]
+local max_runs = tonumber(ARGV[11])
 
 local holder = redis.call('GET', slot)
 if holder == run_id then
@@ -80,5 +83,7 @@ emit_status(events, run, STATUS.QUEUED, now)
 redis.call('ZADD', index, now, run_id)
 redis.call('ZREMRANGEBYSCORE', index, '-inf', now - retention * 1000)
 redis.call('EXPIRE', index, retention)
+keep_newest(index, run_prefix, events_prefix, max_runs, run_id)
 if use_key == '1' then redis.call('SET', idem, run_id, 'EX', retention) end
+if use_key == '1' then redis.call('HSET', run, 'idempotency_key', idem) end
 return {ADMIT.ADMITTED, run_id, holder or '', previous_release, tostring(now)}

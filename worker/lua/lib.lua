@@ -76,3 +76,48 @@ local function stream_bounds(events)
   local last = redis.call('XREVRANGE', events, '+', '-', 'COUNT', 1)[1]
   return first and first[1] or '', last and last[1] or ''
 end
+
+-- Keep at most `max_runs` runs of a workflow (TEST_RUN_MAX_RUNS_PER_WORKFLOW): the oldest
+-- beyond that are deleted from the index with their records, logs, event streams and the
+-- idempotency keys that still name them, so a caller who triggers without end (say with
+-- `on_conflict=replace`, which admits without waiting for a worker) cannot fill Redis. Called
+-- by admit.lua right after it indexes the new run `keep` (the slot's holder, never deleted;
+-- runs admitted in the same millisecond tie in the index, so it need not rank last); the
+-- others are older and ended, or are settled as such when read. `run_prefix` is
+-- `<prefix>:{<workflow>}:run:`; the logs' prefix is the same with `logs:`. Returns how many
+-- runs it deleted. Safe to repeat: a second call finds nothing beyond the bound.
+local function keep_newest(index, run_prefix, events_prefix, max_runs, keep)
+  local excess = redis.call('ZCARD', index) - max_runs
+  if excess <= 0 then return 0 end
+  local logs_prefix = string.sub(run_prefix, 1, -5) .. 'logs:'
+  local deleted = 0
+  for _, id in ipairs(redis.call('ZRANGE', index, 0, excess)) do
+    if deleted < excess and id ~= keep then
+      local old = run_prefix .. id
+      local idem = redis.call('HGET', old, 'idempotency_key')
+      if idem and redis.call('GET', idem) == id then redis.call('DEL', idem) end
+      redis.call('DEL', old, logs_prefix .. id, events_prefix .. id)
+      redis.call('ZREM', index, id)
+      deleted = deleted + 1
+    end
+  end
+  return deleted
+end
+
+-- The fields of a run that a list shows (everything but input, result and logs), as a flat
+-- field/value list like HGETALL's, read with one HMGET so a list never copies inputs, results
+-- or logs inside Redis.
+local SUMMARY_FIELDS = {'run_id', 'workflow_id', 'type', 'status', 'created_ms', 'started_ms',
+  'finished_ms', 'error', 'error_type', 'worker', 'release_reason', 'released_ms',
+  'heartbeat_ms', 'record_lost', 'triggered_by'}
+local function summary(run)
+  local values = redis.call('HMGET', run, unpack(SUMMARY_FIELDS))
+  local flat = {}
+  for i, name in ipairs(SUMMARY_FIELDS) do
+    if values[i] then
+      flat[#flat + 1] = name
+      flat[#flat + 1] = values[i]
+    end
+  end
+  return flat
+end

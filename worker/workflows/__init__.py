@@ -22,6 +22,8 @@ class RunContext:
     run_id: str
     workflow_id: str
     logger: logging.LoggerAdapter
+    #: seconds until SoftTimeLimitExceeded is raised in the body (None: unknown)
+    soft_time_limit: float | None = None
 
 
 WorkflowFn = Callable[[RunContext, dict[str, Any]], Any]

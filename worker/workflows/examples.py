@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -16,9 +17,24 @@ def echo(ctx: RunContext, input: dict[str, Any]) -> Any:
     return input
 
 
-@workflow("sleep", description="Sleeps input.seconds (default 5), logging a line a second.")
+#: how long before the soft time limit a clamped sleep ends (at most this, or 10 % of the limit)
+SLEEP_MARGIN = 1.0
+
+
+@workflow("sleep", description="Sleeps input.seconds (default 5), logging a line a second; "
+          "clamped to end just before the soft time limit.")
 def sleep(ctx: RunContext, input: dict[str, Any]) -> Any:
-    seconds = float(input.get("seconds", 5))
+    requested = float(input.get("seconds", 5))
+    if not math.isfinite(requested) or requested < 0:
+        raise ValueError("seconds must be a finite number, 0 or more")
+    seconds = requested
+    if ctx.soft_time_limit is not None:
+        # an example that sleeps past the limit would only ever read timed_out
+        most = max(0.0, ctx.soft_time_limit - min(SLEEP_MARGIN, ctx.soft_time_limit * 0.1))
+        if seconds > most:
+            ctx.logger.warning("%gs is past the soft time limit (%gs): sleeping %gs",
+                               requested, ctx.soft_time_limit, most)
+            seconds = most
     ctx.logger.info("sleeping %gs", seconds)
     deadline = time.monotonic() + seconds
     tick = 0
