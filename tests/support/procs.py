@@ -70,7 +70,11 @@ class Proc:
     def __init__(self, argv: list[str], env: dict[str, str], name: str) -> None:
         # a metrics directory of its own, removed with it (a SIGKILLed process cannot)
         self.metrics_dir = tempfile.mkdtemp(prefix=f"{name}-metrics-")
-        env = {"PROMETHEUS_MULTIPROC_DIR": self.metrics_dir, **env}
+        # (over whatever this pytest process inherited or set up for itself: an in-process
+        # worker's set-up writes PROMETHEUS_MULTIPROC_DIR into os.environ, and processes that
+        # shared it would add up each other's counts)
+        env = {**env, "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir}
+        env.pop("TESTRUNS_METRICS_DIR_OWNED", None)
         self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self._log,
