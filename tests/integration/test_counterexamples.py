@@ -74,3 +74,20 @@ def test_the_owner_alone_still_gets_a_lost_record_and_its_slot_back(
     assert store.heartbeat(rid, "w1@host", 101) == Beat(BeatVerdict.RENEWED)
     run = store.get(rid)
     assert run is not None and run.status is RunStatus.RUNNING and run.record_lost
+
+
+def test_a_foreign_host_is_refused_before_the_token_is_checked(
+        config: dict[str, str]) -> None:
+    """A trigger with a foreign Host and a wrong token answered 401: Flask raises its
+    TRUSTED_HOSTS error only at dispatch, after the auth hook. The Host check comes first."""
+    from web import create_app
+
+    client = create_app(dict(config, API_TOKEN="t0ken")).test_client()
+    for auth in ({"Authorization": "Bearer wrong"}, {}):
+        resp = client.post("/api/workflows/echo/test-runs", json={},
+                           headers={"Host": "evil.example", **auth})
+        assert resp.status_code == 400 and resp.get_json()["error"] == "host_not_allowed"
+        resp = client.get("/api/workflows", headers={"Host": "evil.example", **auth})
+        assert resp.status_code == 400 and resp.get_json()["error"] == "host_not_allowed"
+    assert client.post("/api/workflows/echo/test-runs", json={},
+                       headers={"Authorization": "Bearer wrong"}).status_code == 401
