@@ -40,6 +40,7 @@ CHECKS = (("foreign_host", 400), ("no_token", 401), ("wrong_token", 401), ("bad_
 MISTAKES = tuple(name for name, _ in CHECKS)
 
 APPS: dict[str, Any] = {}
+EXPLORED = {"examples": 0, "steps": 0}
 
 
 def _request(mistakes: frozenset[str], workflow: str, broker_down: bool,
@@ -74,6 +75,7 @@ class HttpMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        EXPLORED["examples"] += 1
         self.raw: redis.Redis = APPS["raw"]
         self.raw.flushall()
         self.keys: Keys = APPS["keys"]
@@ -159,6 +161,7 @@ class HttpMachine(RuleBasedStateMachine):
 
     @invariant()
     def slots_held_by_live_runs_only(self) -> None:
+        EXPLORED["steps"] += 1
         assert self._slots() == self.live
 
 
@@ -184,3 +187,5 @@ def test_http_machine(http_apps: None) -> None:
     from hypothesis.stateful import run_state_machine_as_test
 
     run_state_machine_as_test(HttpMachine, settings=machine_settings(scale=0.5))
+    print(f"HTTP machine: {EXPLORED['examples']} examples, "
+          f"{EXPLORED['steps'] - EXPLORED['examples']} steps")

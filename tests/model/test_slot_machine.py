@@ -42,6 +42,8 @@ OUTCOMES = ("success", "failure", "soft_limit", "hard_limit", "child_killed", "c
             "fenced", "revoked_queued", "revoked_running", "queue_expiry", "publish_failure")
 
 URL: dict[str, str] = {}
+#: what one test explored, printed at its end (`pytest -s` shows it): examples, steps
+EXPLORED = {"examples": 0, "steps": 0}
 
 
 class SlotMachine(RuleBasedStateMachine):
@@ -49,6 +51,7 @@ class SlotMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        EXPLORED["examples"] += 1
         self.driver = Driver(URL["url"], "m")
         self.driver.empty_restart()
         self.model = SlotModel(slot=dict.fromkeys(WORKFLOWS))
@@ -198,6 +201,7 @@ class SlotMachine(RuleBasedStateMachine):
     # -- invariants ------------------------------------------------------------------------
     @invariant()
     def state_matches_the_model(self) -> None:
+        EXPLORED["steps"] += 1
         check.slots_match(self.model, self.driver)
         check.records_match(self.model, self.driver)
         check.events_match(self.model, self.driver)
@@ -223,3 +227,5 @@ def model_redis() -> Any:
 
 def test_slot_machine(model_redis: RedisServer) -> None:
     run_state_machine_as_test(SlotMachine, settings=machine_settings())
+    print(f"slot machine: {EXPLORED['examples']} examples, "
+          f"{EXPLORED['steps'] - EXPLORED['examples']} steps")
