@@ -225,6 +225,9 @@ def model_redis() -> Any:
     server.stop()
 
 
+# a failing case is shrunk before it is reported: that may take minutes, and a readable
+# counterexample is worth them (the passing CI size takes well under a minute)
+@pytest.mark.timeout(900)
 def test_slot_machine(model_redis: RedisServer) -> None:
     run_state_machine_as_test(SlotMachine, settings=machine_settings())
     print(f"slot machine: {EXPLORED['examples']} examples, "
