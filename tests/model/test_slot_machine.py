@@ -101,9 +101,15 @@ class SlotMachine(RuleBasedStateMachine):
         self.admissions[run_id] = (workflow, policy, key)
         return run_id
 
-    @rule(run=runs)
-    def retry_trigger(self, run: str) -> None:
-        """The same admission again, later (its reply was lost; the client library retried)."""
+    @precondition(lambda self: any(not self.model.runs[r].ever_started
+                                   for r in self.admissions))
+    @rule(data=st.data())
+    def retry_trigger(self, data: st.DataObject) -> None:
+        """The same admission again, later (its reply was lost; the client library retried).
+        Only before the run ever started: the message is published after the reply, so no
+        worker can start a run before its admission call has returned."""
+        run = data.draw(st.sampled_from(sorted(r for r in self.admissions
+                                               if not self.model.runs[r].ever_started)))
         workflow, policy, key = self.admissions[run]
         self._step(f"admit {run} again",
                    lambda: self.driver.admit(workflow, run, policy, key),

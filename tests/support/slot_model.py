@@ -151,7 +151,9 @@ class SlotModel:
             else:
                 return ("conflict", holder, None, None)
         self._take_slot(workflow_id, run_id)
-        run = ModelRun(run_id, workflow_id, status_events=1, previous_holder=holder,
+        # a record Redis lost, admitted again by a repeat of its call: its stream outlived it
+        before = mine.status_events if mine is not None else 0
+        run = ModelRun(run_id, workflow_id, status_events=before + 1, previous_holder=holder,
                        previous_release=previous)
         self.runs[run_id] = run
         self.index.setdefault(workflow_id, set()).add(run_id)
