@@ -4,6 +4,7 @@ each, also when interrupted. Prints one line a breakage and exits 1 if any went 
 
     python -m tests.model.mutations            # needs nothing running: the machine starts
                                                # its own private Redis
+    python -m tests.model.mutations reclaim    # only the breakages whose name has "reclaim"
 """
 
 from __future__ import annotations
@@ -59,7 +60,10 @@ def caught(name: str, script: str, text: str, broken: str) -> tuple[bool, float]
 
 def main() -> int:
     missed = []
+    only = sys.argv[1:]  # names (or parts of names) to try; all by default
     for name, (script, text, broken) in MUTATIONS.items():
+        if only and not any(part in name for part in only):
+            continue
         found, seconds = caught(name, script, text, broken)
         print(f"{'caught' if found else 'MISSED'}  {name} ({script}, {seconds:.0f}s)", flush=True)
         if not found:

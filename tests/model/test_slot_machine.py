@@ -192,11 +192,35 @@ class SlotMachine(RuleBasedStateMachine):
         self.driver.overdue(self._wf(run), run)
         self.model.runs[run].overdue = True
 
+    @precondition(lambda self: any(r.status is RunStatus.QUEUED
+                                   for r in self.model.runs.values()))
+    @rule(data=st.data(), process=st.sampled_from(PROCESSES))
+    def pulled_after_the_queue_timeout(self, data: st.DataObject, process: Process) -> None:
+        """A worker pulls a message only after its run's queue time ran out: the start check
+        must refuse it (expired). (As with lost records, the two rules apart meet rarely.)"""
+        self.queue_timeout_passes(data)
+        overdue = sorted(r.run_id for r in self.model.runs.values()
+                         if r.overdue and r.status is RunStatus.QUEUED)
+        self.start(data.draw(st.sampled_from(overdue)), process, again=False)
+
     @rule(run=runs)
     def redis_loses_the_record(self, run: str) -> None:
         self.driver.lose_record(self._wf(run), run)
         self.model.lose_record(run)
         self._forget(run)
+
+    @precondition(lambda self: any(self.model.slot.values()))
+    @rule(target=runs, data=st.data(), policy=st.sampled_from(ConflictPolicy),
+          key=st.sampled_from([None, "k1", "k2"]))
+    def holders_record_lost_then_trigger(self, data: st.DataObject, policy: ConflictPolicy,
+                                         key: str | None) -> Any:
+        """The record of a run that holds its slot goes (evicted, say), and a trigger comes:
+        nothing will ever end that holder, so the trigger must reclaim the slot. (The two
+        rules apart rarely meet in this order, so this one makes sure they do.)"""
+        held = sorted(h for h in self.model.slot.values() if h)
+        run = data.draw(st.sampled_from(held))
+        self.redis_loses_the_record(run)
+        return self.trigger(self._wf(run), policy, key, again=False)
 
     @rule()
     def redis_restarts_empty(self) -> None:
