@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # flowerconfig.py and the Procfile. Flower's password has no default: `make run` creates a
 # random one per checkout in .flower-auth (git-ignored) and prints it.
 
-.PHONY: run test prove soak bench lint install lock clean browser
+.PHONY: run test prove soak bench lint install lock clean browser mutations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +47,17 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "make: no chromium and not root: the browser tests will skip" >&2; }
 
-# The contract fuzzed longer than `make test` does (schemathesis, examples per route).
+# The contract fuzzed longer than `make test` does (schemathesis, examples per route), and
+# the model-based tests (tests/model/) with ten times the examples of `make test`.
 prove: install
 	$(BIN)/python -m devtools.with_redis -- env CONTRACT_EXAMPLES=$${CONTRACT_EXAMPLES:-1000} \
 	  $(BIN)/python -m pytest tests/integration/test_contract.py $(PYTEST_ARGS)
+	env MODEL_PROFILE=prove $(BIN)/python -m pytest tests/model -o timeout=3600 $(PYTEST_ARGS)
+
+# Each deliberate breakage of a script (tests/model/mutations.py), one at a time: the slot
+# machine must fail on every one at the CI size; each file is put back after.
+mutations: install
+	$(BIN)/python -m tests.model.mutations
 
 # then the whole lifecycle and chaos matrix against RabbitMQ (`make test` runs a subset of it)
 soak: install

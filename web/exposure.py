@@ -14,7 +14,8 @@ import logging
 import os
 from collections.abc import Iterable
 
-from flask import Flask
+from flask import Flask, request
+from werkzeug.exceptions import SecurityError
 
 from worker.settings import Settings
 
@@ -45,6 +46,16 @@ def trusted_hosts(settings: Settings, web_bind: str | None = None) -> list[str] 
 
 def configure(app: Flask, settings: Settings) -> None:
     app.config["TRUSTED_HOSTS"] = trusted_hosts(settings)
+
+    @app.before_request
+    def _host_first() -> None:
+        """Flask checks TRUSTED_HOSTS while it matches the route but raises the error only at
+        dispatch, after every before_request, so a foreign Host with a wrong token answered
+        401 (the slot model's HTTP machine found it). Registered before auth: the Host check
+        comes first, as documented."""
+        if isinstance(request.routing_exception, SecurityError):
+            raise request.routing_exception
+
     if settings.callers():
         logger.info("API auth is on: /api/ needs a bearer token")
     else:

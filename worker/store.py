@@ -123,10 +123,11 @@ class RunStore:
     def admit(self, workflow_id: str, input: Any, *,
               on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
               idempotency_key: str | None = None,
-              triggered_by: str | None = None) -> AdmitResult:
-        """Take the slot and write the queued record in one round trip."""
+              triggered_by: str | None = None, run_id: str | None = None) -> AdmitResult:
+        """Take the slot and write the queued record in one round trip. `run_id` is made up
+        here unless given: the model tests pass one to replay a call whose reply was lost."""
         result = self.scripts.admit(
-            self.keys, workflow_id, new_run_id(workflow_id), input,
+            self.keys, workflow_id, run_id or new_run_id(workflow_id), input,
             lease_ms=int(self.settings.queued_lease * 1000),
             retention_s=self.settings.retention, on_conflict=on_conflict,
             idempotency_key=idempotency_key, triggered_by=triggered_by,
@@ -145,12 +146,16 @@ class RunStore:
         return result
 
     # -- the task's side (worker) -------------------------------------------------------------
-    def start(self, run_id: str, worker: str | None) -> Started | Refused:
+    def start(self, run_id: str, worker: str | None,
+              pid: int | None = None) -> Started | Refused:
         """Confirm the run still owns its slot and is queued; mark it running by this
-        process (its pid is what the heartbeat renews for and the hard limit kills)."""
+        process (its pid is what the heartbeat renews for and the hard limit kills). `pid`
+        defaults to this process: the task calls it from the pool process that runs the
+        body; the model tests name other processes (a duplicate delivery elsewhere)."""
         workflow_id = self._workflow(run_id)
         decision = self.scripts.start(
-            self.keys, workflow_id, run_id, worker=worker or "", pid=os.getpid(),
+            self.keys, workflow_id, run_id, worker=worker or "",
+            pid=os.getpid() if pid is None else pid,
             lease_ms=int(self.settings.heartbeat_ttl * 1000),
             queue_timeout_ms=int(self.settings.queue_timeout * 1000))
         if isinstance(decision, Started):

@@ -24,11 +24,15 @@
 --   {ADMIT.ADMITTED, run_id, previous_holder, previous_release, created_ms}
 --       the slot is the new run's; previous_holder is '' or the run it took the slot from,
 --       previous_release '' or how (REASON.RECLAIMED: it had ended; REASON.REPLACED)
---   {ADMIT.EXISTING, run_id}    the idempotency key already admitted run_id: nothing written
+--   {ADMIT.EXISTING, run_id}    the idempotency key already admitted run_id, or this call
+--                               already admitted it (a repeat after its run left the slot):
+--                               nothing written
 --   {ADMIT.CONFLICT, holder}    another live run holds the slot (POLICY.REJECT): nothing written
 --
 -- Safe to repeat: the same call again (its reply was lost) finds its own run holding the slot
--- and answers ADMITTED as the first call did, from what that call recorded; the status events
+-- and answers ADMITTED as the first call did, from what that call recorded; once its run has
+-- left the slot (a cancel came between), the repeat finds the record and answers EXISTING
+-- with it rather than admitting the run again over a terminal record; the status events
 -- (queued on the new run's stream, cancelled on a replaced holder's) are written only with
 -- the change they announce, so a repeat writes none.
 
@@ -44,6 +48,9 @@ if holder == run_id then
   local prior = redis.call('HMGET', run, 'previous_holder', 'previous_release', 'created_ms')
   return {ADMIT.ADMITTED, run_id, prior[1] or '', prior[2] or '', prior[3] or '0'}
 end
+-- this very call ran before and its run has since left the slot (cancelled, ended, lapsed):
+-- answer with that run, never admit it a second time over its record
+if redis.call('EXISTS', run) == 1 then return {ADMIT.EXISTING, run_id} end
 if use_key == '1' then
   local prior = redis.call('GET', idem)
   -- a retry after a 503 must be able to start the run the first request could not enqueue

@@ -18,6 +18,9 @@
 --                               taken back, since the run is still executing
 --   {BEAT.NOT_OURS, status}     this worker and pid did not start the run (e.g. a refused
 --                               duplicate delivery): neither renewed nor to be killed
+--   {BEAT.TERMINAL, status}     also to a process the record does not name when the record
+--                               is one Redis lost and a process wrote back (record_lost):
+--                               a running run is ended lost then (see below)
 --   {BEAT.TERMINAL, status}     the run has ended; stop its process if the status says it
 --                               was ended over its head (cancelled, lost, expired)
 --   {BEAT.NOT_STARTED, status}  still queued (not expected from the worker's main process)
@@ -26,7 +29,8 @@
 -- {BEAT.TERMINAL, STATUS.LOST, duration_ms} (the third element says this call ended it:
 -- how long the run had run, start to now).
 --
--- Safe to repeat: renewing twice is renewing; once lost, a run stays lost. Status events
+-- Safe to repeat: renewing twice is renewing; once lost, a run stays lost (a second beat from
+-- the other claimant answers TERMINAL, lost, again). Status events
 -- (running for a rebuilt record, lost) are written only with the change.
 
 local slot, run, events = KEYS[1], KEYS[2], KEYS[3]
@@ -46,7 +50,19 @@ end
 -- only the process that started the run speaks for it: a duplicate delivery of the same
 -- message (refused by the start check) must neither renew nor be killed for it
 if redis.call('HGET', run, 'worker') ~= worker or redis.call('HGET', run, 'pid') ~= pid then
-  return {BEAT.NOT_OURS, status}
+  if redis.call('HGET', run, 'record_lost') ~= '1' then return {BEAT.NOT_OURS, status} end
+  -- Redis lost the record and another process wrote it back naming itself: two processes
+  -- claim the run and nothing tells which one started it. Neither may keep the slot alive
+  -- (the one that did not start it would renew a lease no body uses; the one that did would
+  -- hear NOT_OURS and never be renewed nor stopped), so the run ends lost, its slot is freed,
+  -- and each claimant is told so and stopped.
+  if status == STATUS.RUNNING then
+    record_end(run, events, STATUS.LOST, ERROR.HEARTBEAT_LOST,
+      'two processes claimed it after Redis lost its record', now)
+    release(slot, run, run_id, REASON.LEASE_EXPIRED, now)
+    status = STATUS.LOST
+  end
+  return {BEAT.TERMINAL, status}
 end
 if TERMINAL[status] then return {BEAT.TERMINAL, status} end
 if status ~= STATUS.RUNNING then return {BEAT.NOT_STARTED, status} end

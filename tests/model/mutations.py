@@ -1,0 +1,75 @@
+"""The mutation check (`make mutations`): each deliberate breakage of a script, applied one at a
+time, must make the slot machine fail within the CI settings; every file is put back after
+each, also when interrupted. Prints one line a breakage and exits 1 if any went unnoticed.
+
+    python -m tests.model.mutations            # needs nothing running: the machine starts
+                                               # its own private Redis
+    python -m tests.model.mutations reclaim    # only the breakages whose name has "reclaim"
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LUA = ROOT / "worker" / "lua"
+
+#: name → (script, exact text, its broken replacement)
+MUTATIONS: dict[str, tuple[str, str, str]] = {
+    "release without the owner check": (
+        "lib.lua", "if redis.call('GET', slot) == run_id then\n    redis.call('DEL', slot)",
+        "if redis.call('EXISTS', slot) == 1 then\n    redis.call('DEL', slot)"),
+    "admit without the terminal-holder reclaim": (
+        "admit.lua", "if (not holder_status) or TERMINAL[holder_status] then", "if false then"),
+    "start without the queue-timeout check": (
+        "start.lua", "if now - created > queue_timeout_ms then", "if false then"),
+    "heartbeat renewing for a stranger process": (
+        "heartbeat.lua",
+        "if redis.call('HGET', run, 'worker') ~= worker or redis.call('HGET', run, 'pid') ~= pid"
+        " then", "if false then"),
+    "finish that overwrites a terminal status": (
+        "finish.lua", "if current and TERMINAL[current] then", "if false then"),
+}
+
+
+def caught(name: str, script: str, text: str, broken: str) -> tuple[bool, float]:
+    path = LUA / script
+    original = path.read_text()
+    assert original.count(text) == 1, f"{name}: the text to break is not in {script} once"
+    path.write_text(original.replace(text, broken))
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "tests/model/test_slot_machine.py", "-q", "-x",
+             "-p", "no:cacheprovider"],
+            cwd=ROOT, env=dict(os.environ, MODEL_PROFILE="ci", MODEL_NO_SHRINK="1"),
+            capture_output=True, text=True)
+    finally:
+        path.write_text(original)
+    out = proc.stdout + proc.stderr
+    # caught = the machine printed the steps of a failing case: not a timeout or a crash
+    found = proc.returncode != 0 and "state = SlotMachine()" in out and "Timeout" not in out
+    if proc.returncode != 0 and not found:
+        print(out[-3000:], file=sys.stderr)
+    return found, time.monotonic() - started
+
+
+def main() -> int:
+    missed = []
+    only = sys.argv[1:]  # names (or parts of names) to try; all by default
+    for name, (script, text, broken) in MUTATIONS.items():
+        if only and not any(part in name for part in only):
+            continue
+        found, seconds = caught(name, script, text, broken)
+        print(f"{'caught' if found else 'MISSED'}  {name} ({script}, {seconds:.0f}s)", flush=True)
+        if not found:
+            missed.append(name)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""The slot state machine, explored: hypothesis drives the real Lua scripts (through RunStore
+and their typed wrappers) on a private Redis with every step a trigger, a worker, a person, an
+operator or the clock can take, predicts each reply and the state after it with the plain model
+(tests/support/slot_model.py), and checks the invariants (tests/support/model_invariants.py)
+after every step. A step may be repeated at once with the same arguments, as a retry after a
+late reply would: it must answer as the model says and change nothing.
+
+Sized by tests/model/settings.py: `make test` runs the CI profile, `make prove` ten times more.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from devtools.redis_server import RedisServer
+from tests.model.settings import machine_settings
+from tests.support import model_invariants as check
+from tests.support.model_driver import Driver
+from tests.support.slot_model import Process, SlotModel
+from worker.status import ConflictPolicy, ReleaseReason, RunStatus
+
+WORKFLOWS = ("wa", "wb")
+#: two pool processes of one worker and one of another: the starting one, a duplicate
+#: delivery's, and a stranger's
+PROCESSES: tuple[Process, ...] = (("w1@host", 101), ("w1@host", 102), ("w2@host", 201))
+OUTCOMES = ("success", "failure", "soft_limit", "hard_limit", "child_killed", "cold_shutdown",
+            "fenced", "revoked_queued", "revoked_running", "queue_expiry", "publish_failure")
+
+URL: dict[str, str] = {}
+#: what one test explored, printed at its end (`pytest -s` shows it): examples, steps
+EXPLORED = {"examples": 0, "steps": 0}
+
+
+class SlotMachine(RuleBasedStateMachine):
+    runs = Bundle("runs")
+
+    def __init__(self) -> None:
+        super().__init__()
+        EXPLORED["examples"] += 1
+        self.driver = Driver(URL["url"], "m")
+        self.driver.empty_restart()
+        self.model = SlotModel(slot=dict.fromkeys(WORKFLOWS))
+        self.seen_terminal: dict[str, RunStatus] = {}
+        self.admissions: dict[str, tuple[str, ConflictPolicy, str | None]] = {}
+        self.ids = itertools.count(1)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _step(self, what: str, real: Callable[[], Any], model: Callable[[], Any],
+              again: bool, same_reply: bool = False) -> Any:
+        """Call the script and the model; with `again`, once more at once: the repeat must
+        answer as the model says (the same, for `same_reply` scripts) and change nothing."""
+        got, want = real(), model()
+        assert got == want, f"{what}: Redis answered {got}, the model {want}"
+        if again:
+            before = self.driver.dump()
+            got2, want2 = real(), model()
+            assert got2 == want2, f"{what} repeated: Redis answered {got2}, the model {want2}"
+            if same_reply:
+                assert got2 == got, f"{what} repeated answered {got2}, first {got}"
+            assert self.driver.dump() == before, f"{what} repeated changed Redis"
+        return got
+
+    def _wf(self, run_id: str) -> str:
+        return self.model.runs[run_id].workflow_id
+
+    def _forget(self, run_id: str) -> None:
+        self.seen_terminal.pop(run_id, None)
+
+    # -- rules: the web --------------------------------------------------------------------
+    @initialize()
+    def fresh(self) -> None:
+        assert self.driver.dump() == {}
+
+    @rule(target=runs, workflow=st.sampled_from(WORKFLOWS),
+          policy=st.sampled_from(ConflictPolicy), key=st.sampled_from([None, "k1", "k2"]),
+          again=st.booleans())
+    def trigger(self, workflow: str, policy: ConflictPolicy, key: str | None,
+                again: bool) -> Any:
+        run_id = f"{workflow}-{next(self.ids):032x}"
+        reply = self._step(f"admit {run_id} {policy.value} key={key}",
+                           lambda: self.driver.admit(workflow, run_id, policy, key),
+                           lambda: self.model.admit(workflow, run_id, policy, key), again,
+                           same_reply=True)
+        if reply[0] != "admitted":
+            return multiple()
+        self.admissions[run_id] = (workflow, policy, key)
+        return run_id
+
+    @precondition(lambda self: any(not self.model.runs[r].ever_started
+                                   for r in self.admissions))
+    @rule(data=st.data())
+    def retry_trigger(self, data: st.DataObject) -> None:
+        """The same admission again, later (its reply was lost; the client library retried).
+        Only before the run ever started: the message is published after the reply, so no
+        worker can start a run before its admission call has returned."""
+        run = data.draw(st.sampled_from(sorted(r for r in self.admissions
+                                               if not self.model.runs[r].ever_started)))
+        workflow, policy, key = self.admissions[run]
+        self._step(f"admit {run} again",
+                   lambda: self.driver.admit(workflow, run, policy, key),
+                   lambda: self.model.admit(workflow, run, policy, key), False)
+
+    @rule(run=runs, again=st.booleans())
+    def cancel(self, run: str, again: bool) -> None:
+        def model() -> tuple[str, RunStatus | None, bool]:
+            kind, status, released = self.model.finish(
+                run, RunStatus.CANCELLED, *self.driver.outcomes["revoked_running"][1:3],
+                mode="cancel")
+            return (kind, status if kind == "unchanged" else None,
+                    released if kind == "finished" else False)
+
+        self._step(f"cancel {run}", lambda: self.driver.cancel(run), model, again)
+
+    @rule(run=runs, again=st.booleans())
+    def read(self, run: str, again: bool) -> None:
+        self._step(f"read {run}", lambda: self.driver.read(run),
+                   lambda: self.model.read(run), again, same_reply=True)
+
+    # -- rules: the worker -----------------------------------------------------------------
+    @rule(run=runs, process=st.sampled_from(PROCESSES), again=st.booleans())
+    def start(self, run: str, process: Process, again: bool) -> None:
+        self._step(f"start {run} in {process}", lambda: self.driver.start(run, process),
+                   lambda: self.model.start(run, process), again, same_reply=True)
+
+    @rule(run=runs, process=st.sampled_from(PROCESSES), again=st.booleans())
+    def heartbeat(self, run: str, process: Process, again: bool) -> None:
+        executing = (run, process) in self.model.bodies
+        verdict, status = self._step(f"heartbeat {run} from {process}",
+                                     lambda: self.driver.heartbeat(run, process),
+                                     lambda: self.model.heartbeat(run, process), again)
+        assert not (executing and verdict == "not_ours"), (
+            f"{run} executes in {process}, whose heartbeat is told not_ours: nobody renews "
+            "its lease and nobody stops it")
+        self.model.stops(run, process, verdict, status)
+
+    @rule(run=runs, outcome=st.sampled_from(OUTCOMES), process=st.sampled_from(PROCESSES),
+          again=st.booleans())
+    def outcome(self, run: str, outcome: str, process: Process, again: bool) -> None:
+        """A signal handler records how the run ended (hard limit: twice, via `again`)."""
+        status, error_type, reason, mode = self.driver.outcomes[outcome]
+        self._step(f"{outcome} of {run}", lambda: self.driver.finish(run, outcome, process[0]),
+                   lambda: self.model.finish(run, status, error_type, reason, mode,
+                                             process[0]), again)
+        if mode == "outcome":  # the body returned, raised or its process died
+            self.model.bodies = {b for b in self.model.bodies if b[0] != run}
+
+    @rule(run=runs)
+    def log_line(self, run: str) -> None:
+        self.driver.log(run)
+
+    # -- rules: the operator ---------------------------------------------------------------
+    @rule(workflow=st.sampled_from(WORKFLOWS), expected=st.none() | runs)
+    def force_release(self, workflow: str, expected: str | None) -> None:
+        self._step(f"force release {workflow} expecting {expected}",
+                   lambda: self.driver.force_release(workflow, expected),
+                   lambda: self.model.force_release(workflow, ReleaseReason.FORCED,
+                                                    expected), False)
+
+    @rule()
+    def reconcile(self) -> None:
+        self.driver.reconcile()
+        self.model.reconcile()
+
+    # -- rules: time and Redis -------------------------------------------------------------
+    @rule(workflow=st.sampled_from(WORKFLOWS))
+    def lease_runs_out(self, workflow: str) -> None:
+        self.driver.lapse(workflow)
+        self.model.lapse(workflow)
+
+    @precondition(lambda self: any(r.status is RunStatus.QUEUED
+                                   for r in self.model.runs.values()))
+    @rule(data=st.data())
+    def queue_timeout_passes(self, data: st.DataObject) -> None:
+        queued = sorted(r.run_id for r in self.model.runs.values()
+                        if r.status is RunStatus.QUEUED)
+        run = data.draw(st.sampled_from(queued))
+        self.driver.overdue(self._wf(run), run)
+        self.model.runs[run].overdue = True
+
+    @precondition(lambda self: any(r.status is RunStatus.QUEUED
+                                   for r in self.model.runs.values()))
+    @rule(data=st.data(), process=st.sampled_from(PROCESSES))
+    def pulled_after_the_queue_timeout(self, data: st.DataObject, process: Process) -> None:
+        """A worker pulls a message only after its run's queue time ran out: the start check
+        must refuse it (expired). (As with lost records, the two rules apart meet rarely.)"""
+        self.queue_timeout_passes(data)
+        overdue = sorted(r.run_id for r in self.model.runs.values()
+                         if r.overdue and r.status is RunStatus.QUEUED)
+        self.start(data.draw(st.sampled_from(overdue)), process, again=False)
+
+    @rule(run=runs)
+    def redis_loses_the_record(self, run: str) -> None:
+        self.driver.lose_record(self._wf(run), run)
+        self.model.lose_record(run)
+        self._forget(run)
+
+    @precondition(lambda self: any(self.model.slot.values()))
+    @rule(target=runs, data=st.data(), policy=st.sampled_from(ConflictPolicy),
+          key=st.sampled_from([None, "k1", "k2"]))
+    def holders_record_lost_then_trigger(self, data: st.DataObject, policy: ConflictPolicy,
+                                         key: str | None) -> Any:
+        """The record of a run that holds its slot goes (evicted, say), and a trigger comes:
+        nothing will ever end that holder, so the trigger must reclaim the slot. (The two
+        rules apart rarely meet in this order, so this one makes sure they do.)"""
+        held = sorted(h for h in self.model.slot.values() if h)
+        run = data.draw(st.sampled_from(held))
+        self.redis_loses_the_record(run)
+        return self.trigger(self._wf(run), policy, key, again=False)
+
+    @rule()
+    def redis_restarts_empty(self) -> None:
+        self.driver.empty_restart()
+        self.model.empty_restart()
+        self.seen_terminal.clear()
+
+    # -- invariants ------------------------------------------------------------------------
+    @invariant()
+    def state_matches_the_model(self) -> None:
+        EXPLORED["steps"] += 1
+        check.slots_match(self.model, self.driver)
+        check.records_match(self.model, self.driver)
+        check.events_match(self.model, self.driver)
+
+    @invariant()
+    def promises(self) -> None:
+        check.holder_is_live(self.model, self.driver)
+        check.one_live_holder(self.model, self.driver)
+        check.terminal_never_changes(self.seen_terminal, self.model, self.driver)
+        check.reasons_agree(self.model, self.driver)
+        check.dispossessed_never_run(self.model, self.driver)
+        check.bodies_accounted(self.model, self.driver)
+        check.every_key_expires(self.driver)
+
+
+@pytest.fixture(scope="module")
+def model_redis() -> Any:
+    server = RedisServer().start()
+    URL["url"] = server.url
+    yield server
+    server.stop()
+
+
+# a failing case is shrunk before it is reported: that may take minutes, and a readable
+# counterexample is worth them (the passing CI size takes well under a minute)
+@pytest.mark.timeout(900)
+def test_slot_machine(model_redis: RedisServer) -> None:
+    run_state_machine_as_test(SlotMachine, settings=machine_settings())
+    print(f"slot machine: {EXPLORED['examples']} examples, "
+          f"{EXPLORED['steps'] - EXPLORED['examples']} steps")

@@ -1,0 +1,301 @@
+"""The plain model of the slot state machine: what every Lua script must answer and leave
+behind, written in ordinary Python from the scripts' documented contracts (their headers in
+worker/lua/ and the README's run table), with no Redis in it.
+
+tests/model/test_slot_machine.py applies each step to this model and to the real scripts on a
+private Redis and compares both the replies and the state after the step. The model knows what
+it let Redis lose (a deleted record, an empty restart), so it also says what cannot be known.
+
+Names: a "process" is `(worker, pid)`; a "body" is a process that was answered STARTED and
+executes the run until an outcome is recorded or its heartbeat stops it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from worker.status import (
+    ENDED_OVER_ITS_HEAD,
+    TERMINAL,
+    ConflictPolicy,
+    ErrorType,
+    ReleaseReason,
+    RunStatus,
+)
+
+Process = tuple[str, int]
+
+LIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+
+#: every (error_type, release_reason) a run of each status may carry; None = field absent.
+#: A release_reason is absent when the slot was already gone when the run ended.
+AGREES: dict[RunStatus, tuple[frozenset[ErrorType | None], frozenset[ReleaseReason | None]]] = {
+    RunStatus.QUEUED: (frozenset({None}), frozenset({None})),
+    RunStatus.RUNNING: (frozenset({None}), frozenset({None})),
+    RunStatus.SUCCEEDED: (frozenset({None}), frozenset({None, ReleaseReason.SUCCEEDED})),
+    RunStatus.FAILED: (
+        frozenset({ErrorType.ERROR, ErrorType.WORKER_LOST, ErrorType.ENQUEUE_FAILED,
+                   ErrorType.WORKFLOW_NOT_FOUND, ErrorType.INVALID_RESULT}),
+        frozenset({None, ReleaseReason.FAILED, ReleaseReason.WORKER_LOST,
+                   ReleaseReason.PUBLISH_FAILED})),
+    RunStatus.TIMED_OUT: (frozenset({ErrorType.TIMEOUT}),
+                          frozenset({None, ReleaseReason.TIMED_OUT})),
+    RunStatus.CANCELLED: (frozenset({ErrorType.CANCELLED}),
+                          frozenset({None, ReleaseReason.CANCELLED, ReleaseReason.REPLACED,
+                                     ReleaseReason.FORCED})),
+    RunStatus.EXPIRED: (frozenset({ErrorType.QUEUE_TIMEOUT}),
+                        frozenset({None, ReleaseReason.EXPIRED, ReleaseReason.LEASE_EXPIRED})),
+    RunStatus.LOST: (frozenset({ErrorType.HEARTBEAT_LOST}),
+                     frozenset({None, ReleaseReason.LEASE_EXPIRED})),
+}
+
+
+@dataclass
+class ModelRun:
+    """One run's record as the model expects it; `present` False once Redis lost it."""
+
+    run_id: str
+    workflow_id: str
+    status: RunStatus | None = RunStatus.QUEUED
+    error_type: ErrorType | None = None
+    release_reason: ReleaseReason | None = None
+    owner: Process | None = None       # the (worker, pid) the record names
+    worker: str | None = None          # kept by finish when no owner was recorded
+    record_lost: bool = False
+    overdue: bool = False              # waited past the queue timeout (the clock moved)
+    ever_started: bool = False
+    #: its slot was taken from it (lapsed, replaced, reclaimed) before it ever started
+    dispossessed: bool = False
+    status_events: int = 0             # status entries on its event stream
+    #: what its admission recorded: the run it took the slot from, and how
+    previous_holder: str | None = None
+    previous_release: ReleaseReason | None = None
+
+    @property
+    def present(self) -> bool:
+        return self.status is not None
+
+
+@dataclass
+class SlotModel:
+    """Every workflow's slot, every run, the idempotency keys and the run index."""
+
+    slot: dict[str, str | None] = field(default_factory=dict)
+    runs: dict[str, ModelRun] = field(default_factory=dict)
+    idem: dict[tuple[str, str], str] = field(default_factory=dict)
+    index: dict[str, set[str]] = field(default_factory=dict)
+    bodies: set[tuple[str, Process]] = field(default_factory=set)
+
+    # -- shared pieces of the scripts (lib.lua) ---------------------------------------------
+    def _release(self, run: ModelRun, reason: ReleaseReason) -> bool:
+        if self.slot.get(run.workflow_id) != run.run_id:
+            return False
+        self.slot[run.workflow_id] = None
+        if run.present:
+            run.release_reason = reason
+        return True
+
+    def _end(self, run: ModelRun, status: RunStatus, error_type: ErrorType | None,
+             reason: ReleaseReason | None = None) -> None:
+        run.status, run.error_type = status, error_type
+        if reason is not None:
+            run.release_reason = reason
+        run.status_events += 1
+
+    def _settle_lapsed(self, run: ModelRun) -> None:
+        if run.status in LIVE and self.slot.get(run.workflow_id) != run.run_id:
+            if run.status is RunStatus.QUEUED:
+                self._end(run, RunStatus.EXPIRED, ErrorType.QUEUE_TIMEOUT,
+                          ReleaseReason.LEASE_EXPIRED)
+            else:
+                self._end(run, RunStatus.LOST, ErrorType.HEARTBEAT_LOST,
+                          ReleaseReason.LEASE_EXPIRED)
+
+    def _take_slot(self, workflow_id: str, run_id: str | None) -> None:
+        """The slot changes hands: a queued run that never started has lost it for good."""
+        old = self.slot.get(workflow_id)
+        if old and old != run_id and old in self.runs and not self.runs[old].ever_started:
+            self.runs[old].dispossessed = True
+        self.slot[workflow_id] = run_id
+
+    # -- admit.lua ------------------------------------------------------------------------------
+    def admit(self, workflow_id: str, run_id: str, policy: ConflictPolicy,
+              key: str | None) -> tuple[str, str, str | None, ReleaseReason | None]:
+        """('admitted', run, previous holder, how) | ('existing', run, ..) | ('conflict', ..)"""
+        holder = self.slot.get(workflow_id)
+        mine = self.runs.get(run_id)
+        if holder == run_id:
+            assert mine is not None
+            if not mine.present:  # the record is gone, and what it said with it
+                return ("admitted", run_id, None, None)
+            return ("admitted", run_id, mine.previous_holder, mine.previous_release)
+        if mine is not None and mine.present:
+            return ("existing", run_id, None, None)  # this very call was answered before
+        if key is not None:
+            prior = self.idem.get((workflow_id, key))
+            if prior is not None:
+                prior_run = self.runs.get(prior)
+                if prior_run is None or prior_run.error_type is not ErrorType.ENQUEUE_FAILED:
+                    return ("existing", prior, None, None)
+        previous: ReleaseReason | None = None
+        if holder is not None:
+            held = self.runs.get(holder)
+            if held is None or not held.present or held.status in TERMINAL:
+                if held is not None:
+                    self._release(held, ReleaseReason.RECLAIMED)
+                previous = ReleaseReason.RECLAIMED
+            elif policy is ConflictPolicy.REPLACE:
+                self._end(held, RunStatus.CANCELLED, ErrorType.CANCELLED)
+                self._release(held, ReleaseReason.REPLACED)
+                previous = ReleaseReason.REPLACED
+            else:
+                return ("conflict", holder, None, None)
+        self._take_slot(workflow_id, run_id)
+        # a record Redis lost, admitted again by a repeat of its call: its stream outlived it
+        before = mine.status_events if mine is not None else 0
+        run = ModelRun(run_id, workflow_id, status_events=before + 1, previous_holder=holder,
+                       previous_release=previous)
+        self.runs[run_id] = run
+        self.index.setdefault(workflow_id, set()).add(run_id)
+        if key is not None:
+            self.idem[(workflow_id, key)] = run_id
+        return ("admitted", run_id, holder, previous)
+
+    # -- start.lua ------------------------------------------------------------------------------
+    def start(self, run_id: str, process: Process) -> tuple[str, RunStatus | None]:
+        run = self.runs[run_id]
+        if not run.present:
+            return ("missing", None)
+        self._settle_lapsed(run)
+        if run.status is RunStatus.RUNNING and run.owner == process:
+            return ("started", None)
+        if run.status is not RunStatus.QUEUED:
+            return ("refused", run.status)
+        if run.overdue:
+            self._end(run, RunStatus.EXPIRED, ErrorType.QUEUE_TIMEOUT)
+            self._release(run, ReleaseReason.EXPIRED)
+            return ("refused", RunStatus.EXPIRED)
+        run.status, run.owner, run.ever_started = RunStatus.RUNNING, process, True
+        run.status_events += 1
+        self.bodies.add((run_id, process))
+        return ("started", None)
+
+    # -- heartbeat.lua --------------------------------------------------------------------------
+    def heartbeat(self, run_id: str, process: Process) -> tuple[str, RunStatus | None]:
+        run = self.runs[run_id]
+        if not run.present:
+            run.status, run.owner, run.record_lost = RunStatus.RUNNING, process, True
+            run.error_type = run.release_reason = None
+            run.worker = None
+            run.status_events += 1
+        status = run.status
+        assert status is not None
+        if run.owner != process:
+            if not run.record_lost:
+                return ("not_ours", status)
+            # Redis lost the record and another process rebuilt it: two processes claim the
+            # run and nothing tells which one started it, so it ends lost (both are stopped)
+            if status is RunStatus.RUNNING:
+                self._end(run, RunStatus.LOST, ErrorType.HEARTBEAT_LOST)
+                self._release(run, ReleaseReason.LEASE_EXPIRED)
+            return ("terminal", run.status)
+        if status in TERMINAL:
+            return ("terminal", status)
+        if status is not RunStatus.RUNNING:
+            return ("not_started", status)
+        holder = self.slot.get(run.workflow_id)
+        if holder == run_id:
+            return ("renewed", None)
+        if holder is None:
+            self.slot[run.workflow_id] = run_id
+            return ("reacquired", None)
+        self._end(run, RunStatus.LOST, ErrorType.HEARTBEAT_LOST)
+        return ("terminal", RunStatus.LOST)
+
+    # -- finish.lua -----------------------------------------------------------------------------
+    def finish(self, run_id: str, status: RunStatus, error_type: ErrorType | None,
+               reason: ReleaseReason, mode: str, worker: str | None = None,
+               ) -> tuple[str, RunStatus | None, bool]:
+        """mode: 'outcome' | 'cancel' | 'queued_only'."""
+        run = self.runs[run_id]
+        current = run.status
+        if current is None:
+            if mode != "outcome":
+                return ("missing", None, False)
+            run.record_lost, run.owner, run.release_reason = True, None, None
+        elif mode != "outcome":
+            self._settle_lapsed(run)
+            current = run.status
+        if current is not None and current in TERMINAL:
+            return ("unchanged", current, self._release(run, reason))
+        if mode == "queued_only" and current is not RunStatus.QUEUED:
+            return ("unchanged", current, False)
+        run.status = RunStatus.QUEUED  # present again (a record rebuilt by this call)
+        self._end(run, status, error_type)
+        if worker and run.owner is None and run.worker is None:
+            run.worker = worker
+        released = self._release(run, reason)
+        return ("finished", current, released)
+
+    # -- read.lua -------------------------------------------------------------------------------
+    def read(self, run_id: str) -> RunStatus | None:
+        run = self.runs.get(run_id)
+        if run is None or not run.present:
+            return None
+        self._settle_lapsed(run)
+        return run.status
+
+    # -- force_release.lua ----------------------------------------------------------------------
+    def force_release(self, workflow_id: str, reason: ReleaseReason,
+                      expected: str | None) -> str | None:
+        holder = self.slot.get(workflow_id)
+        if holder is None or (expected is not None and holder != expected):
+            return None
+        run = self.runs.get(holder)
+        if run is not None and run.present and run.status in LIVE:
+            self._end(run, RunStatus.CANCELLED, ErrorType.CANCELLED)
+        if run is not None:
+            self._release(run, reason)
+        else:
+            self.slot[workflow_id] = None
+        return holder
+
+    def reconcile(self) -> None:
+        """`testruns reconcile`: free slots of ended holders, then read every indexed run."""
+        for workflow_id, holder in list(self.slot.items()):
+            if holder is None:
+                continue
+            run = self.runs.get(holder)
+            if run is None or not run.present or run.status in TERMINAL:
+                self.force_release(workflow_id, ReleaseReason.RECLAIMED, holder)
+        for ids in self.index.values():
+            for run_id in ids:
+                self.read(run_id)
+
+    # -- the world around the scripts -----------------------------------------------------------
+    def lapse(self, workflow_id: str) -> None:
+        """The slot's lease ran out (nobody renewed it)."""
+        self._take_slot(workflow_id, None)
+
+    def lose_record(self, run_id: str) -> None:
+        run = self.runs[run_id]
+        run.status = run.error_type = run.release_reason = run.owner = run.worker = None
+        run.record_lost = run.overdue = False
+        run.previous_holder = run.previous_release = None
+
+    def empty_restart(self) -> None:
+        """Redis came back with nothing: no slot, record, stream, index or key."""
+        for workflow_id in self.slot:
+            self._take_slot(workflow_id, None)
+        for run_id in self.runs:
+            self.lose_record(run_id)
+            self.runs[run_id].status_events = 0
+        self.idem.clear()
+        self.index.clear()
+
+    def stops(self, run_id: str, process: Process, verdict: str,
+              status: RunStatus | None) -> None:
+        """What the worker does with a heartbeat's verdict: stop a body ended over its head."""
+        if verdict == "terminal" and status in ENDED_OVER_ITS_HEAD:
+            self.bodies.discard((run_id, process))
+
