@@ -105,6 +105,10 @@ class Settings:
     #: ALLOW_ANONYMOUS — let the web bind a non-loopback address with no API_TOKEN set (it
     #: refuses to start otherwise: anyone on the network could trigger and cancel runs).
     allow_anonymous: bool = _env("ALLOW_ANONYMOUS", False)
+    #: TEST_RUN_FUSED_ADMISSION — when the broker is the tracking Redis (same server and
+    #: database), the admit script also pushes the task message: one round trip, one atomic
+    #: step (worker/message.py). `false` publishes through kombu after the script instead.
+    fused_admission: bool = _env("TEST_RUN_FUSED_ADMISSION", True)
 
     def callers(self) -> list[tuple[str | None, str]]:
         """Every accepted token with its caller's name (None for API_TOKEN), as (name, token)."""

@@ -121,13 +121,16 @@ class RunStore:
     def admit(self, workflow_id: str, input: Any, *,
               on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
               idempotency_key: str | None = None,
-              triggered_by: str | None = None) -> AdmitResult:
-        """Take the slot and write the queued record in one round trip."""
+              triggered_by: str | None = None, run_id: str | None = None,
+              message: tuple[str, str] | None = None) -> AdmitResult:
+        """Take the slot and write the queued record in one round trip; with `message`
+        ((list, message) for a `run_id` made by the caller), push the task message in the same
+        step (the fused path)."""
         result = self.scripts.admit(
-            self.keys, workflow_id, new_run_id(workflow_id), input,
+            self.keys, workflow_id, run_id or new_run_id(workflow_id), input,
             lease_ms=int(self.settings.queued_lease * 1000),
             retention_s=self.settings.retention, on_conflict=on_conflict,
-            idempotency_key=idempotency_key, triggered_by=triggered_by)
+            idempotency_key=idempotency_key, triggered_by=triggered_by, message=message)
         if isinstance(result, Admitted):
             if result.previous_holder and result.previous_release:
                 lifecycle.took_over(result.previous_holder, workflow_id, result.run_id,
