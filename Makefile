@@ -56,7 +56,7 @@ soak: install
 	$(BIN)/python -m devtools.with_redis -- $(BIN)/python -m pytest -m soak -v $(PYTEST_ARGS)
 
 bench: install
-	$(BIN)/python -m devtools.with_redis -- $(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
