@@ -50,8 +50,10 @@ def service() -> TestRunService:
     return current_app.extensions["testruns"]
 
 
-def _run_response(run: Run, status: int) -> Response:
-    resp = jsonify(s.RunOut.of(run))
+def _run_response(run: Run, status: int, *, fresh: bool = False) -> Response:
+    """`fresh`: a run the admit script just wrote, built from its reply (worker/runs.py
+    `to_dict` is already the RunOut shape: not validated again on the hot path)."""
+    resp = jsonify(run.to_dict() if fresh else s.RunOut.of(run))
     resp.status_code = status
     resp.headers["Location"] = url_for("api.get_run", run_id=run.run_id)
     return resp
@@ -82,7 +84,8 @@ def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeader
         path.workflow_id, body.input_object, on_conflict=query.on_conflict,
         idempotency_key=header.idempotency_key, triggered_by=g.caller.name,
         rate_key=g.caller.rate_key)
-    return _run_response(triggered.run, 202 if triggered.created else 200)
+    return _run_response(triggered.run, 202 if triggered.created else 200,
+                         fresh=triggered.created)
 
 
 @bp.get("/workflows/<path:workflow_id>/test-runs", tags=[RUNS], responses=answers(

@@ -110,7 +110,8 @@ class TestRunService:
                 idempotency_key: str | None = None, triggered_by: str | None = None,
                 rate_key: str | None = None) -> Triggered:
         """413 (input too large) → 404 → 429 (rate_key over TRIGGER_RATE_LIMIT) → 409 → 503."""
-        size = len(json.dumps(input, separators=(",", ":"), ensure_ascii=False).encode())
+        input_json = json.dumps(input, separators=(",", ":"), ensure_ascii=False)
+        size = len(input_json.encode())
         if size > self.settings.max_input_bytes:
             raise PayloadTooLarge(f"input is {size} bytes as JSON; at most "
                                   f"{self.settings.max_input_bytes} are accepted", field="input")
@@ -127,7 +128,7 @@ class TestRunService:
         # nothing was taken if the script did not run; if it ran and both replies were lost,
         # the queued lease frees the slot (queue timeout + grace)
         with unavailable_on_outage():
-            admission = self.store.admit(workflow_id, input, on_conflict=on_conflict,
+            admission = self.store.admit(workflow_id, input_json, on_conflict=on_conflict,
                                          idempotency_key=idempotency_key,
                                          triggered_by=triggered_by, run_id=run_id,
                                          message=pushed)

@@ -125,7 +125,7 @@ class RunStore:
               message: tuple[str, str] | None = None) -> AdmitResult:
         """Take the slot and write the queued record in one round trip; with `message`
         ((list, message) for a `run_id` made by the caller), push the task message in the same
-        step (the fused path)."""
+        step (the fused path). `input` may be given as its JSON text already (a str)."""
         result = self.scripts.admit(
             self.keys, workflow_id, run_id or new_run_id(workflow_id), input,
             lease_ms=int(self.settings.queued_lease * 1000),

@@ -165,7 +165,8 @@ class Admit(LuaScript):
                  lease_ms: int, retention_s: int, on_conflict: ConflictPolicy,
                  idempotency_key: str | None, triggered_by: str | None = None,
                  message: tuple[str, str] | None = None) -> AdmitResult:
-        """`message`: (the broker's list, the message) to push when admitted — the fused path
+        """`input`: the run's input, or its JSON text (a str, as the service has it already).
+        `message`: (the broker's list, the message) to push when admitted — the fused path
         (worker/message.py); None when the caller publishes afterwards."""
         reply = self._call([
             keys.slot(workflow_id), keys.run(workflow_id, run_id), keys.index(workflow_id),
@@ -173,7 +174,8 @@ class Admit(LuaScript):
             keys.events(workflow_id, run_id),
             message[0] if message else keys.slot(workflow_id),
         ], [
-            run_id, workflow_id, _compact(input), lease_ms, retention_s, on_conflict.value,
+            run_id, workflow_id, input if isinstance(input, str) else _compact(input),
+            lease_ms, retention_s, on_conflict.value,
             keys.run_prefix(workflow_id), "1" if idempotency_key else "0",
             keys.events_prefix(workflow_id), triggered_by or "",
             message[1] if message else "",
