@@ -66,7 +66,7 @@ soak: install
 	  $(BIN)/python -m pytest -m broker_matrix -v $(PYTEST_ARGS)
 
 bench: install
-	$(BIN)/python -m devtools.with_redis -- $(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,108 +1,195 @@
-"""Benchmarks: admission, conflict, release and 503 costs, each against a bare Celery publish
-(`send_task` with no result backend involvement) measured in the same run, on a private
-redis-server. Prints the figures and their ratios; README numbers come from here.
+"""`make bench` (`python -m bench.run`): one table, every figure a ratio against a baseline
+measured in the same run, on a private redis-server that is both broker and tracking Redis (the
+fused path). These machines are shared and noisy: rounds are interleaved and figures are
+medians. `--quick` is a smoke run (about a minute); `--markdown FILE` also writes the table.
 
-    make bench            # or: python bench/run.py --n 3000
+    make bench                      # the full run (about 10 minutes on 2 cores)
+    python -m bench.run --quick     # the smoke run
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 from devtools.redis_server import RedisServer, free_port  # noqa: E402
-from worker.app import create_celery  # noqa: E402
-from worker.errors import QueueUnavailable, RunInProgress  # noqa: E402
-from worker.service import TestRunService  # noqa: E402
-from worker.settings import Settings  # noqa: E402
-from worker.status import RunStatus  # noqa: E402
-from worker.tasks import TASK_NAME  # noqa: E402
-from worker.workflows import workflow  # noqa: E402
 
 
-def rate(n: int, seconds: float) -> float:
-    return n / seconds if seconds else float("inf")
+def log(line: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
-def pct(samples: list[float], q: float) -> float:
-    samples = sorted(samples)
-    return samples[min(len(samples) - 1, int(q * len(samples)))] * 1000
+def ratio(value: float, base: float) -> str:
+    return f"{value / base:.2f}×" if base else "n/a"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=2000)
-    args = parser.parse_args()
-    n = args.n
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: short and small")
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["http", "split", "e2e", "flatness", "memory"])
+    args = parser.parse_args(argv)
+    quick = args.quick
+    rounds = 1 if quick else 3
+    seconds = 2 if quick else 6
+    workflows_n = 20_000 if quick else 100_000
+    records = 100_000 if quick else 1_000_000
+    triggers = 2_000 if quick else 100_000
+
+    from .procs import ensure_wrk
+    if "http" not in args.skip or "memory" not in args.skip:
+        ensure_wrk()
     server = RedisServer().start()
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    env = {"REDIS_URL": server.url, "TEST_RUN_KEY_PREFIX": name, "TEST_RUN_QUEUE": name,
+           "WORKFLOW_MODULES": "bench.workflows", "BENCH_WORKFLOWS": str(workflows_n),
+           "BENCH_REDIS_URL": server.url, "BENCH_QUEUE": name,
+           # a bench client address is not a person: no rate limit, no token
+           "TRIGGER_RATE_LIMIT": "", "API_TOKEN": "", "API_TOKENS": ""}
+    os.environ.update(env)
+    client = server.client()
+    # the bench's own process drives the service in-process: its per-run lines would flood the
+    # table's terminal (gunicorn's workers keep theirs, in their log files: a real cost)
+    import logging
+    logging.getLogger("worker.lifecycle").setLevel(logging.WARNING)
+
+    def flush() -> None:
+        client.flushall()
+
+    started = datetime.now(UTC)
+    rows = _Rows()
+    notes: list[str] = [machine() + " at the start"]
     try:
-        prefix = f"bench-{uuid.uuid4().hex[:6]}"
-        settings = Settings.from_env(overrides={"REDIS_URL": server.url,
-                                                "TEST_RUN_KEY_PREFIX": prefix,
-                                                "TEST_RUN_QUEUE": prefix})
-        ids = [f"bench-{i}" for i in range(n)]
-        for wid in ids:
-            workflow(wid)(lambda ctx, input: input)
-        celery = create_celery(settings, fail_fast=True)
-        service = TestRunService(celery)
-        # warm both paths (connections, script load, queue binding)
-        celery.send_task(TASK_NAME, args=["warm"], queue=prefix, ignore_result=True)
-        service.trigger("echo", {})
+        from . import e2e, http, inprocess
+        from .procs import Gunicorn, wrk
 
-        t = time.perf_counter()
-        for i in range(n):
-            celery.send_task(TASK_NAME, args=[f"x-{i}"], task_id=f"x-{i}", queue=prefix,
-                             ignore_result=True, retry=False)
-        baseline = rate(n, time.perf_counter() - t)
+        config = {k: v for k, v in env.items() if v}
+        if "http" not in args.skip:
+            log(f"HTTP: {len(http.APPS)} apps × {rounds} round(s) × {seconds}s, admit + conflict")
+            figures = http.run(env, flush, rounds=rounds, seconds=seconds, log=log)
+            for label, fig in figures["admit"].items():
+                rows.append((f"HTTP admitted req/s: {label}",
+                             f"{fig.rps:.0f}/s, p50 {fig.p50_ms:.1f} ms, p99 {fig.p99_ms:.1f} ms",
+                             f"{fig.ratio:.2f}×"))
+            for label, fig in figures["conflict"].items():
+                rows.append((f"HTTP conflicts req/s (one workflow): {label}",
+                             f"{fig.rps:.0f}/s, p99 {fig.p99_ms:.1f} ms", f"{fig.ratio:.2f}×"))
+            for label in (http.SERVICE, "this service (gthread, as the Procfile)"):
+                fig = figures["admit"][label]
+                rows.append((f"admitted p99 vs bare's p99 (paired turns): {label}",
+                             f"{fig.p99_ms:.1f} ms", f"{fig.p99_ratio:.2f}×"))
+        if "split" not in args.skip:
+            log("in-process: one admission's parts")
+            parts = inprocess.split(config, flush, 300 if quick else 2000)
+            bare = parts["bare send_task (kombu publish)"]
+            for label, us in parts.items():
+                rows.append((f"in-process µs: {label}", f"{us:.0f} µs", ratio(us, bare)))
+            flush()
+            p50, p99 = inprocess.unavailable(config, f"redis://127.0.0.1:{free_port()}/0",
+                                             100 if quick else 300)
+            rows.append(("503 with the broker down (two-step path), p50 / p99",
+                         f"{p50:.1f} / {p99:.1f} ms", "target p99 < 200 ms"))
+        if "e2e" not in args.skip:
+            log("end to end: echo runs vs a bare no-op task through a 2-process prefork worker")
+            flush()
+            from worker.app import create_celery
+            from worker.service import TestRunService
+            from worker.settings import Settings
 
-        t = time.perf_counter()
-        runs = [service.trigger(wid, {}).run.run_id for wid in ids]
-        admit = rate(n, time.perf_counter() - t)
-
-        t = time.perf_counter()
-        for wid in ids:
+            service = TestRunService(create_celery(Settings.from_env(overrides=config),
+                                                   fail_fast=True))
+            result = e2e.run(env, service, client, n=200 if quick else 1000,
+                             rounds=rounds, log=log)
+            rows.append(("end-to-end runs/s: echo workflow vs bare no-op task",
+                         f"{result['echo']:.0f} vs {result['bare']:.0f}/s",
+                         ratio(result["echo"], result["bare"])))
+            rows.append(("slot release latency (body end → slot free), p50 / p99",
+                         f"{result['release_p50_ms']:.1f} / {result['release_p99_ms']:.1f} ms",
+                         "target p99 < 20 ms"))
+        if "flatness" not in args.skip:
+            log("flatness: admission cost vs workflows and retained records")
+            flat = inprocess.flatness(config, flush, client, 300 if quick else 2000, records, log)
+            empty = (flat["empty, 10 workflows (before)"] + flat["empty, 10 workflows (after)"]) / 2
+            for label, us in flat.items():
+                if label == "dbsize":
+                    continue
+                rows.append((f"flatness, admission µs: {label}", f"{us:.0f} µs",
+                             ratio(us, empty)))
+            notes.append(f"flatness: {int(flat['dbsize']):,} keys in Redis at the largest fill")
+            for label, size in inprocess.redis_bytes(config, flush, client).items():
+                rows.append((f"Redis bytes per {label}", f"{size:.0f} B", ""))
+        if "memory" not in args.skip:
+            log(f"web RSS and connections over {triggers:,} triggers")
+            flush()
+            web = Gunicorn("web:create_app()", env, worker_class="gthread", threads=8)
             try:
-                service.trigger(wid, {})
-            except RunInProgress:
-                pass
-        conflict = rate(n, time.perf_counter() - t)
-
-        release: list[float] = []
-        for rid in runs:
-            t = time.perf_counter()
-            service.store.finish(rid, RunStatus.SUCCEEDED, result=None)
-            release.append(time.perf_counter() - t)
-
-        down = Settings.from_env(overrides={
-            "REDIS_URL": server.url, "TEST_RUN_KEY_PREFIX": prefix + "-down",
-            "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"})
-        down_service = TestRunService(create_celery(down, fail_fast=True))
-        unavailable: list[float] = []
-        for wid in ids[: min(n, 300)]:
-            t = time.perf_counter()
-            try:
-                down_service.trigger(wid, {})
-            except QueueUnavailable:
-                pass
-            unavailable.append(time.perf_counter() - t)
-
-        print(f"runs per figure: {n}; private redis-server on loopback")
-        print(f"baseline send_task (no backend):  {baseline:8.0f}/s")
-        print(f"admission (Lua + publish):        {admit:8.0f}/s   ratio {admit / baseline:.2f}x")
-        print(f"conflict (409 path):              {conflict:8.0f}/s   ratio "
-              f"{conflict / baseline:.2f}x")
-        print(f"release latency p50/p99:          {pct(release, .5):.2f} / "
-              f"{pct(release, .99):.2f} ms")
-        print(f"503 (broker down) latency p50/p99: {pct(unavailable, .5):.2f} / "
-              f"{pct(unavailable, .99):.2f} ms")
+                wrk(web.url, 1, dict(env, BENCH_MODE="spread"))
+                flush()
+                before = web.rss_kib()
+                admitted, offset = 0, 0
+                deadline = time.monotonic() + (120 if quick else 480)
+                while admitted < triggers and time.monotonic() < deadline:
+                    got = wrk(web.url, 5, dict(env, BENCH_MODE="spread",
+                                               BENCH_OFFSET=str(offset)))
+                    admitted += got.requests - got.non_2xx
+                    offset += got.requests
+                    client.delete(name)  # the queued messages (no worker consumes)
+                after = web.rss_kib()
+                connections = len(client.client_list()) - 1  # less our own
+                rows.append((f"web RSS (2 gthread workers, as the Procfile) after {admitted:,} "
+                             "triggers",
+                             f"{before / 1024:.1f} → {after / 1024:.1f} MiB",
+                             ratio(after, before)))
+                rows.append(("open Redis connections from the web after them",
+                             f"{connections}", "2 workers"))
+            finally:
+                web.stop()
     finally:
         server.stop()
+
+    notes.append(machine() + " at the end")
+    notes.append(f"run {started:%Y-%m-%d %H:%M} UTC, {'--quick' if quick else 'full'}; "
+                 f"{rounds} round(s), each turn {seconds}s of wrk -t2 -c16 paired with a turn of "
+                 "bare apply_async just before it; HTTP ratios are medians of the pairs' ratios")
+    table = render(rows, notes)
+    print(table)
+    if args.markdown:
+        args.markdown.write_text(table + "\n")
     return 0
+
+
+class _Rows(list[tuple[str, str, str]]):
+    """The table's rows; each is logged as it is measured, so a stopped run still told it."""
+
+    def append(self, row: tuple[str, str, str]) -> None:
+        log(" | ".join(row))
+        super().append(row)
+
+
+def render(rows: list[tuple[str, str, str]], notes: list[str]) -> str:
+    lines = ["| figure | measured | ratio |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    lines += [""] + [f"- {note}" for note in notes]
+    return "\n".join(lines)
+
+
 
 
 if __name__ == "__main__":

@@ -14,9 +14,11 @@ from typing import Any
 from flask import Response, current_app, g, jsonify, url_for
 from flask_openapi3 import APIBlueprint, Tag
 
+from worker.errors import RunInProgress
 from worker.runs import Run
 from worker.service import TestRunService
 
+from . import errors
 from . import schemas as s
 
 bp = APIBlueprint("api", __name__, url_prefix="/api", abp_security=[{"bearer": []}, {}])
@@ -50,8 +52,10 @@ def service() -> TestRunService:
     return current_app.extensions["testruns"]
 
 
-def _run_response(run: Run, status: int, **extra: Any) -> Response:
-    resp = jsonify({**s.RunOut.of(run), **extra})
+def _run_response(run: Run, status: int, *, fresh: bool = False, **extra: Any) -> Response:
+    """`fresh`: a run the admit script just wrote, built from its reply (worker/runs.py
+    `to_dict` is already the RunOut shape: not validated again on the hot path)."""
+    resp = jsonify({**(run.to_dict() if fresh else s.RunOut.of(run)), **extra})
     resp.status_code = status
     resp.headers["Location"] = url_for("api.get_run", run_id=run.run_id)
     return resp
@@ -81,12 +85,17 @@ def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeader
             body: s.TriggerBody) -> Response:
     """Start a test run: 202 "started" (queued; it has not completed). 409 names the run in
     progress; 429 says when to try again; 503: the queue is unavailable, nothing was taken."""
-    triggered = service().trigger(
-        path.workflow_id, body.input_object, on_conflict=query.on_conflict,
-        idempotency_key=header.idempotency_key, triggered_by=g.caller.name,
-        rate_key=g.caller.rate_key)
+    try:
+        triggered = service().trigger(
+            path.workflow_id, body.input_object, on_conflict=query.on_conflict,
+            idempotency_key=header.idempotency_key, triggered_by=g.caller.name,
+            rate_key=g.caller.rate_key)
+    except RunInProgress as exc:
+        # the common refusal (every click while a run is in progress): rendered here by the one
+        # renderer, not through Flask's exception handling, which costs the 409 more (profiled)
+        return errors.render(exc)
     return _run_response(triggered.run, 202 if triggered.created else 200,
-                         workers_online=service().workers_online())
+                         fresh=triggered.created, workers_online=service().workers_online())
 
 
 @bp.get("/workflows/<path:workflow_id>/test-runs", tags=[RUNS], responses=answers(

@@ -83,6 +83,24 @@ FIELD_HINTS = {
 
 # -- requests -----------------------------------------------------------------------------------
 
+class _Params(BaseModel):
+    """A query or header model. flask-openapi3 asks such a model for its JSON schema on every
+    request, only to read its fields' types; generating it cost ~1 ms per model per request
+    (profiled: a third of a trigger). The no-argument schema is made once per model; the
+    OpenAPI document asks with arguments and still gets a fresh one."""
+
+    _schema: ClassVar[dict[type, dict[str, Any]]] = {}
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if args or kwargs:
+            return super().model_json_schema(*args, **kwargs)
+        found = _Params._schema.get(cls)
+        if found is None:
+            found = _Params._schema[cls] = super().model_json_schema()
+        return found
+
+
 class WorkflowPath(BaseModel):
     workflow_id: str = Field(pattern=WORKFLOW_ID_PATTERN, description="a workflow id")
 
@@ -104,13 +122,13 @@ class TriggerBody(BaseModel):
         return self.input if self.input is not None else {}
 
 
-class TriggerQuery(BaseModel):
+class TriggerQuery(_Params):
     on_conflict: ConflictPolicy = Field(
         ConflictPolicy.REJECT, description="reject: 409 while a run is in progress; replace: "
         "cancel it and start this one, atomically")
 
 
-class TriggerHeaders(BaseModel):
+class TriggerHeaders(_Params):
     idempotency_key: str | None = Field(
         None, alias="Idempotency-Key", min_length=1, max_length=255,
         description="a repeat with the same key and body answers 200 with the same "
@@ -124,7 +142,7 @@ class TriggerHeaders(BaseModel):
         return value
 
 
-class ListQuery(BaseModel):
+class ListQuery(_Params):
     limit: int = Field(DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT,
                        description="how many runs, newest first")
     fields: Literal["summary", "full"] = Field(
@@ -137,7 +155,7 @@ class LogsQuery(BaseModel):
     limit: int = Field(DEFAULT_LOG_PAGE, ge=1, le=MAX_LOG_PAGE, description="lines at most")
 
 
-class EventsHeaders(BaseModel):
+class EventsHeaders(_Params):
     last_event_id: str | None = Field(
         None, alias="Last-Event-ID", max_length=64,
         description="resume after this event (the `id:` of the last event received)")

@@ -1,10 +1,13 @@
 """The service: everything a caller (the HTTP API, the CLI) can ask of test runs.
 
-A trigger takes the slot and writes the queued record in one Redis round trip, then publishes
-the task. If anything at all goes wrong after the slot was taken, the slot is freed and the run
-is marked failed (`enqueue_failed`) before the error propagates: no leaked slot, no run left
-`queued`. Every method raises only `TestRunError`s (worker/errors.py) for what its caller must
-answer; an unreachable Redis or broker is `QueueUnavailable`.
+A trigger takes the slot and writes the queued record in one Redis round trip. When the broker
+is the tracking Redis itself, that same atomic step pushes the task message (the fused path,
+worker/message.py): one round trip, nothing to unwind. Otherwise (RabbitMQ, a broker on another
+Redis, or `on_conflict=replace`, whose stop must go out before the new run's message) it then
+publishes the task through kombu; if anything at all goes wrong after the slot was taken, the
+slot is freed and the run is marked failed (`enqueue_failed`) before the error propagates: no
+leaked slot, no run left `queued`. Every method raises only `TestRunError`s (worker/errors.py)
+for what its caller must answer; an unreachable Redis or broker is `QueueUnavailable`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import control, liveness, workflows
+from . import control, liveness, message, workflows
 from .app import TestRunCelery
 from .errors import (
     Dependency,
@@ -30,7 +33,7 @@ from .errors import (
     WorkflowNotFound,
     unavailable_on_outage,
 )
-from .keys import workflow_of
+from .keys import new_run_id, workflow_of
 from .lifecycle import lifecycle
 from .lua import Admitted, AlreadyAdmitted, Busy
 from .readiness import Readiness
@@ -90,6 +93,9 @@ class TestRunService:
         self.settings = celery.settings
         self._online = liveness.OnlineCount(self.store)
         self._readiness = Readiness(celery, self.store, self.settings)
+        #: the admit script pushes the message itself (the broker is the tracking Redis)
+        self.fused = message.fused(self.settings, celery.conf.broker_transport_options)
+        self._messages: message.MessageBuilder | None = None  # built on first use, per process
 
     # -- workflows ----------------------------------------------------------------------------
     def known_workflow(self, workflow_id: str) -> Workflow:
@@ -142,7 +148,8 @@ class TestRunService:
                 rate_key: str | None = None) -> Triggered:
         """413 (input too large) → 404 → 429 (rate_key over TRIGGER_RATE_LIMIT) → 409 → 422
         (the Idempotency-Key admitted another body) → 503."""
-        size = len(json.dumps(input, separators=(",", ":"), ensure_ascii=False).encode())
+        input_json = json.dumps(input, separators=(",", ":"), ensure_ascii=False)
+        size = len(input_json.encode())
         if size > self.settings.max_input_bytes:
             raise PayloadTooLarge(f"input is {size} bytes as JSON; at most "
                                   f"{self.settings.max_input_bytes} are accepted", field="input")
@@ -152,12 +159,17 @@ class TestRunService:
                 wait = self.store.count_trigger(rate_key)
             if wait is not None:
                 raise RateLimited(self.settings.trigger_rate_limit, wait)
+        run_id = pushed = None
+        if self.fused and on_conflict is ConflictPolicy.REJECT:
+            run_id = new_run_id(workflow_id)
+            pushed = self._message(run_id)
         # nothing was taken if the script did not run; if it ran and both replies were lost,
         # the queued lease frees the slot (queue timeout + grace)
         with unavailable_on_outage():
-            admission = self.store.admit(workflow_id, input, on_conflict=on_conflict,
+            admission = self.store.admit(workflow_id, input_json, on_conflict=on_conflict,
                                          idempotency_key=idempotency_key,
-                                         triggered_by=triggered_by)
+                                         triggered_by=triggered_by, run_id=run_id,
+                                         message=pushed)
         if isinstance(admission, Busy):
             raise RunInProgress(workflow_id, admission.holder)
         if isinstance(admission, AlreadyAdmitted):
@@ -172,7 +184,8 @@ class TestRunService:
         if admission.previous_release is ReleaseReason.REPLACED and admission.previous_holder:
             # before the new run is published, so the kill has a head start on its start
             self._stop(admission.previous_holder)
-        self._publish(admission)
+        if pushed is None:
+            self._publish(admission)
         return Triggered(Run(run_id=admission.run_id, workflow_id=workflow_id,
                              status=RunStatus.QUEUED, created_ms=admission.created_ms,
                              input=input, triggered_by=triggered_by), created=True)
@@ -186,6 +199,13 @@ class TestRunService:
         if snap is None:
             raise RunNotFound(run_id)
         return follow(self.store, snap, last_event_id, self.settings.stream_keepalive)
+
+    def _message(self, run_id: str) -> tuple[str, str]:
+        """(the broker's list, the run's message) for the fused admission."""
+        builder = self._messages
+        if builder is None:
+            builder = self._messages = message.MessageBuilder(self.celery, self.settings)
+        return builder.queue_key, builder.build(run_id)
 
     def _publish(self, admission: Admitted) -> None:
         settings = self.settings

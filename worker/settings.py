@@ -130,6 +130,10 @@ class Settings:
     #: WORKER_METRICS_ADDRESS — the address that exporter listens on (0.0.0.0 for a scraper
     #: on another host).
     worker_metrics_address: str = _env("WORKER_METRICS_ADDRESS", "127.0.0.1")
+    #: TEST_RUN_FUSED_ADMISSION — when the broker is the tracking Redis (same server and
+    #: database), the admit script also pushes the task message: one round trip, one atomic
+    #: step (worker/message.py). `false` publishes through kombu after the script instead.
+    fused_admission: bool = _env("TEST_RUN_FUSED_ADMISSION", True)
 
     def callers(self) -> list[tuple[str | None, str]]:
         """Every accepted token with its caller's name (None for API_TOKEN), as (name, token)."""

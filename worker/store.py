@@ -123,15 +123,17 @@ class RunStore:
     def admit(self, workflow_id: str, input: Any, *,
               on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
               idempotency_key: str | None = None,
-              triggered_by: str | None = None, run_id: str | None = None) -> AdmitResult:
-        """Take the slot and write the queued record in one round trip. `run_id` is made up
-        here unless given: the model tests pass one to replay a call whose reply was lost."""
+              triggered_by: str | None = None, run_id: str | None = None,
+              message: tuple[str, str] | None = None) -> AdmitResult:
+        """Take the slot and write the queued record in one round trip; with `message`
+        ((list, message) for a `run_id` made by the caller), push the task message in the same
+        step (the fused path). `input` may be given as its JSON text already (a str)."""
         result = self.scripts.admit(
             self.keys, workflow_id, run_id or new_run_id(workflow_id), input,
             lease_ms=int(self.settings.queued_lease * 1000),
             retention_s=self.settings.retention, on_conflict=on_conflict,
             idempotency_key=idempotency_key, triggered_by=triggered_by,
-            max_runs=self.settings.max_runs_per_workflow)
+            max_runs=self.settings.max_runs_per_workflow, message=message)
         if isinstance(result, Admitted):
             if result.previous_holder and result.previous_release:
                 holder, reason = result.previous_holder, result.previous_release

@@ -142,7 +142,8 @@ def test_enqueue_raising_anything_frees_the_slot(config, caplog):
     """Any exception out of the publish, even one that is not a connection error. Its text
     goes to the web's log with the run id, not to the client or the record."""
     caplog.set_level(logging.INFO, logger="worker.lifecycle")
-    app = create_app(config)
+    # the two-step path: the fused one has no publish after the slot is taken
+    app = create_app(dict(config, TEST_RUN_FUSED_ADMISSION="false"))
     service = app.extensions["testruns"]
 
     class Boom(Exception):

@@ -1,17 +1,36 @@
-"""Redis commands per admission, counted with INFO commandstats on a private
-Redis that is both broker and result backend. An admission is one EVALSHA (slot + record) and
-one LPUSH (the message): the web never subscribes to result channels."""
+"""Redis round trips per admission, on a private Redis that is both broker and result backend.
+
+The fused path (the default when the broker is the tracking Redis) is one client command: the
+EVALSHA of admit.lua, which also LPUSHes the message. The two-step path
+(TEST_RUN_FUSED_ADMISSION=false here; RabbitMQ or a broker on another Redis in production) is
+the EVALSHA and kombu's LPUSH. The web never subscribes to result channels.
+
+INFO commandstats counts the commands a script runs inside as well, so it gives the totals;
+MONITOR marks a script's commands `[0 lua]`, so it tells client round trips from them. Each
+admission is framed by two ECHO markers sent from the probe's own connection: MONITOR sees
+commands in the order Redis ran them, so what lies between the markers is the admission's."""
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import Any
+
+import pytest
 
 from web import create_app
 
-ADMISSIONS = 1000
+ADMISSIONS = 200
+START, END = "admission-start", "admission-end"
+#: what admit.lua runs inside (xadd, and pttl + pexpire giving the stream the record's TTL:
+#: the `queued` event; exists: is this a repeat of a call whose run left the slot; zcard:
+#: keep_newest counting the workflow's runs — under the cap here, so it deletes none)
+INSIDE_ADMIT = {"time": 1, "get": 1, "set": 1, "hset": 1, "expire": 2, "zadd": 1,
+                "zremrangebyscore": 1, "xadd": 1, "pttl": 1, "pexpire": 1, "exists": 1,
+                "zcard": 1}
 
 
-def commandstats(client) -> dict[str, int]:
+def commandstats(client: Any) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): stats["calls"]
             for name, stats in client.info("commandstats").items()}
 
@@ -19,46 +38,95 @@ def commandstats(client) -> dict[str, int]:
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     out = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     out.pop("info", None)  # our own measuring
+    out.pop("echo", None)  # the markers
     return {k: v for k, v in out.items() if v}
 
 
-def test_two_redis_commands_per_admission(config, private_redis):
-    app = create_app(dict(config, REDIS_URL=private_redis.url))
+class Monitor:
+    """Collects (client_type, command name) between each START and END marker."""
+
+    def __init__(self, server: Any) -> None:
+        self.framed: list[list[tuple[str, str]]] = []
+        self._ready = threading.Event()
+        self._client = server.client()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(5)
+
+    def _run(self) -> None:
+        current: list[tuple[str, str]] | None = None
+        with self._client.monitor() as monitor:
+            self._ready.set()
+            while True:
+                seen = monitor.next_command()
+                words = seen["command"].split(" ")
+                name = words[0].lower()
+                if name == "echo" and words[1] == START:
+                    current = []
+                elif name == "echo" and words[1] == END:
+                    assert current is not None
+                    self.framed.append(current)
+                    current = None
+                    if words[2:] == ["last"]:
+                        return
+                elif current is not None:
+                    current.append((seen["client_type"], name))
+
+    def join(self) -> None:
+        self._thread.join(10)
+        assert not self._thread.is_alive()
+
+
+@pytest.mark.parametrize(("fused", "round_trips"), [("true", 1), ("false", 2)])
+def test_round_trips_per_admission(config, private_redis, fused, round_trips):
+    app = create_app(dict(config, REDIS_URL=private_redis.url, TEST_RUN_FUSED_ADMISSION=fused,
+                          TEST_RUN_MAX_RUNS_PER_WORKFLOW=str(ADMISSIONS * 2)))
     client = app.test_client()
+    assert app.extensions["testruns"].fused is (fused == "true")
     probe = private_redis.client()
     # warm up: script load, kombu's queue binding, connection set-up
     first = client.post("/api/workflows/echo/test-runs").get_json()["run_id"]
     client.post(f"/api/test-runs/{first}/cancel")
 
+    monitor = Monitor(private_redis)
     totals: dict[str, int] = {}
     started = time.monotonic()
-    for _ in range(ADMISSIONS):
+    for n in range(ADMISSIONS):
         before = commandstats(probe)
+        probe.echo(START)
         resp = client.post("/api/workflows/echo/test-runs")
+        probe.echo(END + (" last" if n == ADMISSIONS - 1 else ""))
         after = commandstats(probe)
         assert resp.status_code == 202
         for name, calls in delta(before, after).items():
             totals[name] = totals.get(name, 0) + calls
         client.post(f"/api/test-runs/{resp.get_json()['run_id']}/cancel")
+    monitor.join()
     elapsed = time.monotonic() - started
 
-    # commandstats also counts the commands a script runs; those are exactly ADMIT's
-    # (xadd, and pttl + pexpire giving the stream the record's TTL: the `queued` event)
-    inside_admit = {"time": 1, "get": 1, "set": 1, "hset": 1, "expire": 2, "zadd": 1,
-                    "zremrangebyscore": 1, "xadd": 1, "pttl": 1, "pexpire": 1, "zcard": 1}
-    # and, past TEST_RUN_MAX_RUNS_PER_WORKFLOW (200) runs, keep_newest deleting the oldest
-    trimmed = ADMISSIONS + 1 - app.extensions["testruns"].settings.max_runs_per_workflow
     # the answer's workers_online is read at most once a second per process (workers.lua:
-    # EVALSHA running TIME + ZCOUNT), not per admission: take those reads out, and bound them
+    # an EVALSHA running TIME + ZCOUNT), not per admission: take those reads out, and bound them
     refreshes = totals.pop("zcount", 0)
     totals["evalsha"] -= refreshes
     totals["time"] -= refreshes
     assert refreshes <= elapsed + 1, (refreshes, elapsed)
-    print(f"workers-online reads: {refreshes} in {elapsed:.1f}s over {ADMISSIONS} admissions")
+    for seen in monitor.framed:
+        if ("lua", "zcount") in seen:
+            for item in (("lua", "zcount"), ("lua", "time"),
+                         next(c for c in seen if c[0] != "lua" and c[1] == "evalsha")):
+                seen.remove(item)
     expected = {"evalsha": ADMISSIONS, "lpush": ADMISSIONS,
-                **{name: n * ADMISSIONS for name, n in inside_admit.items()},
-                **{name: trimmed for name in ("zrange", "hget", "del", "zrem")}}
+                **{name: n * ADMISSIONS for name, n in INSIDE_ADMIT.items()}}
     assert totals == expected
-    round_trips = (totals["evalsha"] + totals["lpush"]) / ADMISSIONS
-    print(f"client commands per admission: {round_trips:g} (EVALSHA + LPUSH)")
-    assert round_trips == 2
+    assert len(monitor.framed) == ADMISSIONS
+    client_commands = [[name for kind, name in seen if kind != "lua"]
+                       for seen in monitor.framed]
+    expected_client = ["evalsha"] if fused == "true" else ["evalsha", "lpush"]
+    assert all(commands == expected_client for commands in client_commands), client_commands[:3]
+    lua_lpush = sum(1 for seen in monitor.framed for kind, name in seen
+                    if kind == "lua" and name == "lpush")
+    assert lua_lpush == (ADMISSIONS if fused == "true" else 0)
+    per_admission = sum(map(len, client_commands)) / ADMISSIONS
+    print(f"client round trips per admission ({'fused' if fused == 'true' else 'two-step'}): "
+          f"{per_admission:g}")
+    assert per_admission == round_trips

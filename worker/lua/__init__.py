@@ -185,15 +185,22 @@ class Admit(LuaScript):
     def __call__(self, keys: Keys, workflow_id: str, run_id: str, input: Any, *,
                  lease_ms: int, retention_s: int, on_conflict: ConflictPolicy,
                  idempotency_key: str | None, max_runs: int,
-                 triggered_by: str | None = None) -> AdmitResult:
+                 triggered_by: str | None = None,
+                 message: tuple[str, str] | None = None) -> AdmitResult:
+        """`input`: the run's input, or its JSON text (a str, as the service has it already).
+        `message`: (the broker's list, the message) to push when admitted — the fused path
+        (worker/message.py); None when the caller publishes afterwards."""
         reply = self._call([
             keys.slot(workflow_id), keys.run(workflow_id, run_id), keys.index(workflow_id),
             keys.idempotency(workflow_id, idempotency_key or "-"),
             keys.events(workflow_id, run_id),
+            message[0] if message else keys.slot(workflow_id),
         ], [
-            run_id, workflow_id, _compact(input), lease_ms, retention_s, on_conflict.value,
+            run_id, workflow_id, input if isinstance(input, str) else _compact(input),
+            lease_ms, retention_s, on_conflict.value,
             keys.run_prefix(workflow_id), "1" if idempotency_key else "0",
             keys.events_prefix(workflow_id), triggered_by or "", max_runs,
+            message[1] if message else "",
         ])
         kind = AdmitReply(reply[0])
         if kind is AdmitReply.CONFLICT:

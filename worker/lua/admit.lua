@@ -1,5 +1,6 @@
 -- admit.lua: take a workflow's slot for a new run and write the run's queued record, in one
--- atomic step (the trigger's first round trip; the publish follows).
+-- atomic step (the trigger's first round trip; the publish follows) — and, on the fused path,
+-- push the run's task message too (then the trigger is this one round trip).
 --
 -- KEYS[1]  slot          <prefix>:{<workflow>}:slot        holder's run id, with a TTL (lease)
 -- KEYS[2]  run           <prefix>:{<workflow>}:run:<run>   the new run's record (hash)
@@ -7,6 +8,10 @@
 -- KEYS[4]  idempotency   <prefix>:{<workflow>}:idem:<key>  run id admitted under the key
 --                        (any key of the workflow's hash tag when ARGV[8] is '0')
 -- KEYS[5]  events        <prefix>:{<workflow>}:events:<run> the new run's event stream
+-- KEYS[6]  queue         the broker's list for the run's message (kombu's name, e.g. `testruns`)
+--                        when ARGV[12] is not '', else any key of the workflow's hash tag. The
+--                        one key outside the hash tag: the fused path is only taken when the
+--                        broker is this very Redis (worker/message.py), never on a cluster
 -- ARGV[1]  run_id        the new run's id
 -- ARGV[2]  workflow_id
 -- ARGV[3]  input         the run's input, JSON text
@@ -19,6 +24,8 @@
 -- ARGV[10] triggered_by  the caller's name (a named API token), or ''
 -- ARGV[11] max_runs      runs kept per workflow (TEST_RUN_MAX_RUNS_PER_WORKFLOW): older ones
 --                        are deleted with their logs and streams (lib.lua keep_newest)
+-- ARGV[12] message       the task message as kombu's Redis transport would LPUSH it, or ''
+--                        (two-step path: the caller publishes after this script)
 --
 -- Replies:
 --   {ADMIT.ADMITTED, run_id, previous_holder, previous_release, created_ms}
@@ -34,7 +41,8 @@
 -- left the slot (a cancel came between), the repeat finds the record and answers EXISTING
 -- with it rather than admitting the run again over a terminal record; the status events
 -- (queued on the new run's stream, cancelled on a replaced holder's) are written only with
--- the change they announce, so a repeat writes none.
+-- the change they announce, so a repeat writes none; the message is pushed only with the
+-- admission itself, so a repeat never pushes a second one.
 
 local slot, run, index, idem, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local run_id, workflow_id, input = ARGV[1], ARGV[2], ARGV[3]
@@ -42,6 +50,7 @@ local lease_ms, retention = tonumber(ARGV[4]), tonumber(ARGV[5])
 local on_conflict, run_prefix, use_key = ARGV[6], ARGV[7], ARGV[8]
 local events_prefix, triggered_by = ARGV[9], ARGV[10]
 local max_runs = tonumber(ARGV[11])
+local queue, message = KEYS[6], ARGV[12]
 
 local holder = redis.call('GET', slot)
 if holder == run_id then
@@ -93,4 +102,5 @@ redis.call('EXPIRE', index, retention)
 keep_newest(index, run_prefix, events_prefix, max_runs, run_id)
 if use_key == '1' then redis.call('SET', idem, run_id, 'EX', retention) end
 if use_key == '1' then redis.call('HSET', run, 'idempotency_key', idem) end
+if message ~= '' then redis.call('LPUSH', queue, message) end
 return {ADMIT.ADMITTED, run_id, holder or '', previous_release, tostring(now)}

@@ -1,0 +1,87 @@
+"""HTTP admission and conflict throughput through gunicorn, with wrk, side by side.
+
+Every app runs under the same gunicorn settings (gunicorn.conf.py; sync workers, 2 of them,
+unless it is the Procfile's gthread line), all started up front and idle between turns. These
+machines are shared, and their load swings within seconds, so every turn of an app is *paired*
+with a turn of the baseline (bare apply_async, no result backend) just before it: the ratio of
+each pair is taken, and the figure is the median over the rounds (the order of the apps rotates
+each round). Before every turn the bench's private Redis is flushed, so no app finds another's
+slots, locks or queue. No worker consumes: this is the cost of admitting, not of running."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .procs import Gunicorn, WrkResult, wrk
+
+#: label → (WSGI app, worker class, threads)
+APPS: dict[str, tuple[str, str, int]] = {
+    "bare apply_async, no result backend": ("bench.apps:create('bare')", "sync", 1),
+    "bare apply_async, Redis result backend": ("bench.apps:create('backend')", "sync", 1),
+    "celery-singleton 0.3.1": ("bench.apps:create('singleton')", "sync", 1),
+    "celery_once 3.0.1": ("bench.apps:create('once')", "sync", 1),
+    "this service (sync)": ("web:create_app()", "sync", 1),
+    "this service (gthread, as the Procfile)": ("web:create_app()", "gthread", 8),
+}
+BASELINE = "bare apply_async, no result backend"
+SERVICE = "this service (sync)"
+
+
+@dataclass(frozen=True)
+class Figure:
+    rps: float  # median answered requests per second (admitted: 2xx only)
+    ratio: float  # median of (this turn / the baseline's admission turn just before it)
+    p50_ms: float
+    p99_ms: float
+    p99_ratio: float  # median of (this turn's p99 / the paired baseline turn's p99)
+
+
+def _rate(result: WrkResult, mode: str) -> float:
+    return result.ok_per_s if mode == "admit" else result.requests_per_s
+
+
+def run(env: dict[str, str], flush: Callable[[], None], *, rounds: int, seconds: float,
+        log: Callable[[str], None]) -> dict[str, dict[str, Figure]]:
+    """{"admit"|"conflict": {app label: Figure}}; every ratio is against the baseline's
+    *admission* throughput (bare Celery has no conflict to answer)."""
+    servers = {label: Gunicorn(spec, env, worker_class=kind, threads=threads)
+               for label, (spec, kind, threads) in APPS.items()}
+    pairs: dict[str, dict[str, list[tuple[WrkResult, WrkResult]]]] = {"admit": {},
+                                                                       "conflict": {}}
+
+    def turn(label: str, mode: str, r: int) -> WrkResult:
+        flush()
+        return wrk(servers[label].url, seconds, dict(
+            env, BENCH_MODE="spread" if mode == "admit" else "one", BENCH_OFFSET=str(r * 7919)))
+
+    try:
+        labels = list(servers)
+        for label in labels:  # warm every app: connections, script load, imports
+            flush()
+            wrk(servers[label].url, 1, dict(env, BENCH_MODE="spread"))
+        for r in range(rounds):
+            order = labels[r % len(labels):] + labels[:r % len(labels)]
+            for label in order:
+                for mode in ("admit", "conflict"):
+                    base = turn(BASELINE, "admit", r)
+                    result = base if (label, mode) == (BASELINE, "admit") else turn(label, mode, r)
+                    pairs[mode].setdefault(label, []).append((base, result))
+                    log(f"round {r + 1}/{rounds} {mode:8} {label}: {_rate(result, mode):.0f}/s "
+                        f"vs bare {base.ok_per_s:.0f}/s, p99 {result.p99_ms:.1f} ms, "
+                        f"non-2xx {result.non_2xx}")
+    finally:
+        for server in servers.values():
+            server.stop()
+    out: dict[str, dict[str, Figure]] = {}
+    for mode, by_app in pairs.items():
+        out[mode] = {}
+        for label, got in by_app.items():
+            out[mode][label] = Figure(
+                statistics.median(_rate(x, mode) for _, x in got),
+                statistics.median(_rate(x, mode) / max(b.ok_per_s, 1e-9) for b, x in got),
+                statistics.median(x.p50_ms for _, x in got),
+                statistics.median(x.p99_ms for _, x in got),
+                statistics.median(x.p99_ms / max(b.p99_ms, 1e-9) for b, x in got))
+    return out

@@ -1,0 +1,200 @@
+"""In-process figures: one admission split into its parts, the 503 path with the broker down,
+flatness (admission cost against the number of workflows and retained run records), and the
+Redis bytes a held slot and a retained run record take. Medians of per-call times."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from web import create_app
+from worker.app import create_celery
+from worker.errors import QueueUnavailable
+from worker.keys import new_run_id
+from worker.service import TestRunService
+from worker.settings import Settings
+from worker.status import ReleaseReason, RunStatus
+from worker.tasks import TASK_NAME
+
+from . import workflows
+
+
+def _median_us(samples: list[float]) -> float:
+    return statistics.median(samples) * 1e6
+
+
+def _pct_ms(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def _timed(fn: Callable[[int], Any], n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        fn(i)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def split(config: dict[str, str], flush: Callable[[], None], n: int) -> dict[str, float]:
+    """Microseconds (median) of: a bare send_task; our admission's parts; the whole trigger;
+    the Flask route around it; a bare Flask route around a bare apply_async."""
+    from .apps import create as bare_app
+
+    ids = workflows.ids()
+    app = create_app(config)
+    service: TestRunService = app.extensions["testruns"]
+    assert service.fused, "the bench's broker is the tracking Redis: the fused path"
+    client = app.test_client()
+    bare = bare_app("bare").test_client()
+    celery = service.celery
+    out: dict[str, float] = {}
+    rounds: dict[str, list[float]] = {}
+    for r in range(3):  # interleaved: each part once per round
+        flush()
+        service.trigger(ids[0], {})  # warm
+        base = 1 + r * n
+        rounds.setdefault("bare send_task (kombu publish)", []).extend(_timed(
+            lambda i: celery.send_task(TASK_NAME, args=[f"x-{i}"], task_id=f"x-{i}",
+                                       queue=config["TEST_RUN_QUEUE"], ignore_result=True,
+                                       retry=False), n))
+        messages: list[tuple[str, str]] = []
+        run_ids = [new_run_id(ids[base + i]) for i in range(n)]
+        rounds.setdefault("build the message (worker/message.py)", []).extend(_timed(
+            lambda i, m=messages, r=run_ids: m.append(service._message(r[i])), n))
+        rounds.setdefault("ADMIT script, message included (1 round trip)", []).extend(_timed(
+            lambda i, b=base, m=messages, r=run_ids: service.store.admit(
+                ids[b + i], {}, run_id=r[i], message=m[i]), n))
+        base += n
+        rounds.setdefault("service.trigger (all of the above)", []).extend(_timed(
+            lambda i, b=base: service.trigger(ids[b + i], {}), n))
+        base += n
+        rounds.setdefault("POST through Flask (this service)", []).extend(_timed(
+            lambda i, b=base: client.post(f"/api/workflows/{ids[b + i]}/test-runs", json={}),
+            n))
+        rounds.setdefault("POST through Flask (bare apply_async)", []).extend(_timed(
+            lambda i, b=base: bare.post(f"/api/workflows/{ids[b + i]}/test-runs", json={}),
+            n))
+        rounds.setdefault("409 through Flask (this service)", []).extend(_timed(
+            lambda i: client.post(f"/api/workflows/{ids[0]}/test-runs", json={}), n))
+    for label, samples in rounds.items():
+        out[label] = _median_us(samples)
+    return out
+
+
+def unavailable(config: dict[str, str], dead_broker: str, n: int) -> tuple[float, float]:
+    """p50/p99 ms of a trigger answered 503 because the broker is down (the two-step path:
+    the fused one has no separate broker to lose)."""
+    service = TestRunService(create_celery(Settings.from_env(overrides=dict(
+        config, CELERY_BROKER_URL=dead_broker)), fail_fast=True))
+    ids = workflows.ids()
+
+    def one(i: int) -> None:
+        try:
+            service.trigger(ids[i], {})
+        except QueueUnavailable:
+            return
+        raise AssertionError("a trigger with the broker down was admitted")
+
+    samples = _timed(one, n)
+    return _pct_ms(samples, 0.5), _pct_ms(samples, 0.99)
+
+
+def _fill(client: redis.Redis, settings: Settings, workflow_ids: list[str], per_workflow: int,
+          start_ms: int) -> None:
+    """Retained run records as the finish script leaves them (a hash, its index entry), for
+    `per_workflow` runs of each workflow; pipelined, in batches."""
+    keys = service_keys(settings)
+    pipe = client.pipeline(transaction=False)
+    count = 0
+    for k in range(per_workflow):
+        for wid in workflow_ids:
+            run_id = new_run_id(wid)
+            record = keys.run(wid, run_id)
+            pipe.hset(record, mapping={
+                "run_id": run_id, "workflow_id": wid, "type": "test",
+                "status": RunStatus.SUCCEEDED.value, "created_ms": start_ms + k,
+                "started_ms": start_ms + k, "finished_ms": start_ms + k, "input": "{}",
+                "result": "{}", "release_reason": ReleaseReason.SUCCEEDED.value,
+                "released_ms": start_ms + k})
+            pipe.expire(record, settings.retention)
+            pipe.zadd(keys.index(wid), {run_id: start_ms + k})
+            count += 1
+            if count % 2000 == 0:
+                pipe.execute()
+    pipe.execute()
+
+
+def service_keys(settings: Settings) -> Any:
+    from worker.keys import Keys
+    return Keys(settings.key_prefix)
+
+
+def flatness(config: dict[str, str], flush: Callable[[], None], client: redis.Redis, n: int,
+             records: int, log: Callable[[str], None]) -> dict[str, float]:
+    """Median µs of an admission (trigger; the release after it is not timed) over 10
+    workflows on an empty Redis, over all BENCH_WORKFLOWS (100,000) workflows holding a retained
+    record each,
+    and with `records` retained records in all; the empty case is measured before and after
+    (the machine's load drifts) and the ratios are against the mean of the two."""
+    settings = Settings.from_env(overrides=config)
+    service = TestRunService(create_celery(settings, fail_fast=True))
+    ids = workflows.ids()
+    now_ms = int(time.time() * 1000)
+
+    def measure(pool: list[str]) -> float:
+        rng = random.Random(1)
+        samples = []
+        for _ in range(n):
+            wid = rng.choice(pool)
+            t = time.perf_counter()
+            run = service.trigger(wid, {}).run
+            samples.append(time.perf_counter() - t)
+            service.store.finish(run.run_id, RunStatus.SUCCEEDED, result=None)
+        client.delete(settings.queue)  # the pushed messages: no worker consumes here
+        return _median_us(samples)
+
+    flush()
+    service.store.finish(service.trigger(ids[-1], {}).run.run_id, RunStatus.SUCCEEDED)  # warm
+    out = {"empty, 10 workflows (before)": measure(ids[:10])}
+    log(f"flatness: filling one record for each of {len(ids):,} workflows")
+    _fill(client, settings, ids, 1, now_ms)
+    out[f"{len(ids):,} workflows"] = measure(ids)
+    per = max(1, records // len(ids) - 1)
+    log(f"flatness: filling to {records:,} retained records")
+    _fill(client, settings, ids, per, now_ms + 10)
+    out[f"{records:,} retained records"] = measure(ids)
+    out["dbsize"] = float(client.dbsize())
+    flush()
+    service.store.finish(service.trigger(ids[-1], {}).run.run_id, RunStatus.SUCCEEDED)  # warm
+    out["empty, 10 workflows (after)"] = measure(ids[:10])
+    return out
+
+
+def redis_bytes(config: dict[str, str], flush: Callable[[], None],
+                client: redis.Redis, n: int = 200) -> dict[str, float]:
+    """MEMORY USAGE of what one held slot and one retained run record keep, averaged over `n`
+    runs: the slot key; the record, its event stream and its share of the workflow's index."""
+    settings = Settings.from_env(overrides=config)
+    service = TestRunService(create_celery(settings, fail_fast=True))
+    keys = service_keys(settings)
+    flush()
+    ids = workflows.ids()[:n]
+    runs = [service.trigger(wid, {}).run.run_id for wid in ids]
+    slot = statistics.mean(client.memory_usage(keys.slot(w)) or 0 for w in ids)
+    message = statistics.mean(len(m) for m in client.lrange(settings.queue, 0, -1))
+    for run_id in runs:
+        service.store.finish(run_id, RunStatus.SUCCEEDED, result={"ok": True})
+    record = statistics.mean(
+        (client.memory_usage(keys.run(w, r)) or 0) + (client.memory_usage(keys.events(w, r))
+                                                       or 0)
+        + (client.memory_usage(keys.index(w)) or 0) for w, r in zip(ids, runs, strict=True))
+    flush()
+    return {"held slot": slot, "retained run record (record, events, index)": record,
+            "queued message (bytes of JSON)": message}
