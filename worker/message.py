@@ -103,8 +103,9 @@ class MessageBuilder:
         steps = RedisChannel.priority_steps
         step = steps[bisect(steps, priority) - 1]
         self.queue_key = f"{settings.queue}{RedisChannel.sep}{step}" if step else settings.queue
-        # Producer.publish (delivery_mode of the queue's exchange, the expiration in ms that
-        # send_task asks for with `expires`), Channel.prepare_message (the envelope, priority),
+        # Producer.publish (delivery_mode of the queue's exchange; no `expiration`: expiry.py
+        # keeps the queue timeout off the broker, as the `expires` header only),
+        # Channel.prepare_message (the envelope, priority),
         # Channel._inplace_augment_message (base64 body, delivery_info, delivery_tag)
         exchange = app.amqp.queues[settings.queue].exchange
         headers.update(id=_slot("id"), root_id=_slot("id"), argsrepr=_slot("argsrepr"),
@@ -118,7 +119,6 @@ class MessageBuilder:
                 "correlation_id": _slot("id"),
                 "reply_to": _slot("reply_to"),
                 "delivery_mode": maybe_delivery_mode(exchange.delivery_mode),
-                "expiration": str(int(settings.queue_timeout * 1000)),
                 "delivery_info": {"exchange": "", "routing_key": settings.queue},
                 "priority": priority,
                 "body_encoding": "base64",
