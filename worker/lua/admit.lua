@@ -62,9 +62,14 @@ end
 if redis.call('EXISTS', run) == 1 then return {ADMIT.EXISTING, run_id} end
 if use_key == '1' then
   local prior = redis.call('GET', idem)
-  -- a retry after a 503 must be able to start the run the first request could not enqueue
-  if prior and redis.call('HGET', run_prefix .. prior, 'error_type') ~= ERROR.ENQUEUE_FAILED then
-    return {ADMIT.EXISTING, prior}
+  -- a retry after a 503 must be able to start the run the first request could not enqueue,
+  -- but only with that request's body: another body gets the prior run back, which the
+  -- caller answers 422 idempotency_key_reused (the key is bound to its body)
+  if prior then
+    local failed = redis.call('HMGET', run_prefix .. prior, 'error_type', 'input')
+    if failed[1] ~= ERROR.ENQUEUE_FAILED or failed[2] ~= input then
+      return {ADMIT.EXISTING, prior}
+    end
   end
 end
 
