@@ -8,9 +8,9 @@ its own app and Redis clients (a connection shared across the fork times out).
 
 import os
 
-from worker.logs import gunicorn_logconfig
-from worker.metrics import prepare_multiprocess, remove_multiprocess_dir
-from worker.settings import Settings
+from worker.core.logs import gunicorn_logconfig
+from worker.core.metrics import prepare_multiprocess, remove_multiprocess_dir
+from worker.core.settings import Settings
 
 # WEB_BIND's default lives here and nowhere else. Always set, so the PORT that honcho gives
 # each process (gunicorn's fallback bind) never applies.
@@ -23,7 +23,7 @@ control_socket_disable = True
 accesslog = "-"
 
 # Logging: gunicorn configures only its own `gunicorn.*` loggers; the app gives the root logger
-# a handler in create_app() (worker/logs.py), so the web's lifecycle lines are printed too.
+# a handler in create_app() (worker/core/logs.py), so the web's lifecycle lines are printed too.
 # LOG_FORMAT=json: gunicorn's error and access logs and the app's lines as JSON objects.
 logconfig_dict = gunicorn_logconfig(Settings.from_env().log_format) or {}
 
@@ -42,9 +42,9 @@ def on_exit(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
 def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
     """Refuse to listen beyond loopback without a token (web/exposure.py says why). Metrics:
     every gunicorn worker counts into PROMETHEUS_MULTIPROC_DIR, which must exist (and be in the
-    environment) before the workers start: created here, in the master (worker/metrics.py)."""
+    environment) before the workers start: created here, in the master (worker/core/metrics.py)."""
     from web.exposure import refuse_open_bind
-    from worker.settings import Settings
+    from worker.core.settings import Settings
 
     why = refuse_open_bind(server.cfg.bind, Settings.from_env())
     if why:

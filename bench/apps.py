@@ -17,7 +17,7 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask
 
-from worker.status import RunStatus
+from worker.core.status import RunStatus
 
 NOOP = "bench.noop"
 DONE_KEY = "bench:noop:done"  # the end-to-end bench counts the bare task's completions

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import redis
 
-from worker.service import TestRunService
-from worker.status import RunStatus
-from worker.tasks import TASK_NAME  # noqa: F401 - the worker runs it
+from worker.client.service import TestRunService
+from worker.core.status import RunStatus
+from worker.runner.tasks import TASK_NAME  # noqa: F401 - the worker runs it
 
 from . import workflows
 from .apps import DONE_KEY, NOOP

@@ -13,13 +13,13 @@ from typing import Any
 import redis
 
 from web import create_app
-from worker.app import create_celery
-from worker.errors import QueueUnavailable
-from worker.keys import new_run_id
-from worker.service import TestRunService
-from worker.settings import Settings
-from worker.status import ReleaseReason, RunStatus
-from worker.tasks import TASK_NAME
+from worker.client.service import TestRunService
+from worker.core.errors import QueueUnavailable
+from worker.core.keys import new_run_id
+from worker.core.settings import Settings
+from worker.core.status import ReleaseReason, RunStatus
+from worker.runner.app import create_celery
+from worker.runner.tasks import TASK_NAME
 
 from . import workflows
 
@@ -66,7 +66,7 @@ def split(config: dict[str, str], flush: Callable[[], None], n: int) -> dict[str
                                        retry=False), n))
         messages: list[tuple[str, str]] = []
         run_ids = [new_run_id(ids[base + i]) for i in range(n)]
-        rounds.setdefault("build the message (worker/message.py)", []).extend(_timed(
+        rounds.setdefault("build the message (worker/client/message.py)", []).extend(_timed(
             lambda i, m=messages, r=run_ids: m.append(service._message(r[i])), n))
         rounds.setdefault("ADMIT script, message included (1 round trip)", []).extend(_timed(
             lambda i, b=base, m=messages, r=run_ids: service.store.admit(
@@ -132,7 +132,7 @@ def _fill(client: redis.Redis, settings: Settings, workflow_ids: list[str], per_
 
 
 def service_keys(settings: Settings) -> Any:
-    from worker.keys import Keys
+    from worker.core.keys import Keys
     return Keys(settings.key_prefix)
 
 

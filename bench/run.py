@@ -109,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         if "e2e" not in args.skip:
             log("end to end: echo runs vs a bare no-op task through a 2-process prefork worker")
             flush()
-            from worker.app import create_celery
-            from worker.service import TestRunService
-            from worker.settings import Settings
+            from worker.client.service import TestRunService
+            from worker.core.settings import Settings
+            from worker.runner.app import create_celery
 
             service = TestRunService(create_celery(Settings.from_env(overrides=config),
                                                    fail_fast=True))

@@ -4,7 +4,7 @@ with the bare no-op task registered beside the test-run task, so both run throug
 
 from __future__ import annotations
 
-from worker.app import create_celery
+from worker.runner.app import create_celery
 
 from .apps import DONE_KEY, NOOP
 

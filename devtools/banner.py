@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools import flower_auth
-from worker.settings import Settings
+from worker.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,7 @@
 Each route declares its request models (path, query, headers, body: validated by flask-openapi3
 before the route runs, a failure is a 400) and every answer it can give (the OpenAPI document
 is generated from these declarations); it calls one service method and shapes its answer with
-a response model. The service raises the errors (worker/errors.py) that web/errors.py renders.
+a response model. The service raises the errors (worker/core/errors.py) that web/errors.py renders.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 from flask import Response, current_app, g, jsonify, url_for
 from flask_openapi3 import APIBlueprint, Tag
 
-from worker.errors import RunInProgress
-from worker.runs import Run
-from worker.service import TestRunService
+from worker.client.service import TestRunService
+from worker.core.errors import RunInProgress
+from worker.core.runs import Run
 
 from . import errors
 from . import schemas as s
@@ -53,7 +53,7 @@ def service() -> TestRunService:
 
 
 def _run_response(run: Run, status: int, *, fresh: bool = False, **extra: Any) -> Response:
-    """`fresh`: a run the admit script just wrote, built from its reply (worker/runs.py
+    """`fresh`: a run the admit script just wrote, built from its reply (worker/core/runs.py
     `to_dict` is already the RunOut shape: not validated again on the hot path)."""
     resp = jsonify({**(run.to_dict() if fresh else s.RunOut.of(run)), **extra})
     resp.status_code = status

@@ -1,5 +1,5 @@
 """Every error answers as JSON `{"error": "<stable_code>", "message": "…", …data}` with its
-HTTP status. The codes and statuses are the error tree's (worker/errors.py); Flask's own errors
+HTTP status. The codes and statuses are the error tree's (worker/core/errors.py); Flask's own errors
 (unknown route, wrong method, body too large) are mapped onto it, and anything unexpected is a
 logged `internal_error`."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Flask, Response, current_app, jsonify, url_for
 from werkzeug.exceptions import HTTPException, SecurityError
 
-from worker.errors import (
+from worker.core.errors import (
     HostNotAllowed,
     InternalError,
     InvalidRequest,

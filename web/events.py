@@ -8,7 +8,7 @@ id: 1733000001000-0        event: end      data: {the run as it ended}   … and
 ```
 A comment line (`: keep-alive`) is sent after TEST_RUN_STREAM_KEEPALIVE seconds without an
 event; a client that went away is noticed when that write fails, and its thread is freed. A
-client resumes with `Last-Event-ID` (worker/watch.py). Each web process serves at most
+client resumes with `Last-Event-ID` (worker/client/watch.py). Each web process serves at most
 TEST_RUN_MAX_STREAMS at once and answers 503 `too_many_streams` beyond that, so watchers never
 take every thread from triggers.
 """
@@ -22,11 +22,11 @@ from typing import Any
 
 from flask import Flask, Response, current_app
 
-from worker.errors import TooManyStreams
-from worker.events import RunEvent
-from worker.runs import iso
-from worker.status import EventKind
-from worker.watch import Item, WatchItem
+from worker.client.watch import Item, WatchItem
+from worker.core.errors import TooManyStreams
+from worker.core.events import RunEvent
+from worker.core.runs import iso
+from worker.core.status import EventKind
 
 from . import schemas as s
 from .api import NO_RUN, RUNS, answers, bp, service

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from flask import Flask, request
 from werkzeug.exceptions import SecurityError
 
-from worker.settings import Settings
+from worker.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 

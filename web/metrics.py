@@ -1,6 +1,6 @@
 """GET /metrics: Prometheus text for the web — every gunicorn worker's counts added up
 (multiprocess mode: gunicorn.conf.py sets the directory up and marks dead workers), the lifecycle
-counters (worker/metrics.py), the 503s by what was unreachable, request latency by route and
+counters (worker/core/metrics.py), the 503s by what was unreachable, request latency by route and
 status, and the live gauges read from Redis.
 
 Open like /healthz: it holds counts, no run data. Not in the OpenAPI document (it is not JSON).
@@ -17,7 +17,7 @@ from flask import Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from worker import metrics as worker_metrics
+from worker.core import metrics as worker_metrics
 
 from .api import service
 

@@ -16,11 +16,11 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
-from worker.errors import InvalidRequest
-from worker.keys import WORKFLOW_ID_PATTERN
-from worker.runs import Run
-from worker.service import WorkflowState
-from worker.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
+from worker.client.service import WorkflowState
+from worker.core.errors import InvalidRequest
+from worker.core.keys import WORKFLOW_ID_PATTERN
+from worker.core.runs import Run
+from worker.core.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_LIST_LIMIT = 20
@@ -172,7 +172,7 @@ Timestamp = Annotated[str | None, Field(description="ISO-8601 UTC, or null",
 
 
 class RunOut(_Out):
-    """A test run (worker/runs.py `Run.to_dict`)."""
+    """A test run (worker/core/runs.py `Run.to_dict`)."""
 
     run_id: str
     workflow_id: str
@@ -305,7 +305,7 @@ class Readiness(_Out):
         "at most a second ago); null when it could not be read")
 
 
-# -- errors: one model per code of the error tree (worker/errors.py) ----------------------------
+# -- errors: one model per code of the error tree (worker/core/errors.py) -----------------------
 
 class ErrorBody(_Out):
     code: ClassVar[str]

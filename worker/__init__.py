@@ -15,7 +15,7 @@ def __getattr__(name: str) -> Any:
     if name == "celery":
         global _app
         if _app is None:
-            from .app import create_celery
+            from .runner.app import create_celery
 
             _app = create_celery()
         return _app

@@ -31,7 +31,7 @@ from tests.support.procs import (
     holds_throughout,
     wait_for,
 )
-from worker.status import ErrorType, RunStatus
+from worker.core.status import ErrorType, RunStatus
 
 HEARTBEAT_TTL = 6.0
 

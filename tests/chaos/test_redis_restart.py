@@ -19,7 +19,7 @@ from tests.support.api import (
 )
 from tests.support.procs import Worker, alive, wait_for
 from web import create_app
-from worker.status import TERMINAL, ErrorType, RunStatus
+from worker.core.status import TERMINAL, ErrorType, RunStatus
 
 pytestmark = pytest.mark.broker_matrix
 

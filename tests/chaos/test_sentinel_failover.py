@@ -23,7 +23,7 @@ from tests.support.api import DEFAULT_REDIS_URL, body_events, delete_prefix, mak
 from tests.support.http import request
 from tests.support.procs import Gunicorn, Worker, wait_for
 from tests.support.sentinel import SentinelCluster
-from worker.status import TERMINAL, RunStatus
+from worker.core.status import TERMINAL, RunStatus
 
 #: requests that started this long after the sentinels named the new master must not be 503:
 #: the web's next connection asks the sentinels (a request already waiting on the dead master

@@ -18,7 +18,7 @@ import pytest
 from tests.support.api import body_events, ts
 from tests.support.procs import Worker, alive, wait_for
 from web import create_app
-from worker.status import TERMINAL, RunStatus
+from worker.core.status import TERMINAL, RunStatus
 
 pytestmark = pytest.mark.broker_matrix
 

@@ -12,7 +12,7 @@ import pytest
 from tests.support.api import active_run_id, body_events, trigger, wait_status, wait_terminal
 from tests.support.procs import Worker, alive, holds_throughout, wait_for
 from web import create_app
-from worker.status import ErrorType, ReleaseReason, RunStatus
+from worker.core.status import ErrorType, ReleaseReason, RunStatus
 
 pytestmark = pytest.mark.broker_matrix
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from tests.support.api import active_run_id, expect_status, keys_of, parse_time, run_of, trigger
 from web import create_app
-from worker.keys import new_run_id
-from worker.status import ErrorType, ReleaseReason, RunStatus
+from worker.core.keys import new_run_id
+from worker.core.status import ErrorType, ReleaseReason, RunStatus
 
 TRIGGER = "/api/workflows/{}/test-runs"
 

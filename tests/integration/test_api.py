@@ -9,7 +9,7 @@ import pytest
 from tests.support.api import active_run_id, expect_status, trigger
 from web import create_app
 from web.schemas import MAX_BODY_BYTES
-from worker.status import RunStatus
+from worker.core.status import RunStatus
 
 
 def err(resp, status: int, code: str) -> dict:

@@ -1,7 +1,7 @@
 """Storage stays bounded whatever callers do: at most TEST_RUN_MAX_RUNS_PER_WORKFLOW runs per
 workflow (the oldest deleted, with their logs, event streams and idempotency keys, inside the
 admit step); a run's log capped in bytes and lines; lists of summaries and paged logs; and the
-memory bound the README states (worker/bounds.py) checked against Redis' own MEMORY USAGE."""
+memory bound the README states (worker/core/bounds.py) checked against Redis' own MEMORY USAGE."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 from tests.support.api import expect_status, keys_of
 from tests.support.procs import wait_for
 from web import create_app
-from worker import lua
-from worker.bounds import run_bytes, run_keys
-from worker.keys import new_run_id
-from worker.lua import LogReply
-from worker.settings import Settings
-from worker.status import ConflictPolicy, ErrorType, RunStatus
-from worker.store import RunStore
+from worker.core import lua
+from worker.core.bounds import run_bytes, run_keys
+from worker.core.keys import new_run_id
+from worker.core.lua import LogReply
+from worker.core.settings import Settings
+from worker.core.status import ConflictPolicy, ErrorType, RunStatus
+from worker.core.store import RunStore
 
 MAX_RUNS = 20
 

@@ -12,7 +12,7 @@ from devtools.redis_server import RedisServer
 from tests.support.api import active_run_id, run_of, trigger, wait_status
 from tests.support.procs import Worker, alive, wait_for
 from web import create_app
-from worker.status import RunStatus
+from worker.core.status import RunStatus
 
 RUNS = 20
 

@@ -12,8 +12,8 @@ import pytest
 
 from tests.support.api import active_run_id, keys_of, run_of, trigger
 from tests.support.procs import BIN, ROOT, base_env
-from worker.keys import new_run_id
-from worker.status import ErrorType, ReleaseReason, RunStatus
+from worker.core.keys import new_run_id
+from worker.core.status import ErrorType, ReleaseReason, RunStatus
 
 MODULE = [sys.executable, "-m", "worker"]
 CONSOLE_SCRIPT = [str(BIN / "testruns")]

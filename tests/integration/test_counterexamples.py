@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import redis
 
-from worker.lua import AlreadyAdmitted, Beat, BeatVerdict, Started
-from worker.settings import Settings
-from worker.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
-from worker.store import RunStore
+from worker.core.lua import AlreadyAdmitted, Beat, BeatVerdict, Started
+from worker.core.settings import Settings
+from worker.core.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
+from worker.core.store import RunStore
 
 
 def _store(config: dict[str, str]) -> RunStore:

@@ -10,9 +10,9 @@ from tests.support.api import keys_of
 from tests.support.http import request
 from tests.support.procs import Gunicorn, Worker, wait_for
 from tests.support.sse import EventStream
-from worker.settings import Settings
-from worker.status import EventKind, RunStatus
-from worker.store import RunStore
+from worker.core.settings import Settings
+from worker.core.status import EventKind, RunStatus
+from worker.core.store import RunStore
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import time
 from tests.support.api import expect_status, trigger, wait_status
 from tests.support.procs import Worker, wait_for
 from web import create_app
-from worker.revokes import REVOKED_ERROR
-from worker.settings import Settings
-from worker.status import ErrorType, ReleaseReason, RunStatus
+from worker.core.settings import Settings
+from worker.core.status import ErrorType, ReleaseReason, RunStatus
+from worker.runner.revokes import REVOKED_ERROR
 
 
 def test_a_flower_revoke_of_a_queued_run_frees_its_slot_within_an_interval(config):

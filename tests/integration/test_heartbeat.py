@@ -7,8 +7,8 @@ import os
 
 from tests.support.api import trigger
 from web import create_app
-from worker.lua import Beat, BeatVerdict, Started
-from worker.status import RunStatus
+from worker.core.lua import Beat, BeatVerdict, Started
+from worker.core.status import RunStatus
 
 
 def test_heartbeat_renews_only_for_the_starting_process(config, redis_client):

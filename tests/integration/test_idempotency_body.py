@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tests.support.api import active_run_id, expect_status
 from web import create_app
-from worker.status import ErrorType, RunStatus
+from worker.core.status import ErrorType, RunStatus
 
 TRIGGER = "/api/workflows/echo/test-runs"
 

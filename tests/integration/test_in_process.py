@@ -9,7 +9,7 @@ from celery.contrib.pytest import celery_worker  # noqa: F401 - the classic fixt
 from tests.support.api import active_run_id, trigger, wait_terminal
 from tests.support.procs import Worker
 from web import create_app
-from worker.status import ErrorType, RunStatus
+from worker.core.status import ErrorType, RunStatus
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from tests.support.api import (
     wait_terminal,
 )
 from tests.support.procs import Worker, alive, wait_for
-from worker.status import ErrorType, ReleaseReason, RunStatus
+from worker.core.status import ErrorType, ReleaseReason, RunStatus
 
 pytestmark = pytest.mark.broker_matrix
 

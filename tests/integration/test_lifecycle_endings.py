@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from tests.support.api import expect_status, keys_of, trigger
-from worker.lifecycle import LifecycleHooks, lifecycle
-from worker.lua import Refused
-from worker.settings import Settings
-from worker.status import ErrorType, ReleaseReason, RunStatus
-from worker.store import RunStore
+from worker.core.lifecycle import LifecycleHooks, lifecycle
+from worker.core.lua import Refused
+from worker.core.settings import Settings
+from worker.core.status import ErrorType, ReleaseReason, RunStatus
+from worker.core.store import RunStore
 
 
 class Recorder(LifecycleHooks):

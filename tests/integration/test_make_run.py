@@ -17,7 +17,7 @@ from devtools.redis_server import free_port
 from tests.support.api import ts
 from tests.support.http import request
 from tests.support.procs import BIN, Proc, base_env, wait_for
-from worker.status import RunStatus
+from worker.core.status import RunStatus
 
 
 def http_get(url: str, auth: str | None = None) -> tuple[int, bytes]:

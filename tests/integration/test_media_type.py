@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tests.support.api import active_run_id, expect_status
 from web import create_app
-from worker.status import RunStatus
+from worker.core.status import RunStatus
 
 TRIGGER = "/api/workflows/echo/test-runs"
 CROSS_SITE = {"Origin": "https://attacker.example", "Sec-Fetch-Site": "cross-site"}

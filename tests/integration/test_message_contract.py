@@ -1,4 +1,4 @@
-"""The fused admission's message is what kombu itself pushes (worker/message.py).
+"""The fused admission's message is what kombu itself pushes (worker/client/message.py).
 
 kombu publishes the run through the two-step path's very call onto the test's private queue;
 the test reads it back (LRANGE) and compares it with what MessageBuilder builds for the same
@@ -18,12 +18,12 @@ import pytest
 
 from tests.support.api import expect_status
 from web import create_app
-from worker.app import create_celery
-from worker.keys import new_run_id
-from worker.lua import Admitted
-from worker.message import MessageBuilder, fused
-from worker.service import TestRunService
-from worker.settings import Settings
+from worker.client.message import MessageBuilder, fused
+from worker.client.service import TestRunService
+from worker.core.keys import new_run_id
+from worker.core.lua import Admitted
+from worker.core.settings import Settings
+from worker.runner.app import create_celery
 
 #: fields that differ between two messages of the same run, by design
 PER_MESSAGE = {("properties", "delivery_tag"), ("headers", "expires")}

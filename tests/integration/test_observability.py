@@ -20,9 +20,9 @@ from devtools.redis_server import free_port
 from tests.support.api import make_config
 from tests.support.http import request
 from tests.support.procs import Gunicorn, Worker, wait_for
-from worker import liveness
-from worker.lifecycle import LifecycleHooks
-from worker.status import TERMINAL, ErrorType, ReleaseReason, RunStatus
+from worker.core.lifecycle import LifecycleHooks
+from worker.core.status import TERMINAL, ErrorType, ReleaseReason, RunStatus
+from worker.runner import liveness
 
 TRIGGER_ROUTE = "/api/workflows/<path:workflow_id>/test-runs"
 

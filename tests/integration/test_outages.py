@@ -11,9 +11,9 @@ import pytest
 from devtools.redis_server import RedisServer
 from tests.support.api import active_run_id, run_of, trigger
 from web import create_app
-from worker.service import ENQUEUE_FAILED_ERROR
-from worker.status import ErrorType, ReleaseReason, RunStatus
-from worker.store import RunStore
+from worker.client.service import ENQUEUE_FAILED_ERROR
+from worker.core.status import ErrorType, ReleaseReason, RunStatus
+from worker.core.store import RunStore
 
 
 def closed_port() -> int:

@@ -11,7 +11,7 @@ import pytest
 from tests.support.browser import screenshot
 from tests.support.http import request
 from tests.support.procs import Gunicorn
-from worker.status import RunStatus
+from worker.core.status import RunStatus
 
 pytestmark = pytest.mark.browser
 TIMEOUT = 15_000  # ms

@@ -16,7 +16,7 @@ import pytest
 from devtools.redis_server import RedisServer
 from tests.support.http import concurrently
 from tests.support.procs import Gunicorn, wait_for
-from worker.readiness import READINESS_CACHE_S
+from worker.client.readiness import READINESS_CACHE_S
 
 WORKERS = 1  # one process: which of several takes a probe is up to the kernel
 PROBES = 200

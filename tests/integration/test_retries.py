@@ -10,8 +10,8 @@ import pytest
 from tests.support.api import active_run_id, trigger
 from tests.support.proxy import SlowReplyProxy
 from web import create_app
-from worker.lua import Started
-from worker.status import RunStatus
+from worker.core.lua import Started
+from worker.core.status import RunStatus
 
 
 @pytest.fixture

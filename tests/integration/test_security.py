@@ -11,9 +11,9 @@ import pytest
 
 from tests.support.api import active_run_id, expect_status
 from web import create_app
-from worker.errors import SettingsError
-from worker.settings import Settings
-from worker.status import RunStatus
+from worker.core.errors import SettingsError
+from worker.core.settings import Settings
+from worker.core.status import RunStatus
 
 TOKENS = "alice:tok-alice-123,ci:tok-ci-456"
 
@@ -120,7 +120,7 @@ def test_cors_only_for_the_configured_origins(config):
 
 
 def test_a_long_log_line_is_cut(config):
-    from worker.store import RunStore
+    from worker.core.store import RunStore
     store = RunStore(Settings.from_env(overrides=dict(config, TEST_RUN_MAX_LOG_LINE="50")))
     run_id = store.admit("echo", {}).run_id  # type: ignore[union-attr]
     store.append_log(run_id, "y" * 500)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from tests.support.api import trigger, wait_terminal
 from tests.support.procs import Worker, wait_for
 from web import create_app
-from worker.status import RunStatus
+from worker.core.status import RunStatus
 
 FORGED = "FORGED INFO/MainProcess] test run finished status=succeeded"
 

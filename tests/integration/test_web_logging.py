@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tests.support.http import request
 from tests.support.procs import Gunicorn, wait_for
-from worker.lifecycle import LifecycleHooks
+from worker.core.lifecycle import LifecycleHooks
 
 
 def test_the_web_logs_admitted_conflict_and_cancelled_with_the_run_id(config):

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LUA = ROOT / "worker" / "lua"
+LUA = ROOT / "worker" / "core" / "lua"
 
 #: name → (script, exact text, its broken replacement)
 MUTATIONS: dict[str, tuple[str, str, str]] = {

@@ -34,9 +34,9 @@ from devtools.redis_server import RedisServer, free_port
 from tests.model.settings import machine_settings
 from tests.support.procs import TEST_WORKFLOWS
 from web import create_app
-from worker import signals, tasks
-from worker.keys import Keys
-from worker.status import TERMINAL, RunStatus
+from worker.core.keys import Keys
+from worker.core.status import TERMINAL, RunStatus
+from worker.runner import signals, tasks
 
 TOKEN = "model-token"
 WORKFLOWS = ("echo", "fail")

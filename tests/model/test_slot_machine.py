@@ -32,7 +32,7 @@ from tests.model.settings import machine_settings
 from tests.support import model_invariants as check
 from tests.support.model_driver import Driver
 from tests.support.slot_model import Process, SlotModel
-from worker.status import ConflictPolicy, ReleaseReason, RunStatus
+from worker.core.status import ConflictPolicy, ReleaseReason, RunStatus
 
 WORKFLOWS = ("wa", "wb")
 #: two pool processes of one worker and one of another: the starting one, a duplicate

@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 
 from tests.support.procs import TEST_WORKFLOWS, wait_for
 from tests.support.workflows import body_log_key
-from worker.keys import Keys
-from worker.status import TERMINAL, RunStatus
+from worker.core.keys import Keys
+from worker.core.status import TERMINAL, RunStatus
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 

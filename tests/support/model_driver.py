@@ -1,5 +1,5 @@
-"""Drives the real Lua scripts for the model tests, through `RunStore` (worker/store.py) and
-its typed wrappers (worker/lua/__init__.py), on a private Redis; turns each reply into the
+"""Drives the real Lua scripts for the model tests, through `RunStore` (worker/core/store.py) and
+its typed wrappers (worker/core/lua/__init__.py), on a private Redis; turns each reply into the
 plain tuples tests/support/slot_model.py predicts.
 
 Everything the model tests do to Redis goes through here: when a script's wrapper changes
@@ -15,12 +15,12 @@ import redis
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 
 from tests.support.slot_model import Process
-from worker.errors import RunFinished, RunNotFound
-from worker.lua import Admitted, AlreadyAdmitted, Busy, FinishMode, Started
-from worker.outcomes import classify
-from worker.settings import Settings
-from worker.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
-from worker.store import NO_RESULT, RunStore
+from worker.core.errors import RunFinished, RunNotFound
+from worker.core.lua import Admitted, AlreadyAdmitted, Busy, FinishMode, Started
+from worker.core.settings import Settings
+from worker.core.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
+from worker.core.store import NO_RESULT, RunStore
+from worker.runner.outcomes import classify
 
 #: record fields a repeat may rewrite with a new time (a renewal is a renewal)
 VOLATILE_FIELDS = frozenset({"heartbeat_ms"})
@@ -118,7 +118,7 @@ class Driver:
         return self.store.force_release(workflow_id, ReleaseReason.FORCED, expected=expected)
 
     def reconcile(self) -> None:
-        from worker.cli import reconcile
+        from worker.client.cli import reconcile
 
         reconcile(self.store)
 

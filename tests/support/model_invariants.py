@@ -7,7 +7,7 @@ shrinks the steps that led there to a minimal counterexample.
 
 from __future__ import annotations
 
-from worker.status import TERMINAL, ErrorType, ReleaseReason, RunStatus
+from worker.core.status import TERMINAL, ErrorType, ReleaseReason, RunStatus
 
 from .model_driver import Driver
 from .slot_model import AGREES, LIVE, SlotModel

@@ -3,7 +3,7 @@ table (the README's bad-input table rests on it)."""
 
 from __future__ import annotations
 
-from worker.errors import (
+from worker.core.errors import (
     CrossSiteRequest,
     Dependency,
     HostNotAllowed,
@@ -24,8 +24,8 @@ from worker.errors import (
     UnsupportedMediaType,
     WorkflowNotFound,
 )
-from worker.runs import Run
-from worker.status import RunStatus
+from worker.core.runs import Run
+from worker.core.status import RunStatus
 
 TABLE = {
     InvalidRequest: ("invalid_request", 400),

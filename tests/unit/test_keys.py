@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.keys import Keys, new_run_id, valid_workflow_id, workflow_of
+from worker.core.keys import Keys, new_run_id, valid_workflow_id, workflow_of
 
 
 def test_every_key_of_a_workflow_carries_its_hash_tag():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from worker.lifecycle import EVENTS, Lifecycle, LifecycleHooks, LogHooks
-from worker.status import ReleaseReason
+from worker.core.lifecycle import EVENTS, Lifecycle, LifecycleHooks, LogHooks
+from worker.core.status import ReleaseReason
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,11 +8,11 @@ import logging
 
 import pytest
 
-from worker.errors import SettingsError
-from worker.lifecycle import LifecycleHooks, LogHooks
-from worker.logs import JsonFormatter, gunicorn_logconfig
-from worker.settings import Settings
-from worker.status import ErrorType, RunStatus
+from worker.core.errors import SettingsError
+from worker.core.lifecycle import LifecycleHooks, LogHooks
+from worker.core.logs import JsonFormatter, gunicorn_logconfig
+from worker.core.settings import Settings
+from worker.core.status import ErrorType, RunStatus
 
 
 def test_a_lifecycle_line_as_json_has_the_event_run_and_outcome(caplog):

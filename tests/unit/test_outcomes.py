@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 
-from worker.errors import InvalidResult, WorkflowUnavailable
-from worker.outcomes import classify
-from worker.settings import Settings
-from worker.status import ErrorType, ReleaseReason, RunStatus
+from worker.core.errors import InvalidResult, WorkflowUnavailable
+from worker.core.settings import Settings
+from worker.core.status import ErrorType, ReleaseReason, RunStatus
+from worker.runner.outcomes import classify
 
 SETTINGS = Settings.from_env({"TEST_RUN_TIME_LIMIT": "30", "TEST_RUN_SOFT_TIME_LIMIT": "20"})
 

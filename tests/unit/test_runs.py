@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from worker.runs import Run, iso
-from worker.status import ErrorType, ReleaseReason, RunStatus
+from worker.core.runs import Run, iso
+from worker.core.status import ErrorType, ReleaseReason, RunStatus
 
 
 def test_a_full_record_decodes_to_the_public_shape():

@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from web import schemas
-from worker.errors import InvalidRequest, TestRunError
-from worker.runs import Run
-from worker.status import ConflictPolicy, RunStatus
+from worker.core.errors import InvalidRequest, TestRunError
+from worker.core.runs import Run
+from worker.core.status import ConflictPolicy, RunStatus
 
 
 def trigger(data: bytes = b"", query: dict | None = None, headers: dict | None = None):
@@ -82,7 +82,7 @@ def test_every_error_code_has_a_body_model_its_body_fits():
     codes = {cls.code for cls in TestRunError.__subclasses__()}
     assert codes <= set(schemas.ERROR_MODELS)
     run = Run(run_id="e-" + "0" * 32, workflow_id="e", status=RunStatus.CANCELLED)
-    from worker.errors import RunFinished, RunInProgress
+    from worker.core.errors import RunFinished, RunInProgress
     for exc in (RunFinished(run), RunInProgress("e", run.run_id),
                 InvalidRequest("bad", field="limit")):
         body = exc.body() | ({"status_url": "/x"} if exc.links_run else {})

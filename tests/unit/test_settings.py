@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.settings import Settings, SettingsError
+from worker.core.settings import Settings, SettingsError
 
 
 def test_defaults():

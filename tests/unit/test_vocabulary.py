@@ -1,5 +1,5 @@
 """One vocabulary: statuses, error types and release reasons are spelled only in
-worker/status.py. The Lua gets them from the generated prelude; no other module, script or test
+worker/core/status.py. The Lua gets them from the generated prelude; no other module, script or test
 spells one as a bare string (a typo there would be a silent new status)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from worker import lua
-from worker.errors import TestRunError
-from worker.status import TERMINAL, ErrorType, ReleaseReason, RunStatus
+from worker.core import lua
+from worker.core.errors import TestRunError
+from worker.core.status import TERMINAL, ErrorType, ReleaseReason, RunStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,7 @@ def test_the_lua_prelude_is_generated_from_the_enums(table, enum):
 
 def test_every_script_opens_with_a_header_naming_its_keys_argv_and_replies():
     for script in lua.ALL:
-        text = (ROOT / "worker" / "lua" / f"{script.name}.lua").read_text()
+        text = (ROOT / "worker" / "core" / "lua" / f"{script.name}.lua").read_text()
         header = "\n".join(line for line in text.splitlines() if line.startswith("--"))
         assert text.startswith(f"-- {script.name}.lua:"), script.name
         assert "KEYS[1]" in header and "ARGV[1]" in header, script.name

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..keys import valid_workflow_id
+from ..core.keys import valid_workflow_id
 
 
 @dataclass(frozen=True)

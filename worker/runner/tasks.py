@@ -1,6 +1,6 @@
 """The test-run task: confirm it may run, run the workflow body, return its JSON result.
 
-Outcomes are recorded by the signal handlers (worker/signals.py), which see every ending,
+Outcomes are recorded by the signal handlers (worker/runner/signals.py), which see every ending,
 including the ones that happen outside this function (hard limit, killed child, revoke).
 """
 
@@ -12,13 +12,13 @@ from typing import Any
 from celery import Celery, Task
 from celery.exceptions import Ignore
 
-from . import workflows
-from .errors import InvalidResult, WorkflowUnavailable
-from .keys import workflow_of
-from .lua import Started
+from .. import workflows
+from ..core.errors import InvalidResult, WorkflowUnavailable
+from ..core.keys import workflow_of
+from ..core.lua import Started
+from ..core.store import RunStore
+from ..workflows import RunContext
 from .runlog import run_logger
-from .store import RunStore
-from .workflows import RunContext
 
 #: The Celery task name of a test run (its messages, routes and signal senders carry it).
 TASK_NAME = "testruns.run"

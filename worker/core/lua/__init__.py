@@ -5,7 +5,7 @@ each touches only keys of one workflow (one hash tag), so it is atomic on a clus
 script's header lists its KEYS, ARGV and every reply; its wrapper here builds the arguments
 from typed values and turns the reply into a typed value, so nothing else indexes a reply.
 
-A script's source is: the vocabulary generated from `worker/status.py` and the reply enums
+A script's source is: the vocabulary generated from `worker/core/status.py` and the reply enums
 below (`STATUS.RUNNING`, `REASON.REPLACED`, `TERMINAL[status]`, `ADMIT.CONFLICT`, …; an unknown
 member is an error, not a silent nil), then `lib.lua` (`release()`: the one place a slot is
 freed), then the script's own file.
@@ -94,7 +94,7 @@ def _lua_string(value: str) -> str:
 def prelude() -> str:
     """The vocabulary as Lua tables; reading a member a table lacks raises inside Redis."""
     lines = [
-        "-- generated from worker/status.py and worker/lua/__init__.py when loaded",
+        "-- generated from worker/core/status.py and worker/core/lua/__init__.py when loaded",
         "local function enum(name, members)",
         "  return setmetatable(members, {__index = function(_, key)",
         "    error(name .. ' has no member ' .. tostring(key)) end})",
@@ -189,7 +189,7 @@ class Admit(LuaScript):
                  message: tuple[str, str] | None = None) -> AdmitResult:
         """`input`: the run's input, or its JSON text (a str, as the service has it already).
         `message`: (the broker's list, the message) to push when admitted — the fused path
-        (worker/message.py); None when the caller publishes afterwards."""
+        (worker/client/message.py); None when the caller publishes afterwards."""
         reply = self._call([
             keys.slot(workflow_id), keys.run(workflow_id, run_id), keys.index(workflow_id),
             keys.idempotency(workflow_id, idempotency_key or "-"),

@@ -2,11 +2,11 @@
 
 A trigger takes the slot and writes the queued record in one Redis round trip. When the broker
 is the tracking Redis itself, that same atomic step pushes the task message (the fused path,
-worker/message.py): one round trip, nothing to unwind. Otherwise (RabbitMQ, a broker on another
-Redis, or `on_conflict=replace`, whose stop must go out before the new run's message) it then
-publishes the task through kombu; if anything at all goes wrong after the slot was taken, the
+worker/client/message.py): one round trip, nothing to unwind. Otherwise (RabbitMQ, a broker on
+another Redis, or `on_conflict=replace`, whose stop must go out before the new run's message) it
+then publishes the task through kombu; if anything at all goes wrong after the slot was taken, the
 slot is freed and the run is marked failed (`enqueue_failed`) before the error propagates: no
-leaked slot, no run left `queued`. Every method raises only `TestRunError`s (worker/errors.py)
+leaked slot, no run left `queued`. Every method raises only `TestRunError`s (worker/core/errors.py)
 for what its caller must answer; an unreachable Redis or broker is `QueueUnavailable`.
 """
 
@@ -19,9 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import control, liveness, message, workflows
-from .app import TestRunCelery
-from .errors import (
+from .. import workflows
+from ..core.errors import (
     Dependency,
     IdempotencyKeyReused,
     PayloadTooLarge,
@@ -33,15 +32,18 @@ from .errors import (
     WorkflowNotFound,
     unavailable_on_outage,
 )
-from .keys import new_run_id, workflow_of
-from .lifecycle import lifecycle
-from .lua import Admitted, AlreadyAdmitted, Busy
+from ..core.keys import new_run_id, workflow_of
+from ..core.lifecycle import lifecycle
+from ..core.lua import Admitted, AlreadyAdmitted, Busy
+from ..core.runs import Run
+from ..core.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
+from ..runner import control, liveness
+from ..runner.app import TestRunCelery
+from ..runner.tasks import TASK_NAME
+from ..workflows import Workflow
+from . import message
 from .readiness import Readiness
-from .runs import Run
-from .status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
-from .tasks import TASK_NAME
 from .watch import WatchItem, follow
-from .workflows import Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +194,7 @@ class TestRunService:
 
     def watch(self, run_id: str, last_event_id: str | None = None) -> Iterator[WatchItem]:
         """The run's state now, then its events as they are written, then its end (see
-        worker/watch.py). Raises here, before anything is streamed, for an unknown run (404)
+        worker/client/watch.py). Raises here, before anything is streamed, for an unknown run (404)
         or an unreachable Redis (503); later outages end the stream."""
         with unavailable_on_outage():
             snap = self.store.snapshot(run_id)
@@ -283,5 +285,5 @@ class TestRunService:
     def readiness(self) -> dict[Dependency, str]:
         """`ok` or why not, for Redis and for the broker; cached per process (a second or
         so) and one PING per check, so `/readyz` is cheap however often it is asked
-        (worker/readiness.py)."""
+        (worker/client/readiness.py)."""
         return self._readiness.check()

@@ -23,8 +23,8 @@ from celery.worker import state as worker_state
 from celery.worker.control import control_command, ok
 from kombu import Producer
 
-from .keys import workflow_of
-from .lifecycle import lifecycle
+from ..core.keys import workflow_of
+from ..core.lifecycle import lifecycle
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from celery import Celery
 
-from .errors import Dependency
-from .settings import Settings
-from .store import RunStore
+from ..core.errors import Dependency
+from ..core.settings import Settings
+from ..core.store import RunStore
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The only code that takes or frees a slot or moves a run's status: the web process (admit,
 cancel, read) and the worker (start, heartbeat, finish) both go through `RunStore`, and every
-change is one script call (worker/lua/). Its Redis client is created lazily, once per process:
+change is one script call (worker/core/lua/). Its Redis client is created lazily, once per process:
 never at import, so a gunicorn master or a Celery main process that forks does not share a
 connection with its children.
 """
@@ -27,13 +27,7 @@ from .lua import AdmitResult, Admitted, Beat, BeatVerdict, Busy, FinishMode, Ref
 from .ratelimit import TriggerLimiter
 from .runs import Run
 from .settings import Settings, rate_limit
-from .status import (
-    STATUS_RELEASE_REASON,
-    ConflictPolicy,
-    ErrorType,
-    ReleaseReason,
-    RunStatus,
-)
+from .status import STATUS_RELEASE_REASON, ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 
 RedisClient = redis.Redis  # for annotations inside RunStore, whose `redis` is a property
 

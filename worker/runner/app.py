@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from celery import Celery
 
-from . import (
-    control,
-    expiry,
-    heartbeat,
-    liveness,
-    logs,
-    metrics,
-    sentinel,
-    signals,
-    tasks,
-    workflows,
-)
-from .settings import Settings
-from .store import RunStore
+from .. import workflows
+from ..client import expiry
+from ..core import logs, metrics, sentinel
+from ..core.settings import Settings
+from ..core.store import RunStore
+from . import control, heartbeat, liveness, signals, tasks
 from .tasks import TASK_NAME
 
 

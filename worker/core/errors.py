@@ -4,7 +4,7 @@
   carries a stable `code` and the HTTP status it maps to; its keyword data goes into the JSON
   body. The web renders any of them with one handler (web/errors.py).
 - `RunFailure`: how a run's body failed in a way the worker classifies itself; each carries
-  the `error_type` recorded on the run (worker/outcomes.py).
+  the `error_type` recorded on the run (worker/runner/outcomes.py).
 - `SettingsError`: a setting the service cannot run with.
 
 "Redis or the broker is unreachable" becomes `QueueUnavailable` in exactly one place:

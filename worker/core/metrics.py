@@ -240,7 +240,7 @@ class MetricsStep(bootsteps.StartStopStep):
         if not hasattr(app, "store"):
             return
         settings = app.settings
-        from . import workflows
+        from .. import workflows
 
         store = app.store
         live = LiveState(lambda: store.live_state([w.id for w in workflows.all_workflows()]))

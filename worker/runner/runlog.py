@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the store is only handed through the log record
-    from .store import RunStore
+    from ..core.store import RunStore
 
 RUN_LOGGER = "worker.workflows.run"
 

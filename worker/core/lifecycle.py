@@ -128,6 +128,6 @@ for _name in EVENTS:
     setattr(LogHooks, _name, _log_event(_name))
     setattr(Lifecycle, _name, _fan_out(_name))
 
-#: The process's lifecycle: logging is always subscribed; metrics (worker/metrics.py
+#: The process's lifecycle: logging is always subscribed; metrics (worker/core/metrics.py
 #: MetricsHooks) subscribe in the web app and the Celery worker.
 lifecycle = Lifecycle(LogHooks())

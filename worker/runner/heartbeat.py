@@ -9,7 +9,7 @@ It also fences: when a renewal fails and the next beat would come too late to sa
 (Redis away, a partition), the run's process is killed now, before the lease can lapse, so a
 lapsed slot never has a body still executing behind it. Such a run is recorded `lost`.
 
-And it ends queued runs revoked from outside (Flower) within an interval (worker/revokes.py).
+And it ends queued runs revoked from outside (Flower) within an interval (worker/runner/revokes.py).
 
 It runs on its own thread so a slow Redis never stalls the worker's event loop, and it keeps
 going through a warm shutdown until the last run it watches has ended.
@@ -26,12 +26,12 @@ from typing import Any
 from celery import bootsteps
 from celery.worker import state
 
-from .keys import workflow_of
-from .lifecycle import lifecycle
-from .lua import BeatVerdict
+from ..core.keys import workflow_of
+from ..core.lifecycle import lifecycle
+from ..core.lua import BeatVerdict
+from ..core.status import ENDED_OVER_ITS_HEAD
+from ..core.store import RunStore
 from .revokes import RevokedRuns
-from .status import ENDED_OVER_ITS_HEAD
-from .store import RunStore
 from .tasks import TASK_NAME
 
 logger = logging.getLogger(__name__)

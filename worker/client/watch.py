@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .errors import REDIS_OUTAGES
-from .events import RunEvent, stream_position
-from .lua import RunSnapshot
-from .runs import Run
-from .store import RunStore
+from ..core.errors import REDIS_OUTAGES
+from ..core.events import RunEvent, stream_position
+from ..core.lua import RunSnapshot
+from ..core.runs import Run
+from ..core.store import RunStore
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ Timeouts and retries are chosen so an outage answers 503 fast instead of stallin
 thread (redis-py 8 retries 10 times with backoff by default, ~4 s per call while Redis is
 down), and the pool blocks for a free connection instead of raising (redis-py 8 caps a pool at
 100 and raises `MaxConnectionsError`, a 500, under a burst of threaded requests). A
-`sentinel://` URL gets the same options on a client that follows the master (worker/sentinel.py).
+`sentinel://` URL gets the same options on a client that follows the master
+(worker/core/sentinel.py).
 """
 
 from __future__ import annotations

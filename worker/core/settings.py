@@ -132,7 +132,7 @@ class Settings:
     worker_metrics_address: str = _env("WORKER_METRICS_ADDRESS", "127.0.0.1")
     #: TEST_RUN_FUSED_ADMISSION — when the broker is the tracking Redis (same server and
     #: database), the admit script also pushes the task message: one round trip, one atomic
-    #: step (worker/message.py). `false` publishes through kombu after the script instead.
+    #: step (worker/client/message.py). `false` publishes through kombu after the script instead.
     fused_admission: bool = _env("TEST_RUN_FUSED_ADMISSION", True)
 
     def callers(self) -> list[tuple[str | None, str]]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from celery import bootsteps
 
-from .store import RunStore
+from ..core.store import RunStore
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ lines (admitted, conflict, cancelled, enqueue_failed): Python's last-resort hand
 WARNING and above only.
 
 With LOG_FORMAT=json every line is one JSON object (python-json-logger): `time`, `level`,
-`logger`, `message`, plus whatever the record carries — a lifecycle line (worker/lifecycle.py)
+`logger`, `message`, plus whatever the record carries — a lifecycle line (worker/core/lifecycle.py)
 carries `event`, `run_id`, `workflow_id` and the event's fields; gunicorn's access line carries
 `remote_addr`, `method`, `path`, `query`, `status`, `bytes`, `duration_ms`, `user_agent`.
 The web gets it from create_app() and gunicorn.conf.py (`gunicorn_logconfig`), the worker from
@@ -92,7 +92,7 @@ def gunicorn_logconfig(log_format: str) -> dict[str, Any] | None:
                                 "qualname": "gunicorn.access"},
         },
         "handlers": {"console": stream("stderr"), "access": stream("stdout")},
-        "formatters": {"json": {"()": "worker.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": "worker.core.logs.JsonFormatter"}},
     }
 
 

@@ -12,8 +12,8 @@ fixed-size fields.
 
 from __future__ import annotations
 
+from ..runner.outcomes import MAX_ERROR_CHARS
 from .keys import Keys
-from .outcomes import MAX_ERROR_CHARS
 from .settings import Settings
 
 #: Redis' allocator (jemalloc) rounds each allocation up to its size class, at most 25 %

@@ -20,9 +20,9 @@ import time
 
 from celery.worker import state
 
-from .keys import workflow_of
-from .status import ErrorType, ReleaseReason, RunStatus
-from .store import RunStore
+from ..core.keys import workflow_of
+from ..core.status import ErrorType, ReleaseReason, RunStatus
+from ..core.store import RunStore
 
 logger = logging.getLogger(__name__)
 

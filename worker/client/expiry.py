@@ -15,7 +15,7 @@ from typing import Any
 
 from celery.signals import before_task_publish
 
-from .tasks import TASK_NAME
+from ..runner.tasks import TASK_NAME
 
 _connected = False
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 
-from .errors import RunFailure
-from .settings import Settings
-from .status import ErrorType, ReleaseReason, RunStatus
+from ..core.errors import RunFailure
+from ..core.settings import Settings
+from ..core.status import ErrorType, ReleaseReason, RunStatus
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ import sys
 import time
 from typing import Any
 
-from .runs import iso
-from .settings import Settings
-from .status import ReleaseReason, RunStatus
-from .store import RunStore
+from ..core.runs import iso
+from ..core.settings import Settings
+from ..core.status import ReleaseReason, RunStatus
+from ..core.store import RunStore
 
 
 def slots(store: RunStore) -> list[dict[str, Any]]:
@@ -41,7 +41,7 @@ def slots(store: RunStore) -> list[dict[str, Any]]:
 
 
 def workers(store: RunStore) -> list[dict[str, Any]]:
-    """Every worker advertising that it consumes the test-run queue (worker/liveness.py)."""
+    """Every worker advertising that it consumes the test-run queue (worker/runner/liveness.py)."""
     out = []
     for found in store.workers():
         started = found.info.get("started_ms")
@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "release":
         holder = store.force_release(args.workflow_id)
         if holder:
-            from .app import create_celery
-            from .control import send_stop
+            from ..runner.app import create_celery
+            from ..runner.control import send_stop
 
             # the record already says cancelled; a stop that cannot be sent is logged
             send_stop(create_celery(settings, fail_fast=True), holder,

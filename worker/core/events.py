@@ -4,7 +4,7 @@ Each run has a Redis Stream (`<prefix>:{<workflow>}:events:<run>`) beside its re
 changes are appended by the Lua script that makes them (lib.lua's `emit_status`), in the same
 atomic step, so the stream can never disagree with the record; log lines are appended with the
 run's `logs` in one MULTI (RunStore.append_log). The web serves it as Server-Sent Events
-(web/events.py) through `worker/watch.py`.
+(web/events.py) through `worker/client/watch.py`.
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ from typing import Any
 from billiard.exceptions import TimeLimitExceeded
 from celery.signals import task_failure, task_retry, task_revoked, task_success
 
+from ..core.status import ErrorType, ReleaseReason, RunStatus
+from ..core.store import RunStore
 from . import control, heartbeat
 from .outcomes import classify
-from .status import ErrorType, ReleaseReason, RunStatus
-from .store import RunStore
 from .tasks import TASK_NAME
 
 logger = logging.getLogger(__name__)
