@@ -2,23 +2,24 @@
 
 FLOWER_PORT (and FLOWER_ADDRESS) have their defaults here and nowhere else. Flower's basic
 auth has no default: FLOWER_BASIC_AUTH, else this checkout's random password that `make run`
-created (devtools/flower_auth.py); with neither, Flower refuses to start. The credentials reach
-Flower through the environment and this file, never its argv, where `ps` would show them.
-Flower reads FLOWER_* variables itself, but applies this file after them, so each setting here
-reads its variable first: an empty or unset one takes the default.
+created (read by worker/client/flower.py); with neither, Flower refuses to start. The
+credentials reach Flower through the environment and this file, never its argv, where `ps`
+would show them. Flower reads FLOWER_* variables itself, but applies this file after them, so
+each setting here reads its variable first: an empty or unset one takes the default.
 """
 
 import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # devtools/, beside this file
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the checkout, when the package is not installed
 
-from devtools.flower_auth import credentials  # noqa: E402
+from worker.client.flower import credentials  # noqa: E402
 
 address = os.environ.get("FLOWER_ADDRESS") or "127.0.0.1"
 port = int(os.environ.get("FLOWER_PORT") or "5555")
-_credentials = credentials()
+_credentials = credentials(HERE)
 if not _credentials or ":" not in _credentials or _credentials.endswith(":"):
     raise SystemExit("flower: refusing to start without auth: set FLOWER_BASIC_AUTH="
                      "user:password, or run `make run` once (it creates .flower-auth)")

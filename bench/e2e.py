@@ -12,8 +12,8 @@ from collections.abc import Callable
 import redis
 
 from worker.client.service import TestRunService
+from worker.core.celery_app import TASK_NAME  # noqa: F401 - the worker runs it
 from worker.core.status import RunStatus
-from worker.runner.tasks import TASK_NAME  # noqa: F401 - the worker runs it
 
 from . import workflows
 from .apps import DONE_KEY, NOOP

@@ -14,12 +14,11 @@ import redis
 
 from web import create_app
 from worker.client.service import TestRunService
+from worker.core.celery_app import TASK_NAME, create_celery
 from worker.core.errors import QueueUnavailable
 from worker.core.keys import new_run_id
 from worker.core.settings import Settings
 from worker.core.status import ReleaseReason, RunStatus
-from worker.runner.app import create_celery
-from worker.runner.tasks import TASK_NAME
 
 from . import workflows
 

@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             log("end to end: echo runs vs a bare no-op task through a 2-process prefork worker")
             flush()
             from worker.client.service import TestRunService
+            from worker.core.celery_app import create_celery
             from worker.core.settings import Settings
-            from worker.runner.app import create_celery
 
             service = TestRunService(create_celery(Settings.from_env(overrides=config),
                                                    fail_fast=True))

@@ -4,11 +4,11 @@ with the bare no-op task registered beside the test-run task, so both run throug
 
 from __future__ import annotations
 
-from worker.runner.app import create_celery
+from worker.runner.app import create_worker_app
 
 from .apps import DONE_KEY, NOOP
 
-app = create_celery()
+app = create_worker_app()
 
 
 @app.task(name=NOOP, shared=False, ignore_result=True)

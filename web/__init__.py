@@ -10,9 +10,9 @@ from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 
 from worker.client.service import TestRunService
+from worker.core.celery_app import create_celery
 from worker.core.logs import configure_logging
 from worker.core.settings import Settings
-from worker.runner.app import create_celery
 
 from . import api, auth, bodies, errors, events, exposure, health, metrics, openapi, page
 from .schemas import MAX_BODY_BYTES, InvalidRequestBody, invalid_request, parse_json_body

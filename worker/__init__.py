@@ -15,8 +15,8 @@ def __getattr__(name: str) -> Any:
     if name == "celery":
         global _app
         if _app is None:
-            from .runner.app import create_celery
+            from .runner.app import create_worker_app
 
-            _app = create_celery()
+            _app = create_worker_app()
         return _app
     raise AttributeError(name)

@@ -21,8 +21,8 @@ from tests.support.api import (
 from tests.support.broker import queued_messages
 from tests.support.procs import Worker, wait_for
 from web import create_app
+from worker.core.celery_app import TASK_NAME
 from worker.core.status import RunStatus
-from worker.runner.tasks import TASK_NAME
 
 pytestmark = pytest.mark.broker_matrix
 

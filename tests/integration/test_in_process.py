@@ -9,17 +9,25 @@ from celery.contrib.pytest import celery_worker  # noqa: F401 - the classic fixt
 from tests.support.api import active_run_id, trigger, wait_terminal
 from tests.support.procs import Worker
 from web import create_app
+from worker.core.settings import Settings
 from worker.core.status import ErrorType, RunStatus
+from worker.runner.app import create_worker_app
 
 
 @pytest.fixture
-def flask_app(config):
-    return create_app(dict(config, TEST_RUN_MAX_RESULT_BYTES="2000"))
+def small_results(config):
+    return dict(config, TEST_RUN_MAX_RESULT_BYTES="2000")
 
 
 @pytest.fixture
-def celery_app(flask_app):
-    return flask_app.extensions["testruns"].celery
+def flask_app(small_results):
+    return create_app(small_results)
+
+
+@pytest.fixture
+def celery_app(small_results):
+    """The worker's app (the web's publishes only: it has no task registered)."""
+    return create_worker_app(Settings.from_env(overrides=small_results))
 
 
 @pytest.fixture

@@ -20,10 +20,10 @@ from tests.support.api import expect_status
 from web import create_app
 from worker.client.message import MessageBuilder, fused
 from worker.client.service import TestRunService
+from worker.core.celery_app import create_celery
 from worker.core.keys import new_run_id
 from worker.core.lua import Admitted
 from worker.core.settings import Settings
-from worker.runner.app import create_celery
 
 #: fields that differ between two messages of the same run, by design
 PER_MESSAGE = {("properties", "delivery_tag"), ("headers", "expires")}

@@ -20,9 +20,9 @@ from devtools.redis_server import free_port
 from tests.support.api import make_config
 from tests.support.http import request
 from tests.support.procs import Gunicorn, Worker, wait_for
+from worker.client import online
 from worker.core.lifecycle import LifecycleHooks
 from worker.core.status import TERMINAL, ErrorType, ReleaseReason, RunStatus
-from worker.runner import liveness
 
 TRIGGER_ROUTE = "/api/workflows/<path:workflow_id>/test-runs"
 
@@ -220,7 +220,7 @@ def test_liveness_in_readyz_workflows_cli_and_the_trigger_answer(stack, sequence
     # the withdrawal is in Redis now; each gunicorn worker's count is at most CACHE_SECONDS
     # old, so once that bound has passed every one of them answers 0 (the documented staleness)
     seen_zero = time.monotonic()
-    wait_for(lambda: time.monotonic() - seen_zero > liveness.CACHE_SECONDS, 5,
+    wait_for(lambda: time.monotonic() - seen_zero > online.CACHE_SECONDS, 5,
              "every web process's workers count to be refreshed")
     run = trigger(url, "echo", {})
     assert run["workers_online"] == 0 and run["status"] == RunStatus.QUEUED.value

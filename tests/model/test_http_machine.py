@@ -34,9 +34,12 @@ from devtools.redis_server import RedisServer, free_port
 from tests.model.settings import machine_settings
 from tests.support.procs import TEST_WORKFLOWS
 from web import create_app
+from worker.core.celery_app import TASK_NAME
 from worker.core.keys import Keys
+from worker.core.settings import Settings
 from worker.core.status import TERMINAL, RunStatus
 from worker.runner import signals, tasks
+from worker.runner.app import create_worker_app
 
 TOKEN = "model-token"
 WORKFLOWS = ("echo", "fail")
@@ -123,7 +126,7 @@ class HttpMachine(RuleBasedStateMachine):
     def worker_runs_it(self, run: str, again: bool) -> None:
         """The worker stand-in: the task's start check and body (tasks.execute) in this
         process, then the outcome through the signal handler, as a pool child would."""
-        task = APPS["up"].extensions["testruns"].celery.tasks[tasks.TASK_NAME]
+        task = APPS["worker"].tasks[TASK_NAME]
         for _ in range(2 if again else 1):  # again: a duplicate delivery after it ran
             task.push_request(id=run, hostname="standin@host")
             try:
@@ -181,6 +184,7 @@ def http_apps() -> Iterator[None]:
     APPS.update(
         up=create_app(config),
         down=create_app(dict(config, CELERY_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0")),
+        worker=create_worker_app(Settings.from_env(overrides=config)),
         raw=server.client(), keys=Keys(prefix))
     yield
     APPS.clear()

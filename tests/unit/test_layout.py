@@ -1,5 +1,11 @@
-"""The code's shape, checked: no import cycles in worker/, and the web reaches the run store
-and Celery only through the service."""
+"""The code's shape, checked: worker/ is cut by where each module runs, with no import cycle,
+and the web reaches the run store and Celery only through the service.
+
+- `worker/core/`: what every process imports; it imports neither of the two sides.
+- `worker/client/`: the caller's side (the web, the CLI); it never imports the worker's side.
+- `worker/runner/`: what runs only inside a Celery worker process.
+- `web/`: imports only the caller's side and the core.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+PRODUCT = ("worker", "web")
 
 
 def module_name(path: Path) -> str:
@@ -37,20 +44,50 @@ def imports_of(path: Path, package: str) -> set[str]:
     return {m for m in found if m in modules and m != name and m not in ancestors}
 
 
+def graph() -> dict[str, set[str]]:
+    return {module_name(p): imports_of(p, "worker")
+            for package in PRODUCT for p in (ROOT / package).rglob("*.py")}
+
+
 def test_worker_has_no_import_cycles():
-    graph = {module_name(p): imports_of(p, "worker") for p in (ROOT / "worker").rglob("*.py")}
+    edges = graph()
     cycles: list[list[str]] = []
 
     def visit(node: str, path: list[str]) -> None:
-        for nxt in sorted(graph.get(node, ())):
+        for nxt in sorted(edges.get(node, ())):
             if nxt in path:
                 cycles.append(path[path.index(nxt):] + [nxt])
             elif len(path) < 20:
                 visit(nxt, path + [nxt])
 
-    for start in sorted(graph):
+    for start in sorted(edges):
         visit(start, [start])
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles[:10])
+
+
+FORBIDDEN = {
+    "worker.core": ("worker.client", "worker.runner"),
+    "worker.workflows": ("worker.client", "worker.runner"),
+    "worker.client": ("worker.runner",),
+    "web": ("worker.runner",),
+}
+
+
+def test_each_side_imports_only_what_it_may():
+    broken = []
+    for module, targets in graph().items():
+        for prefix, forbidden in FORBIDDEN.items():
+            if module == prefix or module.startswith(prefix + "."):
+                broken += [f"{module} imports {t}" for t in sorted(targets)
+                           if t.startswith(forbidden)]
+    assert not broken, "\n".join(broken)
+
+
+def test_every_worker_module_sits_in_a_side():
+    """Nothing new lands beside the three subpackages but the package's own entry points."""
+    loose = sorted(p.name for p in (ROOT / "worker").glob("*.py")
+                   if p.name not in ("__init__.py", "__main__.py"))
+    assert not loose, loose
 
 
 def test_the_web_goes_through_the_service():
@@ -61,7 +98,25 @@ def test_the_web_goes_through_the_service():
             if isinstance(node, ast.Attribute) and node.attr in ("store", "celery", "redis"):
                 reached.append(f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr}")
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-                    ("worker.core.store", "worker.core.lua", "worker.runner.tasks",
-                     "worker.runner.signals")):
+                    ("worker.core.store", "worker.core.lua", "worker.runner")):
                 reached.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.module}")
     assert not reached, reached
+
+
+def test_runtime_files_never_import_devtools():
+    """devtools/ is the developer's tooling, not shipped: nothing the service runs needs it."""
+    runtime = [p for package in PRODUCT for p in (ROOT / package).rglob("*.py")]
+    runtime += [ROOT / "gunicorn.conf.py", ROOT / "flowerconfig.py"]
+    found = [f"{p.relative_to(ROOT)} imports {t}" for p in runtime
+             for t in _top_level_imports(p) if t == "devtools" or t.startswith("devtools.")]
+    assert not found, found
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            out.add(node.module or "")
+    return out

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from worker.core.celery_app import celery_config
 from worker.core.errors import SettingsError
 from worker.core.sentinel import master_params, safe_url, sentinels_of
 from worker.core.settings import Settings
-from worker.runner.app import celery_config
 
 URL = "sentinel://:s3cret@127.0.0.1:26379/2;sentinel://:s3cret@127.0.0.1:26380/2;sentinel://h3"
 

@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "release":
         holder = store.force_release(args.workflow_id)
         if holder:
-            from ..runner.app import create_celery
-            from ..runner.control import send_stop
+            from ..core.celery_app import create_celery
+            from .stop import send_stop
 
             # the record already says cancelled; a stop that cannot be sent is logged
             send_stop(create_celery(settings, fail_fast=True), holder,

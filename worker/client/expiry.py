@@ -15,7 +15,7 @@ from typing import Any
 
 from celery.signals import before_task_publish
 
-from ..runner.tasks import TASK_NAME
+from ..core.celery_app import TASK_NAME
 
 _connected = False
 

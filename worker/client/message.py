@@ -37,8 +37,8 @@ from kombu.transport.virtual.base import Base64
 from kombu.utils.json import dumps as kombu_json
 from redis.connection import parse_url
 
+from ..core.celery_app import TASK_NAME
 from ..core.settings import REDIS_SCHEMES, Settings
-from ..runner.tasks import TASK_NAME
 
 #: what the message of run "x" carries in place of the run id, to find the per-run parts
 _PLACEHOLDER = "00000000-placeholder-run-id-00000000"

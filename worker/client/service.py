@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import workflows
+from ..core.celery_app import TASK_NAME, TestRunCelery
 from ..core.errors import (
     Dependency,
     IdempotencyKeyReused,
@@ -37,11 +38,8 @@ from ..core.lifecycle import lifecycle
 from ..core.lua import Admitted, AlreadyAdmitted, Busy
 from ..core.runs import Run
 from ..core.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
-from ..runner import control, liveness
-from ..runner.app import TestRunCelery
-from ..runner.tasks import TASK_NAME
 from ..workflows import Workflow
-from . import message
+from . import expiry, message, online, stop
 from .readiness import Readiness
 from .watch import WatchItem, follow
 
@@ -93,11 +91,12 @@ class TestRunService:
         self.celery = celery
         self.store = celery.store
         self.settings = celery.settings
-        self._online = liveness.OnlineCount(self.store)
+        self._online = online.OnlineCount(self.store)
         self._readiness = Readiness(celery, self.store, self.settings)
         #: the admit script pushes the message itself (the broker is the tracking Redis)
         self.fused = message.fused(self.settings, celery.conf.broker_transport_options)
         self._messages: message.MessageBuilder | None = None  # built on first use, per process
+        expiry.connect()  # this process publishes runs: keep the queue timeout off the broker
 
     # -- workflows ----------------------------------------------------------------------------
     def known_workflow(self, workflow_id: str) -> Workflow:
@@ -267,7 +266,7 @@ class TestRunService:
     def _stop(self, run_id: str) -> None:
         """Best effort and bounded (about TEST_RUN_IO_TIMEOUT): a stop can be lost, and the
         heartbeat then kills the process within an interval."""
-        control.send_stop(self.celery, run_id, timeout=self.settings.io_timeout)
+        stop.send_stop(self.celery, run_id, timeout=self.settings.io_timeout)
 
     # -- workers ------------------------------------------------------------------------------
     def workers_online(self) -> int | None:

@@ -12,10 +12,12 @@ fixed-size fields.
 
 from __future__ import annotations
 
-from ..runner.outcomes import MAX_ERROR_CHARS
 from .keys import Keys
 from .settings import Settings
 
+#: an error text longer than this is cut (a workflow's exception message is any size it likes,
+#: and the record is kept for the retention period): worker/runner/outcomes.py
+MAX_ERROR_CHARS = 4096
 #: Redis' allocator (jemalloc) rounds each allocation up to its size class, at most 25 %
 ALLOC_SLACK = 1.25
 #: every other field of a record (ids, times, worker and token names, release accounting) and

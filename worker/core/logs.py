@@ -10,7 +10,7 @@ With LOG_FORMAT=json every line is one JSON object (python-json-logger): `time`,
 carries `event`, `run_id`, `workflow_id` and the event's fields; gunicorn's access line carries
 `remote_addr`, `method`, `path`, `query`, `status`, `bytes`, `duration_ms`, `user_agent`.
 The web gets it from create_app() and gunicorn.conf.py (`gunicorn_logconfig`), the worker from
-Celery's after_setup_logger signals (`connect_worker`).
+Celery's after_setup_logger signals (worker/runner/worker_logs.py).
 """
 
 from __future__ import annotations
@@ -19,12 +19,6 @@ import logging
 import sys
 from typing import Any
 
-from celery.signals import (
-    after_setup_logger,
-    after_setup_task_logger,
-    celeryd_after_setup,
-    celeryd_init,
-)
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -94,43 +88,3 @@ def gunicorn_logconfig(log_format: str) -> dict[str, Any] | None:
         "handlers": {"console": stream("stderr"), "access": stream("stdout")},
         "formatters": {"json": {"()": "worker.core.logs.JsonFormatter"}},
     }
-
-
-_worker_format = "text"
-
-
-def _json_handlers(logger: Any = None, **_: Any) -> None:
-    if _worker_format == "json" and logger is not None:
-        for handler in logger.handlers:
-            handler.setFormatter(JsonFormatter())
-
-
-def _json_warnings(**_: Any) -> None:
-    """Celery warns (SecurityWarning when run as root) before it sets up logging: in JSON
-    mode, Python warnings become JSON lines of the `py.warnings` logger from the start."""
-    if _worker_format != "json":
-        return
-    logging.captureWarnings(True)
-    warnings_logger = logging.getLogger("py.warnings")
-    if not warnings_logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        warnings_logger.addHandler(handler)
-        warnings_logger.propagate = False
-
-
-def _quiet_banner(sender: Any = None, instance: Any = None, **_: Any) -> None:
-    """The worker's start-up banner is plain text on stdout: leave it out of a JSON stream."""
-    if _worker_format == "json" and instance is not None:
-        instance.quiet = True
-
-
-def connect_worker(log_format: str) -> None:
-    """LOG_FORMAT for the Celery worker: its handlers (main process and pool children) get the
-    JSON formatter once Celery has set them up."""
-    global _worker_format
-    _worker_format = log_format
-    after_setup_logger.connect(_json_handlers, weak=False)
-    after_setup_task_logger.connect(_json_handlers, weak=False)
-    celeryd_after_setup.connect(_quiet_banner, weak=False)
-    celeryd_init.connect(_json_warnings, weak=False)

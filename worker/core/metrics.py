@@ -1,5 +1,6 @@
-"""Prometheus metrics: one lifecycle subscriber for both processes, the worker's exporter, and
-the gauges read from Redis when scraped.
+"""Prometheus metrics: one lifecycle subscriber for both processes, and the gauges read from
+Redis when scraped (the web serves them at /metrics, the worker's exporter in
+worker/runner/exporter.py).
 
 Each process counts what happens in it, so every event is counted exactly once in the fleet:
 the web counts admissions, conflicts and cancels, and the endings it records itself (a cancel,
@@ -24,11 +25,8 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
-from celery import bootsteps
-from celery.signals import worker_init, worker_shutdown
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server, values
+from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -210,66 +208,3 @@ def scrape_registry(live: Collector | None = None) -> CollectorRegistry:
     if live is not None:
         registry.register(live)
     return registry
-
-
-# -- the worker's exporter ----------------------------------------------------------------------
-
-def on_worker_init(**_: Any) -> None:
-    """In the worker's main process, before the pool forks: count in multiprocess mode."""
-    prepare_multiprocess("worker")
-    subscribe()
-
-
-def on_worker_shutdown(**_: Any) -> None:
-    remove_multiprocess_dir()
-
-
-class MetricsStep(bootsteps.StartStopStep):
-    """Serves GET /metrics on WORKER_METRICS_ADDRESS:WORKER_METRICS_PORT from the worker's main
-    process: its own counts and its pool children's, and the live gauges. A port that is taken
-    is logged and the worker runs on without an exporter."""
-
-    label = "TestRunMetrics"
-
-    def __init__(self, parent: Any, **kwargs: Any) -> None:
-        super().__init__(parent, **kwargs)
-        self._server: Any = None
-
-    def start(self, parent: Any) -> None:
-        app = parent.app
-        if not hasattr(app, "store"):
-            return
-        settings = app.settings
-        from .. import workflows
-
-        store = app.store
-        live = LiveState(lambda: store.live_state([w.id for w in workflows.all_workflows()]))
-        try:
-            self._server, _ = start_http_server(
-                settings.worker_metrics_port, settings.worker_metrics_address,
-                registry=scrape_registry(live))
-        except OSError as exc:
-            logger.error("metrics exporter could not listen on %s:%s (%s); running without it",
-                         settings.worker_metrics_address, settings.worker_metrics_port, exc)
-            return
-        logger.info("metrics exporter listening on http://%s:%s/metrics",
-                    settings.worker_metrics_address, settings.worker_metrics_port)
-
-    def stop(self, parent: Any) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-
-_connected = False
-
-
-def connect(app: Any) -> None:
-    """Wire the exporter and the multiprocess set-up into a Celery app's worker."""
-    global _connected
-    app.steps["worker"].add(MetricsStep)
-    if not _connected:
-        worker_init.connect(on_worker_init, weak=False)
-        worker_shutdown.connect(on_worker_shutdown, weak=False)
-        _connected = True

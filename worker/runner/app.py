@@ -1,106 +1,32 @@
-"""The Celery app, built from Settings; both the web (producer) and the worker use this."""
+"""The Celery app as a worker runs it: the shared app (worker/core/celery_app.py) plus the
+task, its signal handlers, the worker's bootsteps (heartbeat, liveness, metrics exporter) and its
+log set-up. `celery -A worker` finds it through `worker.celery`."""
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import cast
 
-from .. import workflows
-from ..client import expiry
-from ..core import logs, metrics, sentinel
+from ..core.celery_app import TestRunCelery, create_celery
 from ..core.settings import Settings
-from ..core.store import RunStore
-from . import control, heartbeat, liveness, signals, tasks
-from .tasks import TASK_NAME
+from . import control, exporter, heartbeat, liveness, signals, tasks, worker_logs
+from .stops import Stops
 
 
-class TestRunCelery(Celery):
-    """A Celery app that carries the settings and the run store its tasks and signals use."""
+class WorkerCelery(TestRunCelery):
+    """The worker's app: also the one record of why it stopped a run's process."""
 
-    __test__ = False  # not a pytest class
-    settings: Settings
-    store: RunStore
+    stops: Stops
 
 
-def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, object]:
-    """`fail_fast` is for producers on a request path (the web): one immediate reconnect, then
-    an error, instead of kombu's default ~2 s of retries. Workers keep their patient defaults."""
-    transport: dict[str, object] = {
-        "visibility_timeout": settings.visibility_timeout,
-        # sweep for stranded messages every few seconds instead of every ~100 s
-        "unacked_restore_interval": min(5, settings.visibility_timeout),
-        "unacked_restore_throttle": 1,
-        "socket_connect_timeout": settings.io_timeout,
-    }
-    if fail_fast:
-        transport.update(max_retries=1, interval_start=0, interval_step=0.1, interval_max=0.1,
-                         connect_retries_timeout=settings.io_timeout)
-        if settings.broker_url.startswith(("redis", "rediss", "unix", sentinel.SCHEME)):
-            # a half-open broker connection must not hang a request thread (kombu's default
-            # is no timeout); the web only publishes, so no blocking BRPOP is cut short
-            transport["socket_timeout"] = max(1.0, settings.io_timeout * 2)
-    backend_transport: dict[str, object] = {}
-    read_timeout = max(1.0, settings.io_timeout * 2)
-    if sentinel.is_sentinel(settings.broker_url):
-        transport.update(sentinel.transport_options(
-            settings.sentinel_master, settings.sentinel_password, settings.io_timeout,
-            read_timeout))
-    if sentinel.is_sentinel(settings.result_backend):
-        backend_transport.update(sentinel.transport_options(
-            settings.sentinel_master, settings.sentinel_password, settings.io_timeout,
-            read_timeout))
-    return {
-        "broker_url": settings.broker_url,
-        "result_backend": settings.result_backend,
-        # JSON only: a pickle payload on the broker would be code execution in the worker
-        "task_serializer": "json",
-        "result_serializer": "json",
-        "accept_content": ["json"],
-        "result_accept_content": ["json"],
-        # our run record is the source of truth: no result meta, and no SUBSCRIBE per publish
-        "task_ignore_result": True,
-        "task_default_queue": settings.queue,
-        "task_routes": {TASK_NAME: {"queue": settings.queue}},
-        "task_time_limit": settings.time_limit,
-        "task_soft_time_limit": settings.soft_time_limit,
-        # test runs are never re-run: ack early, take one message at a time
-        "task_acks_late": False,
-        "task_reject_on_worker_lost": False,
-        "worker_prefetch_multiplier": 1,
-        # take a message only when a pool process is free: a run must not sit reserved by a
-        # busy worker (or die with it, unacked until visibility_timeout) while another worker
-        # is idle. Redis broker only; RabbitMQ redelivers a dead consumer's messages at once.
-        "worker_disable_prefetch": True,
-        # Celery 6's default, stated now: it only cancels acks_late tasks (ours ack early, so a
-        # broker outage never stops a running run) and it silences a warning on every reconnect
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
-        # Flower sees runs once a worker receives them; a task-sent event would cost every
-        # admission a third Redis command (PUBLISH), so it is off
-        "worker_send_task_events": True,
-        "task_send_sent_event": False,
-        # fail fast on the request path: a down broker answers 503 in well under a second
-        "task_publish_retry": False,
-        "broker_connection_timeout": settings.io_timeout,
-        "broker_connection_retry_on_startup": True,
-        "broker_transport_options": transport,
-        "result_backend_transport_options": backend_transport,
-        "worker_hijack_root_logger": True,
-        "worker_redirect_stdouts": False,
-    }
-
-
-def create_celery(settings: Settings | None = None, *, fail_fast: bool = False) -> TestRunCelery:
+def create_worker_app(settings: Settings | None = None) -> WorkerCelery:
     settings = settings or Settings.from_env()
-    workflows.load(settings.workflow_modules)
-    app = TestRunCelery("worker", set_as_current=False)
-    app.config_from_object(celery_config(settings, fail_fast=fail_fast))
-    app.settings = settings
-    app.store = RunStore(settings)
+    app = cast(WorkerCelery, create_celery(settings, cls=WorkerCelery))
+    app.stops = Stops(app.store)
     tasks.register(app)
     control.register()
     signals.connect()
-    expiry.connect()
     app.steps["worker"].add(heartbeat.HeartbeatStep)
     liveness.connect(app)
-    metrics.connect(app)
-    logs.connect_worker(settings.log_format)
+    exporter.connect(app)
+    worker_logs.connect_worker(settings.log_format)
     return app

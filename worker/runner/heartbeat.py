@@ -26,19 +26,15 @@ from typing import Any
 from celery import bootsteps
 from celery.worker import state
 
+from ..core.celery_app import TASK_NAME
 from ..core.keys import workflow_of
 from ..core.lifecycle import lifecycle
 from ..core.lua import BeatVerdict
 from ..core.status import ENDED_OVER_ITS_HEAD
 from ..core.store import RunStore
 from .revokes import RevokedRuns
-from .tasks import TASK_NAME
 
 logger = logging.getLogger(__name__)
-
-#: runs this process fenced (run id → why), for the task_revoked handler to record as lost
-fenced: dict[str, str] = {}
-
 
 class HeartbeatStep(bootsteps.StartStopStep):
     requires = {"celery.worker.components:Pool"}
@@ -53,7 +49,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
 
     def start(self, parent: Any) -> None:
         app = parent.app
-        if not hasattr(app, "store"):
+        if not hasattr(app, "stops"):  # not our worker app
             return
         self._worker = parent
         try:
@@ -94,13 +90,14 @@ class HeartbeatStep(bootsteps.StartStopStep):
             for gone in [run_id for run_id in self._renewed if run_id not in ids]:
                 del self._renewed[gone]
             for request in running:
-                if request.id not in fenced:  # killed already: never renew it again
-                    self.beat(store, request, hostname, ttl, interval)
+                if not app.stops.fenced(request.id):  # killed already: never renew
+                    self.beat(app, request, hostname, ttl, interval)
             revoked.end_queued(store)  # a revoke from Flower frees a queued run's slot now
             wait.wait(interval)
 
-    def beat(self, store: RunStore, request: Any, hostname: str | None, ttl: float,
+    def beat(self, app: Any, request: Any, hostname: str | None, ttl: float,
              interval: float) -> None:
+        store: RunStore = app.store
         pid = request.worker_pid
         # the start check set the lease when the run began: that is the first renewal
         last = self._renewed.setdefault(request.id, request.time_start or time.time())
@@ -113,11 +110,11 @@ class HeartbeatStep(bootsteps.StartStopStep):
             if time.time() + interval * 1.25 >= lapses_at:
                 why = (f"its lease could not be renewed ({exc}) and would lapse in "
                        f"{max(0.0, lapses_at - time.time()):.1f}s")
-                fenced[request.id] = why
+                app.stops.fence(request.id, why)
                 if self._stop(request, pid, why):
                     lifecycle.fenced(request.id, workflow_of(request.id) or "", pid, why)
                 else:
-                    fenced.pop(request.id, None)
+                    app.stops.unfence(request.id)
             else:
                 logger.warning("test run %s: heartbeat failed (%s); retrying", request.id, exc)
             return

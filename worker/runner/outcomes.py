@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 
+from ..core.bounds import MAX_ERROR_CHARS
 from ..core.errors import RunFailure
 from ..core.settings import Settings
 from ..core.status import ErrorType, ReleaseReason, RunStatus
@@ -18,11 +19,6 @@ class Outcome:
     error_type: ErrorType
     error: str
     reason: ReleaseReason
-
-
-#: an error text longer than this is cut (a workflow's exception message is any size it likes,
-#: and the record is kept for the retention period)
-MAX_ERROR_CHARS = 4096
 
 
 def classify(exc: BaseException | None, settings: Settings) -> Outcome:

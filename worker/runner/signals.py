@@ -9,18 +9,15 @@ Celery 5.7 sends task_failure twice, the second time with `sender.request.id` No
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from typing import Any
 
-from billiard.exceptions import TimeLimitExceeded
 from celery.signals import task_failure, task_retry, task_revoked, task_success
 
+from ..core.celery_app import TASK_NAME
 from ..core.status import ErrorType, ReleaseReason, RunStatus
 from ..core.store import RunStore
-from . import control, heartbeat
 from .outcomes import classify
-from .tasks import TASK_NAME
+from .stops import StopKind, Stops
 
 logger = logging.getLogger(__name__)
 _connected = False
@@ -50,34 +47,26 @@ def on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
         _finish(store, sender.request.id, RunStatus.SUCCEEDED, result=result)
 
 
-def _kill_hung_child(store: RunStore, run_id: str | None) -> None:
-    """On a hard time limit Celery sends task_failure *before* billiard kills the child
-    (TERM, 0.1 s, then KILL): kill it first, so the slot is never free while the body runs."""
-    if not run_id:
-        return
-    try:
-        pid = store.pid_of(run_id)
-        if pid and _is_our_child(pid):
-            os.kill(pid, signal.SIGKILL)
-    except Exception:  # noqa: BLE001 - billiard still kills it a moment later
-        logger.exception("could not kill the hung process of test run %s", run_id)
-
-
-def _is_our_child(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
-    except (OSError, ValueError, IndexError):
+def _stopped(sender: Any, store: RunStore, run_id: str | None,
+             exception: BaseException | None = None, *, fenced_only: bool = False) -> bool:
+    """Record the end of a run whose process this worker stopped itself (worker/runner/
+    stops.py says why: fenced → lost, on request → cancelled); True if it did. A hard time
+    limit's hung process is killed there first, then classified as usual (False)."""
+    stops: Stops | None = getattr(sender.app, "stops", None)
+    if stops is None or (fenced_only and not stops.fenced(run_id or "")):
         return False
-
-
-def _fenced(store: RunStore, run_id: str | None) -> bool:
-    """Our heartbeat killed this run because Redis was away too long to keep its lease."""
-    why = heartbeat.fenced.pop(run_id, None) if run_id else None
-    if why is None:
+    stop = stops.take(run_id, exception)
+    if stop is None or stop.kind is StopKind.TIME_LIMIT:
         return False
-    _finish(store, run_id, RunStatus.LOST, error_type=ErrorType.HEARTBEAT_LOST,
-            error=f"stopped by its worker: {why}", reason=ReleaseReason.LEASE_EXPIRED)
+    if stop.kind is StopKind.FENCED:
+        # our heartbeat killed it: Redis was away too long to keep its lease
+        _finish(store, run_id, RunStatus.LOST, error_type=ErrorType.HEARTBEAT_LOST,
+                error=f"stopped by its worker: {stop.why}", reason=ReleaseReason.LEASE_EXPIRED)
+    else:
+        # killed on request (a cancel, a replace, an operator), which surfaces as a lost
+        # worker: record what it is; the cancel has usually recorded it already
+        _finish(store, run_id, RunStatus.CANCELLED, error_type=ErrorType.CANCELLED,
+                error=stop.why, reason=ReleaseReason.CANCELLED)
     return True
 
 
@@ -87,17 +76,8 @@ def on_failure(sender: Any = None, task_id: str | None = None,
     if store is None:
         return
     run_id = task_id or sender.request.id
-    if _fenced(store, run_id):
+    if _stopped(sender, store, run_id, exception):
         return
-    if run_id in control.stopped_on_request:
-        # killed on request (a cancel, a replace, an operator), which surfaces as a lost
-        # worker: record what it is; the cancel has usually recorded it already
-        control.stopped_on_request.discard(run_id)
-        _finish(store, run_id, RunStatus.CANCELLED, error_type=ErrorType.CANCELLED,
-                error="cancelled by request", reason=ReleaseReason.CANCELLED)
-        return
-    if isinstance(exception, TimeLimitExceeded):
-        _kill_hung_child(store, run_id)
     outcome = classify(exception, store.settings)
     _finish(store, run_id, outcome.status, error_type=outcome.error_type, error=outcome.error,
             reason=outcome.reason)
@@ -109,7 +89,7 @@ def on_revoked(sender: Any = None, request: Any = None, terminated: bool = False
     if store is None:
         return
     run_id = getattr(request, "id", None) or getattr(request, "task_id", None)
-    if _fenced(store, run_id):
+    if _stopped(sender, store, run_id, fenced_only=True):
         return
     if expired:
         # only a run still queued expires: this may be a late duplicate of a started run

@@ -13,15 +13,13 @@ from celery import Celery, Task
 from celery.exceptions import Ignore
 
 from .. import workflows
+from ..core.celery_app import TASK_NAME
 from ..core.errors import InvalidResult, WorkflowUnavailable
 from ..core.keys import workflow_of
 from ..core.lua import Started
 from ..core.store import RunStore
 from ..workflows import RunContext
 from .runlog import run_logger
-
-#: The Celery task name of a test run (its messages, routes and signal senders carry it).
-TASK_NAME = "testruns.run"
 
 
 def execute(task: Task, run_id: str) -> Any:

@@ -1,0 +1,30 @@
+"""Flower's credentials, for the Procfile's flower process (flowerconfig.py): FLOWER_BASIC_AUTH
+(`user:password`) when set, else the checkout's own random password in `.flower-auth`
+(git-ignored, mode 0600), which `make run` creates on its first start (devtools/flower_auth.py).
+There is no shared default: Flower refuses to start without one. The credentials reach Flower
+through its config file, never its argv, where `ps` would show them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: the file's name beside flowerconfig.py (FLOWER_AUTH_FILE names another, for tests)
+AUTH_FILE = ".flower-auth"
+
+
+def credentials_file(checkout: Path) -> Path:
+    """`.flower-auth` at the checkout's root, unless FLOWER_AUTH_FILE names another."""
+    return Path(os.environ.get("FLOWER_AUTH_FILE") or checkout / AUTH_FILE)
+
+
+def credentials(checkout: Path) -> str | None:
+    """`user:password` for Flower, or None when there is none."""
+    given = os.environ.get("FLOWER_BASIC_AUTH", "").strip()
+    if given:
+        return given
+    try:
+        saved = credentials_file(checkout).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return saved or None
