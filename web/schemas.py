@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import json
 import operator
+from collections.abc import Iterable
 from functools import reduce
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 from worker.client.service import WorkflowState
 from worker.core.errors import InvalidRequest
 from worker.core.keys import WORKFLOW_ID_PATTERN
-from worker.core.runs import Run
-from worker.core.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
+from worker.core.runs import RUN_FIELDS, SUMMARY_FIELDS, Run, RunField
+from worker.core.status import ConflictPolicy, RunStatus
 
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_LIST_LIMIT = 20
@@ -171,60 +180,42 @@ Timestamp = Annotated[str | None, Field(description="ISO-8601 UTC, or null",
                                         json_schema_extra={"format": "date-time"})]
 
 
-class RunOut(_Out):
-    """A test run (worker/core/runs.py `Run.to_dict`)."""
-
-    run_id: str
-    workflow_id: str
-    type: Literal["test"]
-    status: RunStatus
-    created_at: Timestamp
-    started_at: Timestamp
-    finished_at: Timestamp
-    input: Any
-    result: Any
-    error: str | None
-    error_type: ErrorType | None
-    logs: list[str]
-    worker: str | None
-    release_reason: ReleaseReason | None
-    released_at: Timestamp
-    last_heartbeat_at: Timestamp
-    record_lost: bool
-    triggered_by: str | None = Field(description="the name of the API token that triggered it")
+class _RunModel(_Out):
+    """A run's answer model: its fields come from worker/core/runs.py RUN_FIELDS (below)."""
 
     @classmethod
     def of(cls, run: Run) -> dict[str, Any]:
-        return cls.model_validate(run.to_dict()).model_dump(mode="json")
+        data = run.to_dict()
+        return cls.model_validate({k: data[k] for k in cls.model_fields}).model_dump(
+            mode="json")
 
 
-#: what a run summary leaves out (GET …/test-runs without ?fields=full)
-SUMMARY_OMITS = ("input", "result", "logs")
+def _run_model(name: str, doc: str, fields: Iterable[RunField]) -> type[_RunModel]:
+    """A response model of these run fields, each typed as RUN_FIELDS declares it."""
+    spec: dict[str, Any] = {
+        f.name: (Timestamp if f.timestamp else f.type,
+                 Field(description=f.description) if f.description else ...)
+        for f in fields}
+    return create_model(name, __base__=_RunModel, __doc__=doc, **spec)
 
 
-class RunSummaryOut(_Out):
-    """A test run without its input, result and logs (the runs list's default)."""
+#: the active run's fields that GET /api/workflows/<id> shows, in this order
+ACTIVE_RUN_FIELDS = ("run_id", "status", "created_at", "started_at", "last_heartbeat_at",
+                     "worker")
 
-    run_id: str
-    workflow_id: str
-    type: Literal["test"]
-    status: RunStatus
-    created_at: Timestamp
-    started_at: Timestamp
-    finished_at: Timestamp
-    error: str | None
-    error_type: ErrorType | None
-    worker: str | None
-    release_reason: ReleaseReason | None
-    released_at: Timestamp
-    last_heartbeat_at: Timestamp
-    record_lost: bool
-    triggered_by: str | None
-
-    @classmethod
-    def of(cls, run: Run) -> dict[str, Any]:
-        data = {k: v for k, v in run.to_dict().items() if k not in SUMMARY_OMITS}
-        return cls.model_validate(data).model_dump(mode="json")
+if TYPE_CHECKING:  # built from RUN_FIELDS at import; to the type checker, run models
+    class RunOut(_RunModel): ...
+    class RunSummaryOut(_RunModel): ...
+    class ActiveRun(_RunModel): ...
+else:
+    RunOut = _run_model("RunOut", "A test run (worker/core/runs.py `Run.to_dict`).",
+                        RUN_FIELDS)
+    RunSummaryOut = _run_model(
+        "RunSummaryOut", "A test run without its input, result and logs (the runs list's "
+        "default).", SUMMARY_FIELDS)
+    ActiveRun = _run_model("ActiveRun", "The run holding a workflow's slot.",
+                           [next(f for f in RUN_FIELDS if f.name == name)
+                            for name in ACTIVE_RUN_FIELDS])
 
 
 class LogPageOut(_Out):
@@ -256,15 +247,6 @@ class CancelledRun(RunOut):
     """The run, now cancelled; its slot is already free."""
 
 
-class ActiveRun(_Out):
-    run_id: str
-    status: RunStatus
-    created_at: Timestamp
-    started_at: Timestamp
-    last_heartbeat_at: Timestamp
-    worker: str | None
-
-
 class WorkflowOut(_Out):
     id: str
     description: str
@@ -277,8 +259,7 @@ class WorkflowOut(_Out):
                                "description": state.workflow.description,
                                "active_run_id": state.active_run_id}
         if state.active_run is not None:
-            data = state.active_run.to_dict()
-            out["active_run"] = {k: data[k] for k in ActiveRun.model_fields}
+            out["active_run"] = ActiveRun.of(state.active_run)
         return cls.model_validate(out).model_dump(mode="json", exclude_unset=True)
 
 

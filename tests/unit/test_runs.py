@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from worker.core.runs import Run, iso
+import re
+from pathlib import Path
+
+from worker.core import lua
+from worker.core.runs import INTERNAL_FIELDS, RUN_FIELDS, SUMMARY_FIELDS, Run, iso
 from worker.core.status import ErrorType, ReleaseReason, RunStatus
 
 
@@ -40,3 +44,46 @@ def test_a_record_rebuilt_after_redis_lost_it_says_so():
     run = Run.from_redis({"run_id": "e-" + "0" * 32, "workflow_id": "e", "record_lost": "1",
                           "status": RunStatus.SUCCEEDED.value, "input": "{}"})
     assert run.to_dict()["record_lost"] is True and run.created_ms is None
+
+
+# -- the run's fields, declared once (worker/core/runs.py RUN_FIELDS) ---------------------------
+
+LUA = Path(__file__).resolve().parents[2] / "worker" / "core" / "lua"
+#: a hash command on the run record (`run` or a name built from the run prefix) and its quoted
+#: field names, as the scripts write them
+_HASH_CALL = re.compile(r"redis\.call\('(HSET|HGET|HMGET|HSETNX|HINCRBY)',\s*([a-z_. ]+?),"
+                        r"(?P<rest>[^)]*)\)", re.S)
+
+
+def test_to_dict_shows_exactly_the_declared_fields_in_their_order():
+    run = Run.from_redis({"run_id": "e-" + "0" * 32, "workflow_id": "e",
+                          "status": RunStatus.QUEUED.value})
+    assert list(run.to_dict()) == [f.name for f in RUN_FIELDS]
+
+
+def test_every_record_field_a_script_touches_is_declared():
+    """A script that writes or reads a field of the run record nobody declared (a typo, or a
+    new field the API and the models do not know) fails here."""
+    declared = {f.stored for f in RUN_FIELDS if f.stored} | set(INTERNAL_FIELDS)
+    touched: dict[str, set[str]] = {}
+    for script in LUA.glob("*.lua"):
+        for call in _HASH_CALL.finditer(script.read_text()):
+            target = call.group(2).strip()
+            if target not in ("run", "old", "run_prefix .. prior"):
+                continue  # the worker info hash (advertise.lua), not a run record
+            args = [a.strip() for a in call.group("rest").split(",")]
+            names = args[::2] if call.group(1) == "HSET" else args  # HSET: field, value, …
+            for name in (n.strip("'") for n in names if re.fullmatch(r"'[a-z_]+'", n)):
+                touched.setdefault(name, set()).add(script.name)
+    assert touched, "the pattern found no hash command: fix the test"
+    undeclared = {name: sorted(where) for name, where in touched.items() if name not in declared}
+    assert not undeclared, undeclared
+
+
+def test_the_lua_summary_is_the_declared_summary():
+    prelude = lua.prelude()
+    listed = re.search(r"local SUMMARY_FIELDS = \{(.*)\}", prelude)
+    assert listed is not None
+    assert re.findall(r"'([a-z_]+)'", listed.group(1)) == [
+        f.stored for f in SUMMARY_FIELDS if f.stored]
+    assert "SUMMARY_FIELDS = {" not in (LUA / "lib.lua").read_text()

@@ -1,13 +1,75 @@
-"""The run record as the API and the CLI see it, decoded from its Redis hash."""
+"""The run record as the API and the CLI see it, decoded from its Redis hash.
+
+A run's fields are declared once, in `RUN_FIELDS`: the API's name, the record hash's field the
+Lua scripts write, its type and whether a runs list shows it. The response models
+(web/schemas/) and the Lua prelude's `SUMMARY_FIELDS` (worker/core/lua/) are built from it, and
+tests/unit/test_runs.py fails when a script writes a record field nobody declared.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from .status import ErrorType, ReleaseReason, RunStatus
+
+
+class RunField(NamedTuple):
+    """One field of a run as the API shows it."""
+
+    name: str
+    #: the record hash's field the scripts write (None: not a field of the hash)
+    stored: str | None
+    #: its type in the API; a timestamp is `str | None` with `timestamp` set
+    type: Any
+    #: shown in the runs list's summaries (input, result and logs are not: they may be large)
+    summary: bool = True
+    timestamp: bool = False
+    description: str | None = None
+
+
+def _ts(name: str, stored: str) -> RunField:
+    """An ISO-8601 UTC time in the API, milliseconds (Redis' clock) in the record."""
+    return RunField(name, stored, str | None, timestamp=True)
+
+
+#: Every field of a run, in the order the API shows them.
+RUN_FIELDS: tuple[RunField, ...] = (
+    RunField("run_id", "run_id", str),
+    RunField("workflow_id", "workflow_id", str),
+    RunField("type", "type", Literal["test"]),
+    RunField("status", "status", RunStatus),
+    _ts("created_at", "created_ms"),
+    _ts("started_at", "started_ms"),
+    _ts("finished_at", "finished_ms"),
+    RunField("input", "input", Any, summary=False),
+    RunField("result", "result", Any, summary=False),
+    RunField("error", "error", str | None),
+    RunField("error_type", "error_type", ErrorType | None),
+    RunField("logs", None, list[str], summary=False),  # the run's log list, beside the hash
+    RunField("worker", "worker", str | None),
+    RunField("release_reason", "release_reason", ReleaseReason | None),
+    _ts("released_at", "released_ms"),
+    _ts("last_heartbeat_at", "heartbeat_ms"),
+    # the record was rebuilt by its worker after Redis lost it (restarted empty)
+    RunField("record_lost", "record_lost", bool),
+    RunField("triggered_by", "triggered_by", str | None,
+             description="the name of the API token that triggered it"),
+)
+
+#: Fields of the record hash that only the scripts read: never shown.
+INTERNAL_FIELDS: tuple[str, ...] = (
+    "pid",               # the pool process running the body (start.lua, heartbeat.lua)
+    "idempotency_key",   # the key that admitted it, deleted with it (admit.lua, lib.lua)
+    "previous_holder",   # the run it took the slot from, and how (admit.lua's repeat answer)
+    "previous_release",
+    "log_bytes",         # bytes its log used so far (append_log.lua)
+)
+
+#: The fields a runs list shows by default (its `?fields=full` shows RUN_FIELDS).
+SUMMARY_FIELDS: tuple[RunField, ...] = tuple(f for f in RUN_FIELDS if f.summary)
 
 
 def iso(ms: int | None) -> str | None:
@@ -83,7 +145,7 @@ class Run:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The public shape of a run (the API's and the CLI's)."""
+        """The public shape of a run (the API's and the CLI's), in RUN_FIELDS' order."""
         return {
             "run_id": self.run_id,
             "workflow_id": self.workflow_id,

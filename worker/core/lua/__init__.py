@@ -24,7 +24,7 @@ import redis
 from redis.commands.core import Script
 
 from ..keys import Keys
-from ..runs import Run
+from ..runs import SUMMARY_FIELDS, Run
 from ..status import TERMINAL, ConflictPolicy, ErrorType, EventKind, ReleaseReason, RunStatus
 
 HERE = Path(__file__).parent
@@ -105,6 +105,9 @@ def prelude() -> str:
         lines.append(f"local {table} = enum('{table}', {{{body}}})")
     terminal = ", ".join(f"[{_lua_string(s.value)}]=true" for s in sorted(TERMINAL))
     lines.append(f"local TERMINAL = {{{terminal}}}")
+    # the record's fields a runs list shows (worker/core/runs.py): lib.lua's summary()
+    summary = ", ".join(_lua_string(f.stored) for f in SUMMARY_FIELDS if f.stored)
+    lines.append(f"local SUMMARY_FIELDS = {{{summary}}}")
     return "\n".join(lines) + "\n"
 
 

@@ -1,5 +1,6 @@
 -- lib.lua: functions every script shares. Loaded after the generated vocabulary (STATUS,
--- ERROR, REASON, POLICY, TERMINAL and the reply tables) and before the script's own body.
+-- ERROR, REASON, POLICY, TERMINAL, SUMMARY_FIELDS and the reply tables) and before the
+-- script's own body.
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -104,12 +105,9 @@ local function keep_newest(index, run_prefix, events_prefix, max_runs, keep)
   return deleted
 end
 
--- The fields of a run that a list shows (everything but input, result and logs), as a flat
--- field/value list like HGETALL's, read with one HMGET so a list never copies inputs, results
--- or logs inside Redis.
-local SUMMARY_FIELDS = {'run_id', 'workflow_id', 'type', 'status', 'created_ms', 'started_ms',
-  'finished_ms', 'error', 'error_type', 'worker', 'release_reason', 'released_ms',
-  'heartbeat_ms', 'record_lost', 'triggered_by'}
+-- The fields of a run that a list shows (everything but input, result and logs: SUMMARY_FIELDS,
+-- generated from worker/core/runs.py), as a flat field/value list like HGETALL's, read with one
+-- HMGET so a list never copies inputs, results or logs inside Redis.
 local function summary(run)
   local values = redis.call('HMGET', run, unpack(SUMMARY_FIELDS))
   local flat = {}
