@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from web import schemas
-from worker.core.errors import InvalidRequest, TestRunError
+from web.errors import ANSWERS
+from web.problems import InvalidRequest
 from worker.core.runs import Run
 from worker.core.status import ConflictPolicy, RunStatus
 
@@ -79,13 +80,13 @@ def test_bad_workflow_ids(raw):
 
 
 def test_every_error_code_has_a_body_model_its_body_fits():
-    codes = {cls.code for cls in TestRunError.__subclasses__()}
+    codes = {cls.code for cls in ANSWERS}
     assert codes <= set(schemas.ERROR_MODELS)
     run = Run(run_id="e-" + "0" * 32, workflow_id="e", status=RunStatus.CANCELLED)
     from worker.core.errors import RunFinished, RunInProgress
     for exc in (RunFinished(run), RunInProgress("e", run.run_id),
                 InvalidRequest("bad", field="limit")):
-        body = exc.body() | ({"status_url": "/x"} if exc.links_run else {})
+        body = exc.body() | ({"status_url": "/x"} if ANSWERS[type(exc)].links_run else {})
         schemas.ERROR_MODELS[exc.code].model_validate(body)
 
 

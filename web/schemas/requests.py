@@ -11,9 +11,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from worker.core.errors import InvalidRequest
 from worker.core.keys import WORKFLOW_ID_PATTERN
 from worker.core.status import ConflictPolicy
+
+from ..problems import InvalidRequest
 
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_LIST_LIMIT = 20
