@@ -26,10 +26,12 @@ from worker.core.errors import (
 from .problems import (
     CrossSiteRequest,
     HostNotAllowed,
+    HttpError,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
     NoSuchRoute,
+    NotReady,
     TooManyStreams,
     Unauthorized,
     UnsupportedMediaType,
@@ -47,7 +49,8 @@ class Answer:
     retry_after: bool = False
 
 
-#: every error → its answer (the README's bad-input table rests on it)
+#: every error → its answer (the README's bad-input table rests on it); `HttpError` alone
+#: brings its own status (`answer_of`)
 ANSWERS: dict[type[TestRunError], Answer] = {
     # the web's own
     InvalidRequest: Answer(400),
@@ -59,6 +62,7 @@ ANSWERS: dict[type[TestRunError], Answer] = {
     UnsupportedMediaType: Answer(415),
     InternalError: Answer(500),
     TooManyStreams: Answer(503, retry_after=True),
+    NotReady: Answer(503),
     # the service's
     WorkflowNotFound: Answer(404),
     RunNotFound: Answer(404),
@@ -76,8 +80,15 @@ _FROM_HTTP: dict[int, type[TestRunError]] = {
 }
 
 
+def answer_of(exc: TestRunError) -> Answer:
+    if isinstance(exc, HttpError):
+        return Answer(exc.status)
+    return ANSWERS[type(exc)]
+
+
 def render(exc: TestRunError) -> Response:
-    answer = ANSWERS[type(exc)]
+    """The one renderer of an error body: every error answer goes through it."""
+    answer = answer_of(exc)
     body = exc.body()
     if answer.links_run:
         body["status_url"] = url_for("api.get_run", run_id=exc.data["run_id"])
@@ -93,11 +104,9 @@ def _from_http(exc: HTTPException) -> Response:
         return render(HostNotAllowed("the Host header is not one this service answers"))
     status = exc.code or 500
     cls = _FROM_HTTP.get(status)
-    if cls is None:  # a werkzeug status we never produce on purpose: pass it through as is
-        resp = jsonify({"error": "http_error", "message": exc.description or exc.name})
-        resp.status_code = status
-        return resp
     message = exc.description or exc.name
+    if cls is None:  # a werkzeug status we never produce on purpose: pass it through as is
+        return render(HttpError(status, message))
     if cls is PayloadTooLarge:
         message = f"request body exceeds {current_app.config['MAX_CONTENT_LENGTH']} bytes"
     resp = render(cls(message))

@@ -1,8 +1,9 @@
 """The errors only the web raises: a request it cannot read, a Host it does not answer, a
 missing token, a body not declared as JSON, another site's page, a path or method no route
-has, a bug, one event stream too many. They are `TestRunError`s like the service's
-(worker/core/errors.py): a stable `code` and data, rendered by the one renderer, whose table
-gives every error its HTTP status (web/errors.py)."""
+has, a bug, one event stream too many, a dependency /readyz cannot reach, a werkzeug status
+passed through. They are `TestRunError`s like the service's (worker/core/errors.py): a stable
+`code` and data, rendered by the one renderer, whose table gives every error its HTTP status
+(web/errors.py)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,25 @@ class TooManyStreams(TestRunError):
         super().__init__(f"this server already streams {limit} test runs' events; try again "
                          "shortly, or read the run instead", retry_after=retry_after)
         self.retry_after = retry_after
+
+
+class NotReady(TestRunError):
+    """/readyz: Redis or the broker does not answer (`checks` says which; web/health.py)."""
+
+    code = "not_ready"
+
+    def __init__(self, down: list[str], checks: dict[str, str],
+                 workers_online: int | None) -> None:
+        super().__init__(f"unreachable: {', '.join(down)}", checks=checks,
+                         workers_online=workers_online)
+
+
+class HttpError(TestRunError):
+    """werkzeug raised a status we never produce on purpose: it is passed through as it is, so
+    this error alone brings its own status (no route declares it)."""
+
+    code = "http_error"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from web.errors import ANSWERS, render
+from web.errors import ANSWERS, register, render
 from web.problems import (
     CrossSiteRequest,
     HostNotAllowed,
+    HttpError,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
     NoSuchRoute,
+    NotReady,
     TooManyStreams,
     Unauthorized,
     UnsupportedMediaType,
@@ -63,8 +65,11 @@ WEB = {
     TooManyStreams: ("too_many_streams", 503),
     UnsupportedMediaType: ("unsupported_media_type", 415),
     CrossSiteRequest: ("cross_site_request", 403),
+    NotReady: ("not_ready", 503),
 }
 TABLE = DOMAIN | WEB
+#: werkzeug's status passed through: its own status, no route declares it
+PASSED_THROUGH = {HttpError}
 
 
 def every_error() -> set[type[TestRunError]]:
@@ -78,7 +83,7 @@ def every_error() -> set[type[TestRunError]]:
 
 
 def test_every_error_has_its_code_and_status():
-    assert every_error() == set(TABLE) == set(ANSWERS)
+    assert every_error() - PASSED_THROUGH == set(TABLE) == set(ANSWERS)
     for cls, (code, status) in TABLE.items():
         assert (cls.code, ANSWERS[cls].status) == (code, status), cls
 
@@ -87,7 +92,7 @@ def test_the_core_holds_the_services_errors_and_the_web_its_own():
     core = {cls for _, cls in inspect.getmembers(core_errors, inspect.isclass)
             if issubclass(cls, TestRunError) and cls is not TestRunError}
     assert core == set(DOMAIN)
-    assert {cls.__module__ for cls in WEB} == {"web.problems"}
+    assert {cls.__module__ for cls in WEB.keys() | PASSED_THROUGH} == {"web.problems"}
 
 
 def test_the_cores_errors_know_no_http():
@@ -148,3 +153,26 @@ def test_a_refusal_naming_a_run_links_to_it(app):
         resp = render(exc)
         assert resp.get_json()["status_url"] == "/api/test-runs/e-1", exc
     assert "status_url" not in render(RunNotFound("e-1")).get_json()
+
+
+def test_not_ready_names_what_is_down(app):
+    resp = render(NotReady(["broker"], {"redis": "ok", "broker": "down"}, None))
+    assert resp.status_code == 503
+    assert resp.get_json() == {"error": "not_ready", "message": "unreachable: broker",
+                               "checks": {"redis": "ok", "broker": "down"},
+                               "workers_online": None}
+
+
+def test_a_werkzeug_status_we_never_produce_passes_through_the_renderer():
+    app = Flask(__name__)
+    register(app)
+
+    @app.get("/teapot")
+    def teapot():
+        from werkzeug.exceptions import ImATeapot
+        raise ImATeapot()
+
+    resp = app.test_client().get("/teapot")
+    assert resp.status_code == 418
+    body = resp.get_json()
+    assert body["error"] == HttpError.code and set(body) == {"error", "message"}
