@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from tests.support.errors import every_error
 from web.errors import ANSWERS, register, render
 from web.problems import (
     CrossSiteRequest,
@@ -72,16 +73,6 @@ TABLE = DOMAIN | WEB
 PASSED_THROUGH = {HttpError}
 
 
-def every_error() -> set[type[TestRunError]]:
-    found: set[type[TestRunError]] = set()
-    todo = [TestRunError]
-    while todo:
-        for sub in todo.pop().__subclasses__():
-            found.add(sub)
-            todo.append(sub)
-    return found
-
-
 def test_every_error_has_its_code_and_status():
     assert every_error() - PASSED_THROUGH == set(TABLE) == set(ANSWERS)
     for cls, (code, status) in TABLE.items():
@@ -114,6 +105,35 @@ def test_every_domain_error_is_raised_by_the_service_side():
                     and isinstance(node.exc.func, ast.Name)):
                 raised.add(node.exc.func.id)
     assert {cls.__name__ for cls in DOMAIN} <= raised
+
+
+def code_spellings() -> dict[str, list[str]]:
+    """Where each error code is written as a string in web/ and worker/ (Python; the page's
+    app.js is a client of the API and reads the code as one)."""
+    codes = {cls.code for cls in every_error()}
+    found: dict[str, list[str]] = {code: [] for code in codes}
+    for path in [*(ROOT / "web").rglob("*.py"), *(ROOT / "worker").rglob("*.py")]:
+        if path == ROOT / "worker" / "core" / "status.py":
+            continue  # the runs' vocabulary, another contract (ErrorType.WORKFLOW_NOT_FOUND)
+        tree = ast.parse(path.read_text())
+        exported = {id(n) for a in ast.walk(tree) if isinstance(a, ast.Assign)
+                    and any(isinstance(x, ast.Name) and x.id == "__all__" for x in a.targets)
+                    for n in ast.walk(a.value)}  # names, not codes (`invalid_request()`)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and node.value in found
+                    and id(node) not in exported):
+                found[node.value].append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_each_code_is_written_once_on_its_error_class():
+    """Body models, the renderer, routes and health checks take a code from its class."""
+    spelled = code_spellings()
+    assert {code: where for code, where in spelled.items() if len(where) != 1} == {}
+    for cls in every_error():
+        (where,) = spelled[cls.code]
+        module = ROOT.joinpath(*cls.__module__.split(".")).with_suffix(".py")
+        assert where.startswith(str(module.relative_to(ROOT))), (cls, where)
 
 
 def test_errors_carry_their_data_into_the_body():

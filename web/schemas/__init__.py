@@ -16,6 +16,7 @@ from .errors import (
     CrossSiteRequestBody,
     ErrorBody,
     HostNotAllowedBody,
+    HttpErrorBody,
     IdempotencyKeyReusedBody,
     InternalErrorBody,
     InvalidRequestBody,
@@ -32,7 +33,6 @@ from .errors import (
     UnauthorizedBody,
     UnsupportedMediaTypeBody,
     WorkflowNotFoundBody,
-    code_of,
     one_of,
 )
 from .requests import (
@@ -71,9 +71,9 @@ from .responses import (
 )
 
 __all__ = [
-    "ActiveRun", "CancelledRun", "code_of", "CrossSiteRequestBody", "DEFAULT_LIST_LIMIT",
-    "DEFAULT_LOG_PAGE", "ERROR_MODELS", "ErrorBody", "EventsHeaders", "FIELD_HINTS", "Health",
-    "HostNotAllowedBody", "IdempotencyKeyReusedBody", "InternalErrorBody", "invalid_request",
+    "ActiveRun", "CancelledRun", "CrossSiteRequestBody", "DEFAULT_LIST_LIMIT", "DEFAULT_LOG_PAGE",
+    "ERROR_MODELS", "ErrorBody", "EventsHeaders", "FIELD_HINTS", "Health", "HostNotAllowedBody",
+    "HttpErrorBody", "IdempotencyKeyReusedBody", "InternalErrorBody", "invalid_request",
     "InvalidRequestBody", "JsonObject", "ListQuery", "LogPageOut", "LogsQuery", "MAX_BODY_BYTES",
     "MAX_LIST_LIMIT", "MAX_LOG_PAGE", "MethodNotAllowedBody", "NotFoundBody", "NotReadyBody",
     "one_of", "parse_json_body", "PayloadTooLargeBody", "QueueUnavailableBody", "RateLimitedBody",
