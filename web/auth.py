@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from flask import Flask, g, request
 
-from worker.core.errors import Unauthorized
+from .problems import Unauthorized
 
 
 @dataclass(frozen=True)

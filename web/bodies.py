@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from worker.core.errors import CrossSiteRequest, UnsupportedMediaType
+from .problems import CrossSiteRequest, UnsupportedMediaType
 
 #: methods whose body the API reads
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

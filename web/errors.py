@@ -1,22 +1,78 @@
 """Every error answers as JSON `{"error": "<stable_code>", "message": "…", …data}` with its
-HTTP status. The codes and statuses are the error tree's (worker/core/errors.py); Flask's own errors
-(unknown route, wrong method, body too large) are mapped onto it, and anything unexpected is a
-logged `internal_error`."""
+HTTP status. The errors are the service's (worker/core/errors.py: codes and data, no HTTP) and
+the web's own (web/problems.py); `ANSWERS` below is the one table of what each answers over
+HTTP. Flask's own errors (unknown route, wrong method, body too large) are mapped onto them,
+and anything unexpected is a logged `internal_error`."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, jsonify, url_for
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from worker.core.errors import (
+    IdempotencyKeyReused,
+    PayloadTooLarge,
+    QueueUnavailable,
+    RateLimited,
+    RunFinished,
+    RunInProgress,
+    RunNotFound,
+    TestRunError,
+    WorkflowNotFound,
+)
+
+from .problems import (
+    CrossSiteRequest,
     HostNotAllowed,
+    HttpError,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
     NoSuchRoute,
-    PayloadTooLarge,
-    TestRunError,
+    NotReady,
+    TooManyStreams,
+    Unauthorized,
+    UnsupportedMediaType,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one error class answers over HTTP besides its body."""
+
+    status: int
+    #: the body gains `status_url`, the read route of the run in `data["run_id"]`
+    links_run: bool = False
+    #: a `Retry-After` header says `data["retry_after"]` (whole seconds), as the body does
+    retry_after: bool = False
+
+
+#: every error → its answer (the README's bad-input table rests on it); `HttpError` alone
+#: brings its own status (`answer_of`)
+ANSWERS: dict[type[TestRunError], Answer] = {
+    # the web's own
+    InvalidRequest: Answer(400),
+    HostNotAllowed: Answer(400),
+    Unauthorized: Answer(401),
+    CrossSiteRequest: Answer(403),
+    NoSuchRoute: Answer(404),
+    MethodNotAllowed: Answer(405),
+    UnsupportedMediaType: Answer(415),
+    InternalError: Answer(500),
+    TooManyStreams: Answer(503, retry_after=True),
+    NotReady: Answer(503),
+    # the service's
+    WorkflowNotFound: Answer(404),
+    RunNotFound: Answer(404),
+    RunInProgress: Answer(409, links_run=True),
+    RunFinished: Answer(409),
+    PayloadTooLarge: Answer(413),
+    IdempotencyKeyReused: Answer(422, links_run=True),
+    RateLimited: Answer(429, retry_after=True),
+    QueueUnavailable: Answer(503),
+}
 
 #: werkzeug's statuses → our errors
 _FROM_HTTP: dict[int, type[TestRunError]] = {
@@ -24,13 +80,22 @@ _FROM_HTTP: dict[int, type[TestRunError]] = {
 }
 
 
+def answer_of(exc: TestRunError) -> Answer:
+    if isinstance(exc, HttpError):
+        return Answer(exc.status)
+    return ANSWERS[type(exc)]
+
+
 def render(exc: TestRunError) -> Response:
+    """The one renderer of an error body: every error answer goes through it."""
+    answer = answer_of(exc)
     body = exc.body()
-    if exc.links_run:
+    if answer.links_run:
         body["status_url"] = url_for("api.get_run", run_id=exc.data["run_id"])
     resp = jsonify(body)
-    resp.status_code = exc.http_status
-    resp.headers.update(exc.headers())
+    resp.status_code = answer.status
+    if answer.retry_after:
+        resp.headers["Retry-After"] = str(exc.data["retry_after"])
     return resp
 
 
@@ -39,11 +104,9 @@ def _from_http(exc: HTTPException) -> Response:
         return render(HostNotAllowed("the Host header is not one this service answers"))
     status = exc.code or 500
     cls = _FROM_HTTP.get(status)
-    if cls is None:  # a werkzeug status we never produce on purpose: pass it through as is
-        resp = jsonify({"error": "http_error", "message": exc.description or exc.name})
-        resp.status_code = status
-        return resp
     message = exc.description or exc.name
+    if cls is None:  # a werkzeug status we never produce on purpose: pass it through as is
+        return render(HttpError(status, message))
     if cls is PayloadTooLarge:
         message = f"request body exceeds {current_app.config['MAX_CONTENT_LENGTH']} bytes"
     resp = render(cls(message))

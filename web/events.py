@@ -23,13 +23,13 @@ from typing import Any
 from flask import Flask, Response, current_app
 
 from worker.client.watch import Item, WatchItem
-from worker.core.errors import TooManyStreams
 from worker.core.events import RunEvent
 from worker.core.runs import iso
 from worker.core.status import EventKind
 
 from . import schemas as s
 from .api import NO_RUN, RUNS, answers, bp, service
+from .problems import TooManyStreams
 
 #: what the OpenAPI document says of a 200 (the body is a stream, not JSON)
 STREAM_ANSWER = {

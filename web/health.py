@@ -6,8 +6,10 @@ from __future__ import annotations
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
+from . import errors
 from . import schemas as s
 from .api import service
+from .problems import NotReady
 
 bp = APIBlueprint("health", __name__)
 HEALTH = Tag(name="health")
@@ -29,8 +31,5 @@ def readyz() -> Response:
     # workers are not the web's readiness: none online still answers 200, with the number
     online = service().workers_online() if checks.get("redis") == "ok" else None
     if down:
-        resp = jsonify({"error": "not_ready", "message": f"unreachable: {', '.join(down)}",
-                        "checks": checks, "workers_online": online})
-        resp.status_code = 503
-        return resp
+        return errors.render(NotReady(down, checks, online))
     return jsonify({"status": "ready", "checks": checks, "workers_online": online})

@@ -4,7 +4,8 @@ and the web reaches the run store and Celery only through the service.
 - `worker/core/`: what every process imports; it imports neither of the two sides.
 - `worker/client/`: the caller's side (the web, the CLI); it never imports the worker's side.
 - `worker/runner/`: what runs only inside a Celery worker process.
-- `web/`: imports only the caller's side and the core.
+- `web/`: imports only the caller's side and the core; worker/ never imports it (the web's own
+  errors, and how any error answers over HTTP, live in web/).
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ def test_the_web_goes_through_the_service():
                     ("worker.core.store", "worker.core.lua", "worker.runner")):
                 reached.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.module}")
     assert not reached, reached
+
+
+def test_worker_never_imports_the_web():
+    """The web is one caller of the service: nothing in worker/ reaches for it (its errors, its
+    statuses, its models), so the CLI and the Celery worker run without Flask's side."""
+    found = [f"{p.relative_to(ROOT)} imports {t}" for p in (ROOT / "worker").rglob("*.py")
+             for t in _top_level_imports(p) if t == "web" or t.startswith("web.")]
+    assert not found, found
 
 
 def test_runtime_files_never_import_devtools():

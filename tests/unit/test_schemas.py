@@ -1,14 +1,20 @@
 """The request and response models, without Redis: what a trigger body, its query and headers
 may hold (the body's JSON is read by `parse_json_body`, the rest by the models), and that every
-error of the tree has a body model that its own body fits."""
+error class has exactly one body model, which takes its code from the class and fits the body
+the renderer gives."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
+from flask import Flask
 from pydantic import ValidationError
 
+from tests.support.errors import SAMPLES, every_error
 from web import schemas
-from worker.core.errors import InvalidRequest, TestRunError
+from web.errors import render
+from web.problems import InvalidRequest
 from worker.core.runs import Run
 from worker.core.status import ConflictPolicy, RunStatus
 
@@ -78,15 +84,38 @@ def test_bad_workflow_ids(raw):
     assert schemas.invalid_request(info.value).data == {"field": "workflow_id"}
 
 
-def test_every_error_code_has_a_body_model_its_body_fits():
-    codes = {cls.code for cls in TestRunError.__subclasses__()}
-    assert codes <= set(schemas.ERROR_MODELS)
-    run = Run(run_id="e-" + "0" * 32, workflow_id="e", status=RunStatus.CANCELLED)
-    from worker.core.errors import RunFinished, RunInProgress
-    for exc in (RunFinished(run), RunInProgress("e", run.run_id),
-                InvalidRequest("bad", field="limit")):
-        body = exc.body() | ({"status_url": "/x"} if exc.links_run else {})
-        schemas.ERROR_MODELS[exc.code].model_validate(body)
+def test_every_error_class_has_exactly_one_body_model_and_each_model_one_class():
+    models = schemas.ErrorBody.__subclasses__()
+    classes = [m.error_class for m in models]
+    assert sorted(classes, key=str) == sorted(every_error(), key=str)
+    assert len(set(classes)) == len(models) == len(schemas.ERROR_MODELS)
+
+
+def test_a_body_models_code_is_its_error_classes():
+    for model in schemas.ErrorBody.__subclasses__():
+        schema = model.model_json_schema()
+        assert schema["properties"]["error"]["const"] == model.error_class.code, model
+        with pytest.raises(ValidationError):
+            model.model_validate({"error": "other", "message": "m"})
+
+
+def test_a_body_model_must_name_its_error_class():
+    before = len(schemas.ErrorBody.__subclasses__())
+    with pytest.raises(TypeError, match="error_class"):
+        type("LooseBody", (schemas.ErrorBody,), {})
+    gc.collect()  # the half-made class sits in a reference cycle until then
+    assert len(schemas.ErrorBody.__subclasses__()) == before
+
+
+def test_every_error_renders_a_body_its_model_accepts():
+    app = Flask(__name__)
+    app.add_url_rule("/api/test-runs/<path:run_id>", "api.get_run", lambda run_id: "")
+    assert {type(e) for e in SAMPLES} == every_error()
+    with app.test_request_context():
+        for exc in SAMPLES:
+            body = render(exc).get_json()
+            schemas.ERROR_MODELS[exc.code].model_validate(body)
+            assert set(body) <= set(schemas.ERROR_MODELS[exc.code].model_fields), exc
 
 
 def test_a_run_answers_in_its_model_and_keeps_fields_it_does_not_name():

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from web.errors import ANSWERS
 from worker.core import lua
-from worker.core.errors import TestRunError
 from worker.core.status import TERMINAL, ErrorType, ReleaseReason, RunStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 
 #: API error codes are a contract of their own (the JSON `error` field), and `error` is also a
 #: JSON key: those two spellings are not the vocabulary's.
-_API_WORDS = {"error"} | {cls.code for cls in (TestRunError, *TestRunError.__subclasses__())}
+_API_WORDS = {"error"} | {cls.code for cls in ANSWERS}
 VOCABULARY = ({s.value for s in RunStatus}
               | ({e.value for e in ErrorType} | {r.value for r in ReleaseReason}) - _API_WORDS)
 QUOTED = re.compile(r"""(?P<q>['"])(?P<word>[a-z_]+)(?P=q)""")

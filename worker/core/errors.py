@@ -1,8 +1,9 @@
 """Every error the service raises, in three small trees:
 
-- `TestRunError`: what a caller of the service (the HTTP API, the CLI) is told. Each class
-  carries a stable `code` and the HTTP status it maps to; its keyword data goes into the JSON
-  body. The web renders any of them with one handler (web/errors.py).
+- `TestRunError`: what a caller of the service (the HTTP API, the CLI) is told, in the
+  service's own terms: each class carries a stable `code`, and its keyword data goes into the
+  answer's body. Nothing here knows HTTP: the web maps each error to its status and headers
+  (web/errors.py) and adds the errors only it raises (web/problems.py).
 - `RunFailure`: how a run's body failed in a way the worker classifies itself; each carries
   the `error_type` recorded on the run (worker/runner/outcomes.py).
 - `SettingsError`: a setting the service cannot run with.
@@ -28,13 +29,11 @@ logger = logging.getLogger(__name__)
 
 
 class TestRunError(Exception):
-    """Base of what the service tells its callers; never raised itself."""
+    """Base of what callers are told; never raised itself. `code` is the stable word a caller
+    tells errors apart by; `data` is what the answer says besides the message."""
 
     __test__ = False  # not a pytest class
-    code: ClassVar[str] = "invalid_request"
-    http_status: ClassVar[int] = 400
-    #: the body gains `status_url` (the run's read route) for `data["run_id"]`
-    links_run: ClassVar[bool] = False
+    code: ClassVar[str]
 
     def __init__(self, message: str, **data: Any) -> None:
         super().__init__(message)
@@ -44,61 +43,16 @@ class TestRunError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": self.code, "message": self.message, **self.data}
 
-    def headers(self) -> dict[str, str]:
-        """HTTP headers the answer carries besides its body."""
-        return {}
-
-
-class InvalidRequest(TestRunError):
-    code, http_status = "invalid_request", 400
-
-
-class HostNotAllowed(TestRunError):
-    """The Host header is not in TRUSTED_HOSTS (a DNS-rebinding page, or a wrong name)."""
-
-    code, http_status = "host_not_allowed", 400
-
-
-class Unauthorized(TestRunError):
-    code, http_status = "unauthorized", 401
-
 
 class PayloadTooLarge(TestRunError):
-    code, http_status = "payload_too_large", 413
+    """The run's input is larger than TEST_RUN_MAX_INPUT_BYTES (the web also answers a request
+    body beyond its own cap with it)."""
 
-
-class UnsupportedMediaType(TestRunError):
-    """A body not declared as JSON (`text/plain`, a form): what a browser posts cross-site
-    without a preflight (web/bodies.py)."""
-
-    code, http_status = "unsupported_media_type", 415
-
-
-class CrossSiteRequest(TestRunError):
-    """A browser says the request comes from another site (Sec-Fetch-Site) whose origin is not
-    in CORS_ORIGINS: a page the user merely visited, posting with no body (web/bodies.py)."""
-
-    code, http_status = "cross_site_request", 403
-
-
-class NoSuchRoute(TestRunError):
-    """No route matches the path."""
-
-    code, http_status = "not_found", 404
-
-
-class MethodNotAllowed(TestRunError):
-    code, http_status = "method_not_allowed", 405
-
-
-class InternalError(TestRunError):
-    """A bug: the client is told nothing more; the server log has the traceback."""
-
-    code, http_status = "internal_error", 500
+    code = "payload_too_large"
 
 
 class WorkflowNotFound(TestRunError):
-    code, http_status = "workflow_not_found", 404
+    code = "workflow_not_found"
 
     def __init__(self, workflow_id: str) -> None:
         super().__init__(f"no workflow {workflow_id!r}", workflow_id=workflow_id)
@@ -106,7 +60,7 @@ class WorkflowNotFound(TestRunError):
 
 
 class RunNotFound(TestRunError):
-    code, http_status = "test_run_not_found", 404
+    code = "test_run_not_found"
 
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no test run {run_id!r}", run_id=run_id)
@@ -114,8 +68,9 @@ class RunNotFound(TestRunError):
 
 
 class RunInProgress(TestRunError):
-    code, http_status = "test_run_in_progress", 409
-    links_run = True
+    """The workflow's slot is held by another run (`run_id`)."""
+
+    code = "test_run_in_progress"
 
     def __init__(self, workflow_id: str, run_id: str) -> None:
         super().__init__(f"workflow {workflow_id!r} already has a test run in progress",
@@ -127,7 +82,7 @@ class RunInProgress(TestRunError):
 class RunFinished(TestRunError):
     """The run already reached a terminal status, which never changes."""
 
-    code, http_status = "test_run_finished", 409
+    code = "test_run_finished"
 
     def __init__(self, run: Run) -> None:
         super().__init__(f"test run {run.run_id} already ended: {run.status.value}",
@@ -136,11 +91,10 @@ class RunFinished(TestRunError):
 
 
 class IdempotencyKeyReused(TestRunError):
-    """The Idempotency-Key already admitted a run with a different body: answering with that
-    run would tell the caller its other input was accepted."""
+    """The Idempotency-Key already admitted a run (`run_id`) with a different body: answering
+    with that run would tell the caller its other input was accepted."""
 
-    code, http_status = "idempotency_key_reused", 422
-    links_run = True
+    code = "idempotency_key_reused"
 
     def __init__(self, run_id: str) -> None:
         super().__init__("this Idempotency-Key was used with a different request body",
@@ -149,9 +103,10 @@ class IdempotencyKeyReused(TestRunError):
 
 
 class RateLimited(TestRunError):
-    """The caller triggered more than TRIGGER_RATE_LIMIT allows; nothing was taken."""
+    """The caller triggered more than TRIGGER_RATE_LIMIT allows; nothing was taken. It may try
+    again in `retry_after` whole seconds."""
 
-    code, http_status = "rate_limited", 429
+    code = "rate_limited"
 
     def __init__(self, limit: str, retry_after: float) -> None:
         seconds = max(1, int(retry_after))
@@ -159,26 +114,9 @@ class RateLimited(TestRunError):
                          retry_after=seconds)
         self.retry_after = seconds
 
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
-
-
-class TooManyStreams(TestRunError):
-    """This web process already serves TEST_RUN_MAX_STREAMS event streams."""
-
-    code, http_status = "too_many_streams", 503
-
-    def __init__(self, limit: int, retry_after: int) -> None:
-        super().__init__(f"this server already streams {limit} test runs' events; try again "
-                         "shortly, or read the run instead", retry_after=retry_after)
-        self.retry_after = retry_after
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
-
 
 class Dependency(StrEnum):
-    """What could not be reached: the `what` of a 503."""
+    """What could not be reached: the `what` of a `QueueUnavailable`."""
 
     REDIS = "redis"
     BROKER = "broker"
@@ -188,7 +126,7 @@ class QueueUnavailable(TestRunError):
     """Redis or the broker could not be reached (or refused the publish). The client is told
     which, in stable words; the cause (hosts, ports, driver text) stays in the server log."""
 
-    code, http_status = "queue_unavailable", 503
+    code = "queue_unavailable"
 
     def __init__(self, what: Dependency, cause: BaseException) -> None:
         super().__init__(f"{what.value} is unreachable; try again shortly", what=what.value)
@@ -202,7 +140,7 @@ REDIS_OUTAGES: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 
 @contextmanager
 def unavailable_on_outage(what: Dependency = Dependency.REDIS) -> Iterator[None]:
-    """The one mapping from an unreachable Redis to `QueueUnavailable` (a 503); anything else
+    """The one mapping from an unreachable Redis to `QueueUnavailable`; anything else
     is a bug and stays what it is. The cause is logged here, once."""
     try:
         yield

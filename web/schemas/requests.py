@@ -1,0 +1,155 @@
+"""Request models: flask-openapi3 validates the path, query, headers and body with them before
+a route runs, and the OpenAPI document's parameters are generated from them. Request models
+forbid unknown body fields: a typo must not be silently ignored. The body's JSON is read here
+too (`parse_json_body`), and a validation failure becomes the API's 400 (`invalid_request`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from worker.core.keys import WORKFLOW_ID_PATTERN
+from worker.core.status import ConflictPolicy
+
+from ..problems import InvalidRequest
+
+MAX_BODY_BYTES = 64 * 1024
+DEFAULT_LIST_LIMIT = 20
+MAX_LIST_LIMIT = 100
+DEFAULT_LOG_PAGE = 200
+MAX_LOG_PAGE = 1000
+JsonObject = dict[str, Any]
+
+
+# -- the body's JSON ----------------------------------------------------------------------------
+
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: Python accepts them, and would echo invalid JSON back."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_body(body: bytes) -> JsonObject:
+    """A request body as a JSON object: empty means `{}`; malformed, NaN/Infinity, nested too
+    deeply or not an object is an `InvalidRequest` (the content type was checked before:
+    web/bodies.py)."""
+    if not body.strip():
+        return {}
+    try:
+        payload = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("request body is nested too deeply") from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return payload
+
+
+def invalid_request(exc: ValidationError) -> InvalidRequest:
+    """A model's validation error as the API's 400, naming the field that is wrong."""
+    errors = exc.errors(include_url=False)
+    unknown = sorted(str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden")
+    if unknown:
+        return InvalidRequest(f"unknown field(s): {', '.join(unknown)}", fields=unknown)
+    first = errors[0]
+    field = str(first["loc"][0]) if first["loc"] else None
+    hint = FIELD_HINTS.get(field or "")
+    message = hint or (f"{field}: {first['msg']}" if field else first["msg"])
+    return InvalidRequest(message, field=field) if field else InvalidRequest(message)
+
+
+_CHOICES = " or ".join(repr(p.value) for p in ConflictPolicy)
+#: the messages a person reads for the fields whose rules are not obvious from pydantic's text
+FIELD_HINTS = {
+    "workflow_id": f"workflow id must match {WORKFLOW_ID_PATTERN}",
+    "on_conflict": f"on_conflict must be {_CHOICES}",
+    "limit": f"limit must be an integer from 1 to {MAX_LIST_LIMIT} (a log page: to "
+             f"{MAX_LOG_PAGE})",
+    "fields": "fields must be 'summary' or 'full'",
+    "offset": "offset must be an integer from 0",
+    "Idempotency-Key": "Idempotency-Key must be 1 to 255 printable characters",
+    "input": "input must be a JSON object",
+}
+
+
+# -- the models ---------------------------------------------------------------------------------
+
+class _Params(BaseModel):
+    """A query or header model. flask-openapi3 asks such a model for its JSON schema on every
+    request, only to read its fields' types; generating it cost ~1 ms per model per request
+    (profiled: a third of a trigger). The no-argument schema is made once per model; the
+    OpenAPI document asks with arguments and still gets a fresh one."""
+
+    _schema: ClassVar[dict[type, dict[str, Any]]] = {}
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if args or kwargs:
+            return super().model_json_schema(*args, **kwargs)
+        found = _Params._schema.get(cls)
+        if found is None:
+            found = _Params._schema[cls] = super().model_json_schema()
+        return found
+
+
+class WorkflowPath(BaseModel):
+    workflow_id: str = Field(pattern=WORKFLOW_ID_PATTERN, description="a workflow id")
+
+
+class RunPath(BaseModel):
+    run_id: str = Field(description="`<workflow_id>-<32 hex>`; anything else is a 404")
+
+
+class TriggerBody(BaseModel):
+    """`{"input": {...}}`; the body, and `input`, may be omitted (an empty object)."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: JsonObject | None = Field(
+        None, description="the run's input, handed to the workflow (at most "
+        "TEST_RUN_MAX_INPUT_BYTES as compact JSON)")
+
+    @property
+    def input_object(self) -> JsonObject:
+        return self.input if self.input is not None else {}
+
+
+class TriggerQuery(_Params):
+    on_conflict: ConflictPolicy = Field(
+        ConflictPolicy.REJECT, description="reject: 409 while a run is in progress; replace: "
+        "cancel it and start this one, atomically")
+
+
+class TriggerHeaders(_Params):
+    idempotency_key: str | None = Field(
+        None, alias="Idempotency-Key", min_length=1, max_length=255,
+        description="a repeat with the same key and body answers 200 with the same "
+        "run; the same key with another body is 422 idempotency_key_reused")
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and not value.isprintable():
+            raise ValueError("must be printable")
+        return value
+
+
+class ListQuery(_Params):
+    limit: int = Field(DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT,
+                       description="how many runs, newest first")
+    fields: Literal["summary", "full"] = Field(
+        "summary", description="summary: each run without input, result and logs; full: "
+        "each run whole")
+
+
+class LogsQuery(BaseModel):
+    offset: int = Field(0, ge=0, description="the first line to return (0: the oldest kept)")
+    limit: int = Field(DEFAULT_LOG_PAGE, ge=1, le=MAX_LOG_PAGE, description="lines at most")
+
+
+class EventsHeaders(_Params):
+    last_event_id: str | None = Field(
+        None, alias="Last-Event-ID", max_length=64,
+        description="resume after this event (the `id:` of the last event received)")
