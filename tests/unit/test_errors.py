@@ -1,5 +1,5 @@
 """The error tree: every error the API can return, its stable code and HTTP status, in one
-table (the README's bad-input table rests on it)."""
+table (docs/api.md's bad-input table rests on it)."""
 
 from __future__ import annotations
 
