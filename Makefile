@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # flowerconfig.py and the Procfile. Flower's password has no default: `make run` creates a
 # random one per checkout in .flower-auth (git-ignored) and prints it.
 
-.PHONY: run test prove soak bench lint install lock clean browser mutations
+.PHONY: run test prove soak bench lint install lock clean browser mutations docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,11 @@ soak: install
 
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# docs/configuration.md is generated from the settings' own comments (worker/core/settings.py);
+# tests/unit/test_docs.py fails when it is stale.
+docs: install
+	$(BIN)/python -m devtools.configuration_doc
 
 lint: install
 	$(BIN)/ruff check .

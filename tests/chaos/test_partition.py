@@ -42,7 +42,7 @@ class HostWorker(Worker):
 
     def __init__(self, env: Mapping[str, str], prefix: list[str], name: str) -> None:
         self.name = f"{name}-{uuid.uuid4().hex[:6]}"
-        self.hostname = f"{self.name}@test"  # unique per worker: the README says why
+        self.hostname = f"{self.name}@test"  # unique per worker: docs/operations.md says why
         full_env = base_env(env)
         argv = prefix + [str(BIN / "celery"), "-A", "worker", "worker", "--pool", "prefork",
                          "--concurrency", "1", "-E", "--without-gossip", "--without-mingle",

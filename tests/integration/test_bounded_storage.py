@@ -1,7 +1,8 @@
 """Storage stays bounded whatever callers do: at most TEST_RUN_MAX_RUNS_PER_WORKFLOW runs per
 workflow (the oldest deleted, with their logs, event streams and idempotency keys, inside the
 admit step); a run's log capped in bytes and lines; lists of summaries and paged logs; and the
-memory bound the README states (worker/core/bounds.py) checked against Redis' own MEMORY USAGE."""
+memory bound docs/guarantees.md states (worker/core/bounds.py) checked against Redis' own
+MEMORY USAGE."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The plain model of the slot state machine: what every Lua script must answer and leave
 behind, written in ordinary Python from the scripts' documented contracts (their headers in
-worker/core/lua/ and the README's run table), with no Redis in it.
+worker/core/lua/ and the run table in docs/api.md), with no Redis in it.
 
 tests/model/test_slot_machine.py applies each step to this model and to the real scripts on a
 private Redis and compares both the replies and the state after the step. The model knows what

@@ -1,5 +1,5 @@
 """The error tree: every error the API can return, its stable code and HTTP status, in one
-table (the README's bad-input table rests on it); the service's errors are in the core and
+table (docs/api.md's bad-input table rests on it); the service's errors are in the core and
 know no HTTP, the web's own are in web/, and the web's table maps both."""
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""The most Redis memory one run, and one workflow, can take: computed from the caps, so the
-README can state a bound rather than an estimate (tests/integration/test_bounded_storage.py
-fills runs to every cap and checks Redis' own MEMORY USAGE against it).
+"""The most Redis memory one run, and one workflow, can take: computed from the caps, so
+docs/guarantees.md can state a bound rather than an estimate
+(tests/integration/test_bounded_storage.py fills runs to every cap and checks Redis' own MEMORY
+USAGE against it).
 
 What is capped, and where: the input (TEST_RUN_MAX_INPUT_BYTES, at trigger), the result
 (TEST_RUN_MAX_RESULT_BYTES, in the task), the error text (MAX_ERROR_CHARS characters, at most

@@ -1,7 +1,9 @@
 """Every setting of the service, read from the environment in one place.
 
 Both processes (web and worker) build their settings here, so a value cannot mean one thing to
-the producer and another to the consumer. Each field documents its environment variable.
+the producer and another to the consumer. Each field documents its environment variable in
+the `#:` comment above it: docs/configuration.md is generated from those comments
+(`make docs`, devtools/configuration_doc.py), so a new setting is documented where it is added.
 """
 
 from __future__ import annotations
@@ -30,9 +32,13 @@ SOFT_LIMIT_MARGIN = 10.0
 LOG_FORMATS = ("text", "json")
 
 
-def _env(variable: str, default: Any, *, repr: bool = True) -> Any:
-    """A field read from `variable`; its default is written here and nowhere else."""
-    return field(default=default, metadata={"env": variable}, repr=repr)
+def _env(variable: str, default: Any, *, repr: bool = True, shown: str | None = None) -> Any:
+    """A field read from `variable`; its default is written here and nowhere else.
+
+    `shown` is how docs/configuration.md states a default that from_env computes (the broker
+    defaults to REDIS_URL, not to the built-in URL); it changes nothing at run time."""
+    metadata = {"env": variable} | ({"shown": shown} if shown else {})
+    return field(default=default, metadata=metadata, repr=repr)
 
 
 @dataclass(frozen=True)
@@ -41,98 +47,123 @@ class Settings:
 
     #: REDIS_URL — broker and result backend unless overridden; slots and run records live here.
     redis_url: str = _env("REDIS_URL", DEFAULT_REDIS_URL)
-    #: CELERY_BROKER_URL — the broker (Redis or RabbitMQ `amqp://`); default REDIS_URL.
-    broker_url: str = _env("CELERY_BROKER_URL", DEFAULT_REDIS_URL)
-    #: CELERY_RESULT_BACKEND — must be Redis: slots and run records are kept in it; default
-    #: REDIS_URL.
-    result_backend: str = _env("CELERY_RESULT_BACKEND", DEFAULT_REDIS_URL)
+    #: CELERY_BROKER_URL — the broker; RabbitMQ (`amqp://…`) works too, tracking stays in Redis.
+    broker_url: str = _env("CELERY_BROKER_URL", DEFAULT_REDIS_URL, shown="`REDIS_URL`")
+    #: CELERY_RESULT_BACKEND — must be Redis (`redis://`, `rediss://`, `unix://`, `sentinel://`):
+    #: slots and run records are kept in it; anything else is refused at start with a message
+    #: naming the variable.
+    result_backend: str = _env("CELERY_RESULT_BACKEND", DEFAULT_REDIS_URL, shown="`REDIS_URL`")
     #: REDIS_SENTINEL_MASTER — the master's name at the sentinels; needed (and used) only when
-    #: a URL is Celery's Sentinel form `sentinel://host:port;sentinel://host:port/db`.
+    #: `REDIS_URL`, `CELERY_BROKER_URL` or `CELERY_RESULT_BACKEND` is Celery's Sentinel form
+    #: `sentinel://:pw@host:26379/0;sentinel://:pw@host:26380/0;…` (the password in it is the
+    #: master's; passwords are masked in every `;`-separated part wherever a URL is printed).
+    #: The tracking client, the broker and the result backend then follow the master through a
+    #: failover, no restart needed (see [Redis failover](operations.md#redis-failover-sentinel)).
     sentinel_master: str | None = _env("REDIS_SENTINEL_MASTER", None)
     #: REDIS_SENTINEL_PASSWORD — the sentinels' own password (`requirepass` in sentinel.conf),
-    #: when they have one; the master's password goes in the URL. Never shown in a repr.
+    #: when they have one; the master's password goes in the URL. Never logged, never shown in
+    #: a repr.
     sentinel_password: str | None = _env("REDIS_SENTINEL_PASSWORD", None, repr=False)
     #: TEST_RUN_TIME_LIMIT — hard limit in seconds; the pool child is killed when it passes.
     time_limit: float = _env("TEST_RUN_TIME_LIMIT", 600.0)
-    #: TEST_RUN_SOFT_TIME_LIMIT — raises SoftTimeLimitExceeded inside the run; default
-    #: SOFT_LIMIT_MARGIN below the hard limit (at most 20 % of it), so an ordinary timeout ends
-    #: inside the child with a clean record.
-    soft_time_limit: float = _env("TEST_RUN_SOFT_TIME_LIMIT", 600.0 - SOFT_LIMIT_MARGIN)
-    #: TEST_RUN_QUEUE_TIMEOUT — seconds a run may wait for a worker before it expires.
+    #: TEST_RUN_SOFT_TIME_LIMIT — raises `SoftTimeLimitExceeded` inside the run, so an ordinary
+    #: timeout ends cleanly: inside the child, with a clean record.
+    soft_time_limit: float = _env("TEST_RUN_SOFT_TIME_LIMIT", 600.0 - SOFT_LIMIT_MARGIN,
+                                  shown=f"hard limit − min({SOFT_LIMIT_MARGIN:g} s, 20 %)")
+    #: TEST_RUN_QUEUE_TIMEOUT — seconds a run may wait for a worker before it ends `expired`.
     queue_timeout: float = _env("TEST_RUN_QUEUE_TIMEOUT", 300.0)
     #: TEST_RUN_LEASE_GRACE — added to the queued lease (queue timeout + grace).
     lease_grace: float = _env("TEST_RUN_LEASE_GRACE", 60.0)
     #: TEST_RUN_HEARTBEAT_TTL — lease of a running run's slot, renewed every third of it by the
     #: worker's main process; a dead worker frees its slots within this many seconds.
     heartbeat_ttl: float = _env("TEST_RUN_HEARTBEAT_TTL", 30.0)
-    #: TEST_RUN_RETENTION — seconds run records (and their logs) are kept.
+    #: TEST_RUN_RETENTION — seconds run records, their logs and idempotency keys are kept.
     retention: int = _env("TEST_RUN_RETENTION", 7 * 24 * 3600)
     #: WORKFLOW_MODULES — comma-separated modules whose import registers workflows.
     workflow_modules: tuple[str, ...] = _env("WORKFLOW_MODULES", ("worker.workflows.examples",))
-    #: API_TOKEN — when set, every /api/ request needs `Authorization: Bearer <token>`; an
-    #: unnamed caller (runs it triggers have no `triggered_by`). Surrounding whitespace (a
-    #: stray newline from a secrets file) is stripped. Never shown in a repr.
+    #: API_TOKEN — when set, every `/api/` request (reads too) needs
+    #: `Authorization: Bearer <token>`; an unnamed caller (runs it triggers have no
+    #: `triggered_by`). Surrounding whitespace (a stray newline from a secrets file) is
+    #: stripped. Never shown in a repr.
     api_token: str | None = _env("API_TOKEN", None, repr=False)
-    #: API_TOKENS — named tokens `name:token,name:token`; the name is recorded on the runs its
-    #: caller triggers (`triggered_by`) and in the logs. Combines with API_TOKEN. Never shown.
+    #: API_TOKENS — named tokens `name:token,name:token` (names: letters, digits, `_.@-`, up to
+    #: 64); the caller's name is recorded on its runs (`triggered_by`) and in the `admitted` log
+    #: line. Combines with API_TOKEN. Every token is compared in constant time on every
+    #: request; none is ever logged, put in an error or shown in a repr.
     api_tokens: str | None = _env("API_TOKENS", None, repr=False)
-    #: TRIGGER_RATE_LIMIT — triggers allowed per caller, e.g. `30/minute` (a moving window
-    #: counted in Redis, shared by every web process); unset: no limit. A caller is its token's
-    #: name, else the client address.
-    trigger_rate_limit: str | None = _env("TRIGGER_RATE_LIMIT", None)
+    #: TRIGGER_RATE_LIMIT — triggers per caller, e.g. `30/minute` (a moving window counted in
+    #: Redis: every web process shares it); beyond it 429 `rate_limited` with `Retry-After`, and
+    #: nothing is taken. A caller is its token's name, else its address. Off by default: it
+    #: costs each trigger a Redis round trip.
+    trigger_rate_limit: str | None = _env("TRIGGER_RATE_LIMIT", None, shown="unset (no limit)")
     #: CORS_ORIGINS — comma-separated origins allowed to call the API from a browser; unset:
     #: no CORS headers at all (the page is served from the same origin).
-    cors_origins: tuple[str, ...] = _env("CORS_ORIGINS", ())
-    #: TEST_RUN_MAX_INPUT_BYTES — the largest `input` a trigger may carry, as compact JSON.
+    cors_origins: tuple[str, ...] = _env("CORS_ORIGINS", (), shown="unset (no CORS)")
+    #: TEST_RUN_MAX_INPUT_BYTES — the largest `input` (as compact JSON) a trigger may carry:
+    #: 413 beyond.
     max_input_bytes: int = _env("TEST_RUN_MAX_INPUT_BYTES", 16 * 1024)
-    #: TEST_RUN_MAX_LOG_LINE — characters kept of one log line; longer lines are cut, marked.
+    #: TEST_RUN_MAX_LOG_LINE — characters kept of one log line; the rest is cut, with a marker
+    #: saying how much.
     max_log_line: int = _env("TEST_RUN_MAX_LOG_LINE", 4096)
-    #: TEST_RUN_MAX_STREAMS — event streams (GET …/events) one web process serves at once;
-    #: one more answers 503, so watchers can never take every thread from triggers.
+    #: TEST_RUN_MAX_STREAMS — event streams (`GET …/events`) one web process serves at once
+    #: (each holds a gunicorn thread; the default is 2 workers × 8 threads): one more answers
+    #: 503 `too_many_streams`, so watchers can never take every thread from triggers.
     max_streams: int = _env("TEST_RUN_MAX_STREAMS", 4)
-    #: TEST_RUN_STREAM_KEEPALIVE — seconds an event stream waits (XREAD BLOCK) before it sends a
-    #: keep-alive comment; a client that went away is noticed (and its thread freed) by then.
+    #: TEST_RUN_STREAM_KEEPALIVE — seconds an event stream waits for an event (XREAD BLOCK)
+    #: before it sends a keep-alive comment; a client that went away is noticed, and its thread
+    #: freed, by then.
     stream_keepalive: float = _env("TEST_RUN_STREAM_KEEPALIVE", 15.0)
     #: TEST_RUN_QUEUE — the Celery queue test runs are published to and consumed from.
     queue: str = _env("TEST_RUN_QUEUE", "testruns")
-    #: TEST_RUN_KEY_PREFIX — prefix of every Redis key this service writes.
+    #: TEST_RUN_KEY_PREFIX — prefix of every Redis key this service writes (Celery's and
+    #: kombu's own keys keep their names: the queue `TEST_RUN_QUEUE`, `_kombu.binding.*`,
+    #: `celery-task-meta-<run_id>` for revoked runs).
     key_prefix: str = _env("TEST_RUN_KEY_PREFIX", "testrun")
-    #: TEST_RUN_IO_TIMEOUT — seconds any Redis or broker call on the request path may take
-    #: before the request answers 503 (Celery's defaults take ~19 s).
+    #: TEST_RUN_IO_TIMEOUT — connect timeout of every Redis and broker connection (web and
+    #: worker); read timeouts are max(1 s, twice this), with one retry: a refused connection
+    #: answers 503 in milliseconds, an unresponsive Redis within about 2 s (Celery's defaults
+    #: take ~19 s).
     io_timeout: float = _env("TEST_RUN_IO_TIMEOUT", 0.5)
-    #: TEST_RUN_MAX_LOG_LINES — lines kept per run's log; older lines are dropped.
+    #: TEST_RUN_MAX_LOG_LINES — log lines kept per run; older lines are dropped.
     max_log_lines: int = _env("TEST_RUN_MAX_LOG_LINES", 1000)
-    #: TEST_RUN_MAX_RESULT_BYTES — a run whose JSON result is larger fails as
-    #: `invalid_result` instead of storing it (run records are kept for the retention period).
+    #: TEST_RUN_MAX_RESULT_BYTES — a larger JSON result fails the run as `invalid_result`
+    #: instead of being stored (run records are kept for the retention period); error texts
+    #: are cut at 4,096 characters.
     max_result_bytes: int = _env("TEST_RUN_MAX_RESULT_BYTES", 64 * 1024)
     #: TEST_RUN_MAX_RUNS_PER_WORKFLOW — run records kept per workflow: each admission deletes
     #: the oldest beyond this, with their logs, event streams and idempotency keys (in the same
     #: atomic step), so no caller can fill Redis by triggering without end.
     max_runs_per_workflow: int = _env("TEST_RUN_MAX_RUNS_PER_WORKFLOW", 200)
     #: TEST_RUN_MAX_LOG_BYTES — bytes one run may write to its log in all (UTF-8, after each
-    #: line is cut at TEST_RUN_MAX_LOG_LINE characters); then one marker line, and later lines
-    #: are dropped.
+    #: line is cut at TEST_RUN_MAX_LOG_LINE characters); then one marker line
+    #: `[log cut: TEST_RUN_MAX_LOG_BYTES reached; …]`, and later lines are dropped.
     max_log_bytes: int = _env("TEST_RUN_MAX_LOG_BYTES", 64 * 1024)
-    #: TRUSTED_HOSTS — comma-separated Host header values the web answers (a leading dot
-    #: matches subdomains; ports are ignored); others get 400 `host_not_allowed`, which stops
-    #: DNS-rebinding pages. WEB_BIND's host is added when it is not a wildcard; `*` allows any
-    #: (e.g. behind a proxy that checks Host itself).
-    trusted_hosts: tuple[str, ...] = _env("TRUSTED_HOSTS", ("localhost", "127.0.0.1"))
-    #: ALLOW_ANONYMOUS — let the web bind a non-loopback address with no API_TOKEN set (it
-    #: refuses to start otherwise: anyone on the network could trigger and cancel runs).
+    #: TRUSTED_HOSTS — comma-separated Host header values the web answers (a leading dot,
+    #: `.example.com`, matches subdomains; ports are ignored); others get 400
+    #: `host_not_allowed`, so a DNS-rebinding page cannot reach the API. WEB_BIND's host is
+    #: added when it is not a wildcard; `*` allows any (e.g. behind a proxy that checks Host
+    #: itself).
+    trusted_hosts: tuple[str, ...] = _env("TRUSTED_HOSTS", ("localhost", "127.0.0.1"),
+                                          shown="`localhost,127.0.0.1` (+ `WEB_BIND`'s host)")
+    #: ALLOW_ANONYMOUS — the web refuses to start on a non-loopback address (e.g.
+    #: `WEB_BIND=0.0.0.0:8000`) without API_TOKEN or API_TOKENS unless this is `true`: anyone
+    #: on the network could trigger and cancel runs. At start it logs whether auth is on.
     allow_anonymous: bool = _env("ALLOW_ANONYMOUS", False)
     #: LOG_FORMAT — `text` (human lines) or `json` (one JSON object per line, from the web,
-    #: the worker and gunicorn's access log alike; python-json-logger).
+    #: the worker and gunicorn's access log alike; python-json-logger). The fields are listed
+    #: under [Logs](operations.md#metrics-logs-and-liveness).
     log_format: str = _env("LOG_FORMAT", "text")
-    #: WORKER_METRICS_PORT — the port of the worker's Prometheus exporter (its main process
-    #: serves /metrics for itself and its pool children). Give each worker on a host its own.
+    #: WORKER_METRICS_PORT — the port of the worker's Prometheus exporter (`GET /metrics` on its
+    #: main process, pool children added up). Give each worker on one host its own. A port
+    #: that is taken is logged and the worker runs without an exporter.
     worker_metrics_port: int = _env("WORKER_METRICS_PORT", 9809)
-    #: WORKER_METRICS_ADDRESS — the address that exporter listens on (0.0.0.0 for a scraper
+    #: WORKER_METRICS_ADDRESS — the address that exporter listens on (`0.0.0.0` for a scraper
     #: on another host).
     worker_metrics_address: str = _env("WORKER_METRICS_ADDRESS", "127.0.0.1")
     #: TEST_RUN_FUSED_ADMISSION — when the broker is the tracking Redis (same server and
-    #: database), the admit script also pushes the task message: one round trip, one atomic
-    #: step (worker/client/message.py). `false` publishes through kombu after the script instead.
+    #: database), the admit script also pushes the task message (worker/client/message.py
+    #: builds it): one round trip, one atomic step. `false` publishes through kombu after the
+    #: script instead (the path RabbitMQ and a broker elsewhere always take).
     fused_admission: bool = _env("TEST_RUN_FUSED_ADMISSION", True)
 
     def callers(self) -> list[tuple[str | None, str]]:
