@@ -73,7 +73,7 @@ def reconcile(store: RunStore) -> dict[str, list[str]]:
     live = (RunStatus.QUEUED, RunStatus.RUNNING)
     for workflow_id in store.workflows_with("runs"):
         for run_id in store.run_ids(workflow_id):
-            before = store.redis.hget(store.keys.run(workflow_id, run_id), "status")
+            before = store.connection.redis.hget(store.keys.run(workflow_id, run_id), "status")
             run = store.get(run_id)  # reading settles expired/lost, atomically and once
             if run and before in live and run.terminal:
                 settled.append(f"{run_id}: {run.status.value}")
