@@ -118,7 +118,7 @@ class Driver:
         return self.store.force_release(workflow_id, ReleaseReason.FORCED, expected=expected)
 
     def reconcile(self) -> None:
-        from worker.client.cli import reconcile
+        from worker.client.operator import reconcile
 
         reconcile(self.store)
 

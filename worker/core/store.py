@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -345,10 +345,6 @@ class RunStore:
             pipe.get(self.keys.slot(workflow_id))
         return dict(zip(ids, pipe.execute(), strict=True))
 
-    def slot_ttl_ms(self, workflow_id: str) -> int | None:
-        ttl = self._redis.pttl(self.keys.slot(workflow_id))
-        return ttl if ttl and ttl > 0 else None
-
     # -- workers and live state ---------------------------------------------------------------
     def advertise(self, hostname: str, ttl_s: float, info: dict[str, str]) -> int:
         """Say this worker consumes the test-run queue for `ttl_s` more seconds."""
@@ -402,18 +398,6 @@ class RunStore:
         lifecycle.released(freed.holder, workflow_id, reason)
         lifecycle.forced(freed.holder, workflow_id, reason)
         return freed.holder
-
-    def workflows_with(self, kind: str) -> Iterator[str]:
-        """Every workflow that has a key of `kind` (`slot`, `runs`). Operator use only: it
-        SCANs, which no request path may do."""
-        for key in self._redis.scan_iter(match=self.keys.scan_pattern(kind), count=1000):
-            workflow_id = self.keys.workflow_in(str(key), kind)
-            if workflow_id is not None:
-                yield workflow_id
-
-    def run_ids(self, workflow_id: str) -> list[str]:
-        """Every retained run id of a workflow, oldest first (operator use)."""
-        return [str(r) for r in self._redis.zrange(self.keys.index(workflow_id), 0, -1)]
 
     # -- helpers ------------------------------------------------------------------------------
     @staticmethod
