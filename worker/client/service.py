@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import workflows
+from ..core import gauges
 from ..core.celery_app import TASK_NAME, TestRunCelery
 from ..core.errors import (
     Dependency,
@@ -278,7 +279,7 @@ class TestRunService:
     def live_state(self) -> tuple[int, dict[str, int], int]:
         """Slots held, holders by status and workers online, over the registered workflows
         (the metrics' gauges; two pipelined round trips, no SCAN)."""
-        return self.store.live_state([w.id for w in workflows.all_workflows()])
+        return gauges.live_state(self.store, [w.id for w in workflows.all_workflows()])
 
     # -- health -------------------------------------------------------------------------------
     def readiness(self) -> dict[Dependency, str]:

@@ -345,44 +345,6 @@ class RunStore:
             pipe.get(self.keys.slot(workflow_id))
         return dict(zip(ids, pipe.execute(), strict=True))
 
-    # -- workers and live state ---------------------------------------------------------------
-    def advertise(self, hostname: str, ttl_s: float, info: dict[str, str]) -> int:
-        """Say this worker consumes the test-run queue for `ttl_s` more seconds."""
-        return self._scripts.advertise(self.keys, self.settings.queue, hostname,
-                                      ttl_ms=int(ttl_s * 1000), info=info)
-
-    def withdraw(self, hostname: str) -> int:
-        """A clean shutdown: this worker no longer consumes the queue."""
-        return self._scripts.advertise(self.keys, self.settings.queue, hostname, ttl_ms=0)
-
-    def workers_online(self) -> int:
-        """Workers advertised on the test-run queue now (one EVALSHA: TIME + ZCOUNT)."""
-        return int(self._scripts.workers.count(self.keys, self.settings.queue))
-
-    def workers(self) -> list[lua.WorkerInfo]:
-        return self._scripts.workers.list(self.keys, self.settings.queue)
-
-    def live_state(self, workflow_ids: Iterable[str]) -> tuple[int, dict[str, int], int]:
-        """Slots held, holders by status and workers online, for the metrics' gauges: one
-        pipeline over the given workflows' slots (plus the workers count), then one over the
-        holders' statuses. Bounded by the registered workflows, never a SCAN."""
-        ids = list(workflow_ids)
-        pipe = self._redis.pipeline(transaction=False)
-        for workflow_id in ids:
-            pipe.get(self.keys.slot(workflow_id))
-        self._scripts.workers.count(self.keys, self.settings.queue, client=pipe)
-        *holders, online = pipe.execute()
-        held = [(w, str(h)) for w, h in zip(ids, holders, strict=True) if h]
-        by_status: dict[str, int] = {}
-        if held:
-            pipe = self._redis.pipeline(transaction=False)
-            for workflow_id, holder in held:
-                pipe.hget(self.keys.run(workflow_id, holder), "status")
-            for status in pipe.execute():
-                if status:
-                    by_status[str(status)] = by_status.get(str(status), 0) + 1
-        return len(held), by_status, int(online[0])
-
     # -- operator -----------------------------------------------------------------------------
     def force_release(self, workflow_id: str, reason: ReleaseReason = ReleaseReason.FORCED,
                       *, expected: str | None = None) -> str | None:
