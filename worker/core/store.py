@@ -5,6 +5,13 @@ cancel, read) and the worker (start, heartbeat, finish) both go through `RunStor
 change is one script call (worker/core/lua/). Its Redis client is created lazily, once per process:
 never at import, so a gunicorn master or a Celery main process that forks does not share a
 connection with its children.
+
+`RunStore` holds a run's lifecycle only. The Redis work around it lives with the module that
+does it, on the store's one client and scripts (`RunStore.connection`): the operator's scan
+(worker/client/operator.py), the trigger rate limit (worker/client/ratelimit.py), the event
+stream reader with its own pool (worker/client/watch.py), worker liveness
+(worker/runner/liveness.py, worker/client/online.py) and the metrics' gauges
+(worker/core/gauges.py).
 """
 
 from __future__ import annotations
@@ -21,13 +28,12 @@ import redis
 from . import lua
 from .connection import redis_client
 from .errors import RunFinished, RunNotFound
-from .events import EVENTS_PER_READ, RunEvent, clip_line
+from .events import clip_line
 from .keys import Keys, new_run_id, workflow_of
 from .lifecycle import lifecycle
 from .lua import AdmitResult, Admitted, Beat, BeatVerdict, Busy, FinishMode, Refused, Started
-from .ratelimit import TriggerLimiter
 from .runs import Run
-from .settings import Settings, rate_limit
+from .settings import Settings
 from .status import STATUS_RELEASE_REASON, ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 
 RedisClient = redis.Redis  # for annotations inside Connection, whose `redis` is a field
@@ -74,8 +80,6 @@ class RunStore:
         self.keys = Keys(settings.key_prefix)
         self._lock = threading.Lock()
         self._connection: Connection | None = None
-        self._stream_client: redis.Redis | None = None
-        self._limiter: TriggerLimiter | None = None
 
     # -- connection ---------------------------------------------------------------------------
     @property
@@ -114,19 +118,6 @@ class RunStore:
         return None
 
     # -- admission (web) ----------------------------------------------------------------------
-    def count_trigger(self, caller: str) -> float | None:
-        """Count a trigger against TRIGGER_RATE_LIMIT: None if allowed (or no limit is set),
-        else the seconds until `caller` may trigger again."""
-        if not self.settings.trigger_rate_limit:
-            return None
-        if self._limiter is None:
-            client = self._redis  # takes the lock itself: not inside it
-            with self._lock:
-                if self._limiter is None:
-                    self._limiter = TriggerLimiter(client, self.keys,
-                                                   rate_limit(self.settings.trigger_rate_limit))
-        return self._limiter.hit(caller)
-
     def admit(self, workflow_id: str, input: Any, *,
               on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
               idempotency_key: str | None = None,
@@ -275,28 +266,6 @@ class RunStore:
         if snap is not None and snap.settled:
             _settled(snap.run)
         return snap
-
-    @property
-    def stream_redis(self) -> RedisClient:
-        """A client of its own for XREAD BLOCK: each waiting stream holds a connection for up to
-        TEST_RUN_STREAM_KEEPALIVE, so they get a pool sized TEST_RUN_MAX_STREAMS and a socket
-        timeout that long, apart from the request path's."""
-        if self._stream_client is None:
-            with self._lock:
-                if self._stream_client is None:
-                    self._stream_client = redis_client(
-                        self.settings, block_s=self.settings.stream_keepalive,
-                        max_connections=self.settings.max_streams)
-        return self._stream_client
-
-    def events_after(self, run_id: str, after: str, block_s: float) -> list[RunEvent]:
-        """The run's events after the stream id `after`, waiting up to `block_s` for one
-        (0: do not wait)."""
-        key = self.keys.events(self._workflow(run_id), run_id)
-        block = int(block_s * 1000) if block_s > 0 else None
-        reply: Any = self.stream_redis.xread({key: after}, count=EVENTS_PER_READ, block=block)
-        return [RunEvent.from_redis(event_id, fields)
-                for _, entries in reply or [] for event_id, fields in entries]
 
     def list_runs(self, workflow_id: str, limit: int, *, full: bool = False) -> list[Run]:
         """The workflow's newest runs first, each read (and settled) by the read script: as
