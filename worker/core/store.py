@@ -20,13 +20,12 @@ import json
 import os
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from . import lua
-from .connection import redis_client
+from .connection import Connection, RedisClient, Scripts, connect
 from .errors import RunFinished, RunNotFound
 from .events import clip_line
 from .keys import Keys, new_run_id, workflow_of
@@ -36,42 +35,8 @@ from .runs import Run
 from .settings import Settings
 from .status import STATUS_RELEASE_REASON, ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 
-RedisClient = redis.Redis  # for annotations inside Connection, whose `redis` is a field
-
 #: `finish(result=...)` default: the run has no result (distinct from a result of None)
 NO_RESULT: Any = object()
-
-
-class Scripts:
-    """The scripts, registered on one client."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.admit = lua.Admit(client)
-        self.start = lua.Start(client)
-        self.finish = lua.Finish(client)
-        self.read = lua.Read(client)
-        self.heartbeat = lua.Heartbeat(client)
-        self.force_release = lua.ForceRelease(client)
-        self.advertise = lua.Advertise(client)
-        self.workers = lua.Workers(client)
-        self.append_log = lua.AppendLog(client)
-
-    def all(self) -> list[lua.LuaScript]:
-        return [self.admit, self.start, self.finish, self.read, self.heartbeat,
-                self.force_release, self.advertise, self.workers, self.append_log]
-
-    def load(self) -> None:
-        """Load every script now, so no call pays a NOSCRIPT round trip."""
-        for script in self.all():
-            script.load()
-
-
-@dataclass(frozen=True)
-class Connection:
-    """The store's Redis client (the request path's pool) and the scripts registered on it."""
-
-    redis: RedisClient
-    scripts: Scripts
 
 
 class RunStore:
@@ -91,8 +56,7 @@ class RunStore:
         if self._connection is None:
             with self._lock:
                 if self._connection is None:
-                    client = redis_client(self.settings)
-                    self._connection = Connection(client, Scripts(client))
+                    self._connection = connect(self.settings)
         return self._connection
 
     @property
