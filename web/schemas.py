@@ -1,6 +1,8 @@
 """Request and response models, in one place: routes never build JSON ad hoc, and the OpenAPI
 document (/openapi.json) is generated from these same classes (flask-openapi3 validates the
 path, query, headers and body with them before a route runs).
+Over 300 lines because it is that one place: every route's request and every answer it can
+give, with the body's JSON reading the request models rely on.
 
 Response models allow fields they do not name (`extra="allow"`), so an answer can grow a field
 (e.g. `workers_online`) without breaking the contract. Request models forbid unknown body

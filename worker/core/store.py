@@ -1,4 +1,7 @@
 """The run store: slots, run records and logs in Redis, through the Lua scripts.
+Over 300 lines because each of a run's transitions is here with the lifecycle events its
+script's reply means (admit, start, finish, cancel, heartbeat, a read that settles a lapsed
+lease): split up, one slot's rules would be read in two places.
 
 The only code that takes or frees a slot or moves a run's status: the web process (admit,
 cancel, read) and the worker (start, heartbeat, finish) both go through `RunStore`, and every
