@@ -13,6 +13,6 @@ app = create_worker_app()
 
 @app.task(name=NOOP, shared=False, ignore_result=True)
 def noop(workflow_id: str) -> None:
-    client = app.store.redis
+    client = app.store.connection.redis
     client.incr(DONE_KEY)
 

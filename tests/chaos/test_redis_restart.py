@@ -19,6 +19,7 @@ from tests.support.api import (
 )
 from tests.support.procs import Worker, alive, wait_for
 from web import create_app
+from worker.client import operator
 from worker.core.status import TERMINAL, ErrorType, RunStatus
 
 pytestmark = pytest.mark.broker_matrix
@@ -117,7 +118,7 @@ def test_a_run_whose_lease_cannot_be_renewed_is_killed_before_it_lapses(config, 
             "last_heartbeat_at"] else None)(run_of(client, rid)), ttl, "a heartbeat")
         last = ts(beat["last_heartbeat_at"])
         wait_for(lambda: time.time() >= last + phase, 2, "the outage's phase")
-        lease_left = store.slot_ttl_ms("sleep") / 1000
+        lease_left = operator.slot_ttl_ms(store, "sleep") / 1000
         pid = store.pid_of(rid)
         server.stop()
         down = time.monotonic()

@@ -39,10 +39,10 @@ def test_ten_thousand_replace_triggers_leave_at_most_the_cap(config, redis_clien
         store.append_log(admitted.run_id, f"line of run {n}")
     # then 10,000 more through the same admit script, its wrapper's calls queued on a
     # pipeline (1,000 a round trip) so the test takes seconds, not the ~20 s of one by one
-    admit, keys = store.scripts.admit, store.keys
+    admit, keys = store.connection.scripts.admit, store.keys
     real_call = admit._call
     for _ in range(10):
-        pipe = store.redis.pipeline(transaction=False)
+        pipe = store.connection.redis.pipeline(transaction=False)
 
         def queued(script_keys, args, client=None, pipe=pipe):
             real_call(script_keys, args, pipe)
@@ -64,7 +64,7 @@ def test_ten_thousand_replace_triggers_leave_at_most_the_cap(config, redis_clien
 
 
 def redis_ms(store: RunStore) -> int:
-    seconds, micros = store.redis.time()
+    seconds, micros = store.connection.redis.time()
     return seconds * 1000 + micros // 1000
 
 

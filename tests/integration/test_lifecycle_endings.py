@@ -51,7 +51,7 @@ def store(idle_app: Any) -> RunStore:
 
 def lapse(store: RunStore, config: dict[str, str], workflow_id: str) -> None:
     """The slot's lease runs out (its key vanishes), as when a worker dies."""
-    store.redis.delete(keys_of(config).slot(workflow_id))
+    store.connection.redis.delete(keys_of(config).slot(workflow_id))
 
 
 def test_a_read_that_finds_a_lapsed_queued_lease_ends_the_run_once(idle_client, store, config,

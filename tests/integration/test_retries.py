@@ -20,8 +20,7 @@ def slow(config):
     proxy = SlowReplyProxy((url.hostname or "127.0.0.1", url.port or 6379), delay=1.5)
     app = create_app(dict(config, REDIS_URL=f"redis://127.0.0.1:{proxy.port}/0"))
     store = app.extensions["testruns"].store
-    store.ping()  # builds the client; then load every script, so no NOSCRIPT round trip
-    store.load_scripts()
+    store.connection.scripts.load()  # every script now, so no call pays a NOSCRIPT round trip
     yield proxy, app, app.test_client()
     proxy.close()
 

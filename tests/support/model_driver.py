@@ -1,5 +1,5 @@
 """Drives the real Lua scripts for the model tests, through `RunStore` (worker/core/store.py) and
-its typed wrappers (worker/core/lua/__init__.py), on a private Redis; turns each reply into the
+its typed wrappers (worker/core/lua/), on a private Redis; turns each reply into the
 plain tuples tests/support/slot_model.py predicts.
 
 Everything the model tests do to Redis goes through here: when a script's wrapper changes
@@ -118,7 +118,7 @@ class Driver:
         return self.store.force_release(workflow_id, ReleaseReason.FORCED, expected=expected)
 
     def reconcile(self) -> None:
-        from worker.client.cli import reconcile
+        from worker.client.operator import reconcile
 
         reconcile(self.store)
 

@@ -6,15 +6,27 @@ and the web reaches the run store and Celery only through the service.
 - `worker/runner/`: what runs only inside a Celery worker process.
 - `web/`: imports only the caller's side and the core; worker/ never imports it (the web's own
   errors, and how any error answers over HTTP, live in web/).
+
+And each module stays a size one reads: at most MAX_LINES lines unless its docstring says why,
+and `RunStore` holds a run's lifecycle, not every Redis read and write there is.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("worker", "web")
+
+MAX_LINES = 300
+#: the line a longer module's docstring carries in its first paragraph, followed by the reason
+OVER_MARKER = re.compile(rf"^\s*Over {MAX_LINES} lines because \S")
+#: RunStore's public methods and properties: its connection, ping and eviction check, and the
+#: run's lifecycle (admit, start, finish, cancel, heartbeat, pid_of, append_log, get, snapshot,
+#: list_runs, log_page, holders, force_release)
+RUN_STORE_MAX_PUBLIC = 16
 
 
 def module_name(path: Path) -> str:
@@ -129,3 +141,43 @@ def _top_level_imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and not node.level:
             out.add(node.module or "")
     return out
+
+
+def says_why_it_is_long(path: Path) -> bool:
+    """The module docstring's first paragraph has a line `Over 300 lines because <reason>`."""
+    docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
+    first_paragraph = re.split(r"\n\s*\n", docstring.strip(), maxsplit=1)[0]
+    return any(OVER_MARKER.match(line) for line in first_paragraph.splitlines())
+
+
+def test_no_module_is_over_300_lines_unless_it_says_why():
+    long = [f"{path.relative_to(ROOT)}: {lines} lines"
+            for package in PRODUCT for path in sorted((ROOT / package).rglob("*.py"))
+            if (lines := len(path.read_text().splitlines())) > MAX_LINES
+            and not says_why_it_is_long(path)]
+    assert not long, (f"over {MAX_LINES} lines, and the docstring's first paragraph does not "
+                      f"say why ('Over {MAX_LINES} lines because …'): {long}")
+
+
+def test_the_marker_is_read_from_the_first_paragraph_only(tmp_path):
+    marked = tmp_path / "marked.py"
+    marked.write_text('"""A module.\nOver 300 lines because it must be.\n\nMore."""\n')
+    later = tmp_path / "later.py"
+    later.write_text('"""A module.\n\nOver 300 lines because it must be."""\n')
+    bare = tmp_path / "bare.py"
+    bare.write_text('"""A module.\nOver 300 lines because\n"""\n')
+    assert says_why_it_is_long(marked)
+    assert not says_why_it_is_long(later)
+    assert not says_why_it_is_long(bare)
+
+
+def test_the_run_store_holds_a_runs_lifecycle_only():
+    """The scan, the rate limiter, the stream reader, liveness and the gauges live with the
+    modules that use them (on `RunStore.connection`), not as more RunStore methods."""
+    tree = ast.parse((ROOT / "worker" / "core" / "store.py").read_text())
+    store = next(node for node in tree.body
+                 if isinstance(node, ast.ClassDef) and node.name == "RunStore")
+    public = [node.name for node in store.body
+              if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+              and not node.name.startswith("_")]
+    assert len(public) <= RUN_STORE_MAX_PUBLIC, (len(public), public)

@@ -19,6 +19,12 @@ logger = logging.getLogger(__name__)
 CACHE_SECONDS = 1.0
 
 
+def workers_online(store: RunStore) -> int:
+    """Workers advertised on the test-run queue now (one EVALSHA: TIME + ZCOUNT)."""
+    scripts = store.connection.scripts
+    return int(scripts.workers.count(store.keys, store.settings.queue))
+
+
 class OnlineCount:
     """The workers count, read at most once per CACHE_SECONDS per process. None when Redis
     could not be read (the caller answers without the number rather than failing)."""
@@ -38,7 +44,7 @@ class OnlineCount:
             if time.monotonic() - self._read_at < self._max_age:
                 return self._value
             try:
-                self._value = self._store.workers_online()
+                self._value = workers_online(self._store)
             except Exception as exc:  # noqa: BLE001 - Redis away: no number, no failure
                 logger.warning("could not read the workers online: %s: %s",
                                type(exc).__name__, exc)

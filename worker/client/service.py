@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import workflows
+from ..core import gauges
 from ..core.celery_app import TASK_NAME, TestRunCelery
 from ..core.errors import (
     Dependency,
@@ -40,8 +41,9 @@ from ..core.runs import Run
 from ..core.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 from ..workflows import Workflow
 from . import expiry, message, online, stop
+from .ratelimit import TriggerRateLimit
 from .readiness import Readiness
-from .watch import WatchItem, follow
+from .watch import EventReader, WatchItem, follow
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +94,8 @@ class TestRunService:
         self.store = celery.store
         self.settings = celery.settings
         self._online = online.OnlineCount(self.store)
+        self._rate_limit = TriggerRateLimit(self.store)
+        self._events = EventReader(self.store)  # its stream client: built on first use
         self._readiness = Readiness(celery, self.store, self.settings)
         #: the admit script pushes the message itself (the broker is the tracking Redis)
         self.fused = message.fused(self.settings, celery.conf.broker_transport_options)
@@ -157,7 +161,7 @@ class TestRunService:
         self.known_workflow(workflow_id)
         if rate_key is not None and self.settings.trigger_rate_limit:
             with unavailable_on_outage():
-                wait = self.store.count_trigger(rate_key)
+                wait = self._rate_limit.count(rate_key)
             if wait is not None:
                 raise RateLimited(self.settings.trigger_rate_limit, wait)
         run_id = pushed = None
@@ -199,7 +203,7 @@ class TestRunService:
             snap = self.store.snapshot(run_id)
         if snap is None:
             raise RunNotFound(run_id)
-        return follow(self.store, snap, last_event_id, self.settings.stream_keepalive)
+        return follow(self._events, snap, last_event_id, self.settings.stream_keepalive)
 
     def _message(self, run_id: str) -> tuple[str, str]:
         """(the broker's list, the run's message) for the fused admission."""
@@ -278,7 +282,7 @@ class TestRunService:
     def live_state(self) -> tuple[int, dict[str, int], int]:
         """Slots held, holders by status and workers online, over the registered workflows
         (the metrics' gauges; two pipelined round trips, no SCAN)."""
-        return self.store.live_state([w.id for w in workflows.all_workflows()])
+        return gauges.live_state(self.store, [w.id for w in workflows.all_workflows()])
 
     # -- health -------------------------------------------------------------------------------
     def readiness(self) -> dict[Dependency, str]:

@@ -6,6 +6,8 @@ events it makes one call per keep-alive interval, which also reads the run — t
 settles a lapsed lease (expired / lost) and writes its status event, so a run whose worker died
 still reaches its end on the stream.
 
+The waiting happens on a client of its own (`EventReader`), apart from the request path's pool.
+
 Resuming: a client that sends the id of the last event it saw (Last-Event-ID) gets the events
 after it; if that id is no longer in the stream (trimmed, expired, or not an id at all), it
 gets the current state again first.
@@ -14,12 +16,18 @@ gets the current state again first.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from ..core.errors import REDIS_OUTAGES
-from ..core.events import RunEvent, stream_position
+import redis
+
+from ..core.connection import redis_client
+from ..core.errors import REDIS_OUTAGES, RunNotFound
+from ..core.events import EVENTS_PER_READ, RunEvent, stream_position
+from ..core.keys import workflow_of
 from ..core.lua import RunSnapshot
 from ..core.runs import Run
 from ..core.store import RunStore
@@ -45,6 +53,40 @@ class WatchItem:
     event: RunEvent | None = None   # EVENT
 
 
+class EventReader:
+    """A run's events, read from its stream with XREAD BLOCK on a client of its own: each
+    waiting stream holds a connection for up to TEST_RUN_STREAM_KEEPALIVE, so they get a pool
+    sized TEST_RUN_MAX_STREAMS and a socket timeout that long, apart from the request path's.
+    The client is built on first use, once per reader (one per process: the service's), and
+    thread-safe."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._client: redis.Redis | None = None
+
+    def _redis(self) -> redis.Redis:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    settings = self.store.settings
+                    self._client = redis_client(settings, block_s=settings.stream_keepalive,
+                                                max_connections=settings.max_streams)
+        return self._client
+
+    def after(self, run_id: str, after: str, block_s: float) -> list[RunEvent]:
+        """The run's events after the stream id `after`, waiting up to `block_s` for one
+        (0: do not wait)."""
+        workflow_id = workflow_of(run_id)
+        if workflow_id is None:
+            raise RunNotFound(run_id)
+        key = self.store.keys.events(workflow_id, run_id)
+        block = int(block_s * 1000) if block_s > 0 else None
+        reply: Any = self._redis().xread({key: after}, count=EVENTS_PER_READ, block=block)
+        return [RunEvent.from_redis(event_id, fields)
+                for _, entries in reply or [] for event_id, fields in entries]
+
+
 def _resumable(after: str | None, snap: RunSnapshot) -> bool:
     """Whether the events after `after` are all still in the stream."""
     position, first = stream_position(after), stream_position(snap.first_event_id)
@@ -54,9 +96,9 @@ def _resumable(after: str | None, snap: RunSnapshot) -> bool:
     return first <= position <= last or position == (first[0], first[1] - 1)
 
 
-def follow(store: RunStore, snap: RunSnapshot, after: str | None,
+def follow(events: EventReader, snap: RunSnapshot, after: str | None,
            wait_s: float) -> Iterator[WatchItem]:
-    run_id = snap.run.run_id
+    store, run_id = events.store, snap.run.run_id
     if after is not None and _resumable(after, snap):
         cursor = after
     else:
@@ -64,26 +106,26 @@ def follow(store: RunStore, snap: RunSnapshot, after: str | None,
         yield WatchItem(Item.SNAPSHOT, cursor, run=snap.run)
     if snap.run.terminal:
         # ended already: what the client has not seen, then the end, without waiting
-        yield from _drain(store, run_id, cursor)
+        yield from _drain(events, run_id, cursor)
         yield WatchItem(Item.END, snap.last_event_id or cursor, run=snap.run)
         return
     try:
         while True:
-            events = store.events_after(run_id, cursor, wait_s)
-            for event in events:
+            found = events.after(run_id, cursor, wait_s)
+            for event in found:
                 cursor = event.id
                 yield WatchItem(Item.EVENT, event.id, event=event)
                 if event.terminal:
                     yield _end(store, run_id, cursor)
                     return
-            if events:
+            if found:
                 continue
             yield WatchItem(Item.IDLE)
             run = store.get(run_id)  # settles a lapsed lease, writing its status event
             if run is None:  # its record outlived its retention while we waited
                 return
             if run.terminal:  # its terminal event is missing (the stream expired or was lost)
-                yield from _drain(store, run_id, cursor)
+                yield from _drain(events, run_id, cursor)
                 yield WatchItem(Item.END, cursor, run=run)
                 return
     except REDIS_OUTAGES as exc:
@@ -92,16 +134,16 @@ def follow(store: RunStore, snap: RunSnapshot, after: str | None,
         logger.warning("event stream of %s ended: Redis unreachable (%s)", run_id, exc)
 
 
-def _drain(store: RunStore, run_id: str, cursor: str) -> Iterator[WatchItem]:
+def _drain(events: EventReader, run_id: str, cursor: str) -> Iterator[WatchItem]:
     """The events after `cursor` that are already written, up to the terminal one."""
     while True:
-        events = store.events_after(run_id, cursor, 0)
-        for event in events:
+        found = events.after(run_id, cursor, 0)
+        for event in found:
             cursor = event.id
             if event.terminal:
                 return
             yield WatchItem(Item.EVENT, event.id, event=event)
-        if not events:
+        if not found:
             return
 
 

@@ -1,4 +1,5 @@
-"""The Redis client for slots and run records, built from Settings in one place.
+"""The Redis client for slots and run records, built from Settings in one place, and the
+scripts registered on it (`connect()`: a `Connection`, what `RunStore.connection` holds).
 
 Timeouts and retries are chosen so an outage answers 503 fast instead of stalling a request
 thread (redis-py 8 retries 10 times with backoff by default, ~4 s per call while Redis is
@@ -10,12 +11,16 @@ down), and the pool blocks for a free connection instead of raising (redis-py 8 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import sentinel
+from . import lua, sentinel
 from .settings import Settings
+
+RedisClient = redis.Redis  # for annotations inside Connection, whose `redis` is a field
 
 #: connections per process; a gthread web process has at most `threads` requests at once
 MAX_CONNECTIONS = 64
@@ -49,3 +54,41 @@ def redis_client(settings: Settings, *, block_s: float = 0.0,
         retry=Retry(NoBackoff(), 1),
     )
     return redis.Redis(connection_pool=pool)
+
+
+class Scripts:
+    """The scripts, registered on one client."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.admit = lua.Admit(client)
+        self.start = lua.Start(client)
+        self.finish = lua.Finish(client)
+        self.read = lua.Read(client)
+        self.heartbeat = lua.Heartbeat(client)
+        self.force_release = lua.ForceRelease(client)
+        self.advertise = lua.Advertise(client)
+        self.workers = lua.Workers(client)
+        self.append_log = lua.AppendLog(client)
+
+    def all(self) -> list[lua.LuaScript]:
+        return [self.admit, self.start, self.finish, self.read, self.heartbeat,
+                self.force_release, self.advertise, self.workers, self.append_log]
+
+    def load(self) -> None:
+        """Load every script now, so no call pays a NOSCRIPT round trip."""
+        for script in self.all():
+            script.load()
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The store's Redis client (the request path's pool) and the scripts registered on it."""
+
+    redis: RedisClient
+    scripts: Scripts
+
+
+def connect(settings: Settings) -> Connection:
+    """A client for the request path (`redis_client`) with every script registered on it."""
+    client = redis_client(settings)
+    return Connection(client, Scripts(client))

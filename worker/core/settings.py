@@ -1,4 +1,6 @@
 """Every setting of the service, read from the environment in one place.
+Over 300 lines because each setting's documentation lives beside it (docs/configuration.md is
+generated from it), and one place for every setting is the point.
 
 Both processes (web and worker) build their settings here, so a value cannot mean one thing to
 the producer and another to the consumer. Each field documents its environment variable in

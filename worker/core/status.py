@@ -1,7 +1,7 @@
 """The vocabulary of a run, defined once: its status, why it failed, why its slot was freed,
 and what a trigger does when the workflow is busy.
 
-The Lua scripts never spell these strings themselves: `worker/core/lua/__init__.py` turns every enum
+The Lua scripts never spell these strings themselves: `worker/core/lua/text.py` turns every enum
 here into a Lua table when the scripts are loaded (`STATUS.QUEUED`, `ERROR.TIMEOUT`,
 `REASON.REPLACED`, `TERMINAL[...]`), so Python and Lua cannot drift apart.
 """

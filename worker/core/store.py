@@ -1,10 +1,20 @@
 """The run store: slots, run records and logs in Redis, through the Lua scripts.
+Over 300 lines because each of a run's transitions is here with the lifecycle events its
+script's reply means (admit, start, finish, cancel, heartbeat, a read that settles a lapsed
+lease): split up, one slot's rules would be read in two places.
 
 The only code that takes or frees a slot or moves a run's status: the web process (admit,
 cancel, read) and the worker (start, heartbeat, finish) both go through `RunStore`, and every
 change is one script call (worker/core/lua/). Its Redis client is created lazily, once per process:
 never at import, so a gunicorn master or a Celery main process that forks does not share a
 connection with its children.
+
+`RunStore` holds a run's lifecycle only. The Redis work around it lives with the module that
+does it, on the store's one client and scripts (`RunStore.connection`): the operator's scan
+(worker/client/operator.py), the trigger rate limit (worker/client/ratelimit.py), the event
+stream reader with its own pool (worker/client/watch.py), worker liveness
+(worker/runner/liveness.py, worker/client/online.py) and the metrics' gauges
+(worker/core/gauges.py).
 """
 
 from __future__ import annotations
@@ -12,46 +22,24 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import redis
 
 from . import lua
-from .connection import redis_client
+from .connection import Connection, RedisClient, Scripts, connect
 from .errors import RunFinished, RunNotFound
-from .events import EVENTS_PER_READ, RunEvent, clip_line
+from .events import clip_line
 from .keys import Keys, new_run_id, workflow_of
 from .lifecycle import lifecycle
 from .lua import AdmitResult, Admitted, Beat, BeatVerdict, Busy, FinishMode, Refused, Started
-from .ratelimit import TriggerLimiter
 from .runs import Run
-from .settings import Settings, rate_limit
+from .settings import Settings
 from .status import STATUS_RELEASE_REASON, ConflictPolicy, ErrorType, ReleaseReason, RunStatus
-
-RedisClient = redis.Redis  # for annotations inside RunStore, whose `redis` is a property
 
 #: `finish(result=...)` default: the run has no result (distinct from a result of None)
 NO_RESULT: Any = object()
-
-
-class _Scripts:
-    """The scripts, registered on one client."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.admit = lua.Admit(client)
-        self.start = lua.Start(client)
-        self.finish = lua.Finish(client)
-        self.read = lua.Read(client)
-        self.heartbeat = lua.Heartbeat(client)
-        self.force_release = lua.ForceRelease(client)
-        self.advertise = lua.Advertise(client)
-        self.workers = lua.Workers(client)
-        self.append_log = lua.AppendLog(client)
-
-    def all(self) -> list[lua.LuaScript]:
-        return [self.admit, self.start, self.finish, self.read, self.heartbeat,
-                self.force_release, self.advertise, self.workers, self.append_log]
 
 
 class RunStore:
@@ -59,40 +47,36 @@ class RunStore:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self._lock = threading.Lock()
-        self._client: redis.Redis | None = None
-        self._scripts: _Scripts | None = None
-        self._stream_client: redis.Redis | None = None
-        self._limiter: TriggerLimiter | None = None
+        self._connection: Connection | None = None
 
     # -- connection ---------------------------------------------------------------------------
     @property
-    def redis(self) -> redis.Redis:
-        if self._client is None:
+    def connection(self) -> Connection:
+        """The client and its registered scripts, built on first use, once per process (and
+        thread-safe). The store's own methods use it; so do the modules that own their own
+        Redis work: the operator scan, the rate limiter, the stream reader, liveness, the
+        gauges. None of them builds a client for the request path of its own."""
+        if self._connection is None:
             with self._lock:
-                if self._client is None:
-                    client = redis_client(self.settings)
-                    self._scripts = _Scripts(client)
-                    self._client = client
-        return self._client
+                if self._connection is None:
+                    self._connection = connect(self.settings)
+        return self._connection
 
     @property
-    def scripts(self) -> _Scripts:
-        self.redis  # noqa: B018 - builds the client and registers the scripts
-        assert self._scripts is not None
-        return self._scripts
+    def _redis(self) -> RedisClient:
+        return self.connection.redis
 
-    def load_scripts(self) -> None:
-        """Load every script now, so no call pays a NOSCRIPT round trip."""
-        for script in self.scripts.all():
-            script.load()
+    @property
+    def _scripts(self) -> Scripts:
+        return self.connection.scripts
 
     def ping(self) -> bool:
-        return bool(self.redis.ping())
+        return bool(self._redis.ping())
 
     def eviction_warning(self) -> str | None:
         """A maxmemory policy that may evict slot keys would free slots of live runs."""
         try:
-            policy = self.redis.config_get("maxmemory-policy").get("maxmemory-policy")
+            policy = self._redis.config_get("maxmemory-policy").get("maxmemory-policy")
         except redis.ResponseError as exc:  # CONFIG disabled (managed Redis)
             return f"could not read maxmemory-policy ({exc}); make sure it is noeviction"
         if policy and policy != "noeviction":
@@ -101,19 +85,6 @@ class RunStore:
         return None
 
     # -- admission (web) ----------------------------------------------------------------------
-    def count_trigger(self, caller: str) -> float | None:
-        """Count a trigger against TRIGGER_RATE_LIMIT: None if allowed (or no limit is set),
-        else the seconds until `caller` may trigger again."""
-        if not self.settings.trigger_rate_limit:
-            return None
-        if self._limiter is None:
-            client = self.redis  # takes the lock itself: not inside it
-            with self._lock:
-                if self._limiter is None:
-                    self._limiter = TriggerLimiter(client, self.keys,
-                                                   rate_limit(self.settings.trigger_rate_limit))
-        return self._limiter.hit(caller)
-
     def admit(self, workflow_id: str, input: Any, *,
               on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
               idempotency_key: str | None = None,
@@ -122,7 +93,7 @@ class RunStore:
         """Take the slot and write the queued record in one round trip; with `message`
         ((list, message) for a `run_id` made by the caller), push the task message in the same
         step (the fused path). `input` may be given as its JSON text already (a str)."""
-        result = self.scripts.admit(
+        result = self._scripts.admit(
             self.keys, workflow_id, run_id or new_run_id(workflow_id), input,
             lease_ms=int(self.settings.queued_lease * 1000),
             retention_s=self.settings.retention, on_conflict=on_conflict,
@@ -149,7 +120,7 @@ class RunStore:
         defaults to this process: the task calls it from the pool process that runs the
         body; the model tests name other processes (a duplicate delivery elsewhere)."""
         workflow_id = self._workflow(run_id)
-        decision = self.scripts.start(
+        decision = self._scripts.start(
             self.keys, workflow_id, run_id, worker=worker or "",
             pid=os.getpid() if pid is None else pid,
             lease_ms=int(self.settings.heartbeat_ttl * 1000),
@@ -195,7 +166,7 @@ class RunStore:
                 worker: str | None, mode: FinishMode) -> lua.Finished:
         workflow_id = self._workflow(run_id)
         reason = reason or STATUS_RELEASE_REASON[status]
-        done = self.scripts.finish(
+        done = self._scripts.finish(
             self.keys, workflow_id, run_id, status=status, error_type=error_type, error=error,
             result_json="" if result is NO_RESULT else json.dumps(result, separators=(",", ":")),
             reason=reason, worker=worker, retention_s=self.settings.retention, mode=mode)
@@ -214,7 +185,7 @@ class RunStore:
     def heartbeat(self, run_id: str, worker: str | None, pid: int) -> Beat:
         """Renew a running run's lease for the process that started it."""
         workflow_id = self._workflow(run_id)
-        beat = self.scripts.heartbeat(
+        beat = self._scripts.heartbeat(
             self.keys, workflow_id, run_id, worker=worker or "", pid=pid,
             ttl_ms=int(self.settings.heartbeat_ttl * 1000), retention_s=self.settings.retention)
         if beat.verdict in (BeatVerdict.RENEWED, BeatVerdict.REACQUIRED):
@@ -226,7 +197,7 @@ class RunStore:
 
     def pid_of(self, run_id: str) -> int | None:
         """The pool process that started the run (recorded by the start check)."""
-        pid = self.redis.hget(self.keys.run(self._workflow(run_id), run_id), "pid")
+        pid = self._redis.hget(self.keys.run(self._workflow(run_id), run_id), "pid")
         return int(pid) if pid else None
 
     def append_log(self, run_id: str, line: str) -> lua.LogReply:
@@ -235,7 +206,7 @@ class RunStore:
         Capped: characters per line (TEST_RUN_MAX_LOG_LINE), lines kept
         (TEST_RUN_MAX_LOG_LINES) and bytes written in all (TEST_RUN_MAX_LOG_BYTES)."""
         settings = self.settings
-        return self.scripts.append_log(
+        return self._scripts.append_log(
             self.keys, self._workflow(run_id), run_id, clip_line(line, settings.max_log_line),
             max_lines=settings.max_log_lines, max_bytes=settings.max_log_bytes,
             retention_s=settings.retention)
@@ -245,7 +216,7 @@ class RunStore:
         workflow_id = workflow_of(run_id)
         if workflow_id is None:
             return None
-        read = self.scripts.read
+        read = self._scripts.read
         reply = read.queue(self.keys, workflow_id, run_id)
         run = read.decode(reply)
         if run is not None and read.settled(reply):
@@ -253,47 +224,26 @@ class RunStore:
         return run
 
     def snapshot(self, run_id: str) -> lua.RunSnapshot | None:
-        """The run and where its event stream stands, in one atomic read."""
+        """The run and where its event stream stands, in one atomic read; its `settled` says
+        whether this very read ended the run (a lapsed lease: now expired or lost)."""
         workflow_id = workflow_of(run_id)
         if workflow_id is None:
             return None
-        snap = self.scripts.read.snapshot(self.keys, workflow_id, run_id)
+        snap = self._scripts.read.snapshot(self.keys, workflow_id, run_id)
         if snap is not None and snap.settled:
             _settled(snap.run)
         return snap
-
-    @property
-    def stream_redis(self) -> RedisClient:
-        """A client of its own for XREAD BLOCK: each waiting stream holds a connection for up to
-        TEST_RUN_STREAM_KEEPALIVE, so they get a pool sized TEST_RUN_MAX_STREAMS and a socket
-        timeout that long, apart from the request path's."""
-        if self._stream_client is None:
-            with self._lock:
-                if self._stream_client is None:
-                    self._stream_client = redis_client(
-                        self.settings, block_s=self.settings.stream_keepalive,
-                        max_connections=self.settings.max_streams)
-        return self._stream_client
-
-    def events_after(self, run_id: str, after: str, block_s: float) -> list[RunEvent]:
-        """The run's events after the stream id `after`, waiting up to `block_s` for one
-        (0: do not wait)."""
-        key = self.keys.events(self._workflow(run_id), run_id)
-        block = int(block_s * 1000) if block_s > 0 else None
-        reply: Any = self.stream_redis.xread({key: after}, count=EVENTS_PER_READ, block=block)
-        return [RunEvent.from_redis(event_id, fields)
-                for _, entries in reply or [] for event_id, fields in entries]
 
     def list_runs(self, workflow_id: str, limit: int, *, full: bool = False) -> list[Run]:
         """The workflow's newest runs first, each read (and settled) by the read script: as
         summaries (no input, result or logs) unless `full`."""
         fields = lua.ReadFields.FULL if full else lua.ReadFields.SUMMARY
-        run_ids = [str(r) for r in self.redis.zrevrange(self.keys.index(workflow_id), 0,
-                                                          max(0, limit - 1))]
+        run_ids = [str(r) for r in self._redis.zrevrange(self.keys.index(workflow_id), 0,
+                                                           max(0, limit - 1))]
         if not run_ids:
             return []
-        read = self.scripts.read
-        pipe = self.redis.pipeline(transaction=False)
+        read = self._scripts.read
+        pipe = self._redis.pipeline(transaction=False)
         for run_id in run_ids:
             read.queue(self.keys, workflow_id, run_id, client=pipe, fields=fields)
         runs = []
@@ -312,7 +262,7 @@ class RunStore:
         if workflow_id is None:
             return None
         logs = self.keys.logs(workflow_id, run_id)
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self._redis.pipeline(transaction=True)
         pipe.exists(self.keys.run(workflow_id, run_id))
         pipe.llen(logs)
         pipe.lrange(logs, offset, offset + limit - 1)
@@ -326,60 +276,18 @@ class RunStore:
         ids = list(workflow_ids)
         if not ids:
             return {}
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=False)
         for workflow_id in ids:
             pipe.get(self.keys.slot(workflow_id))
         return dict(zip(ids, pipe.execute(), strict=True))
-
-    def slot_ttl_ms(self, workflow_id: str) -> int | None:
-        ttl = self.redis.pttl(self.keys.slot(workflow_id))
-        return ttl if ttl and ttl > 0 else None
-
-    # -- workers and live state ---------------------------------------------------------------
-    def advertise(self, hostname: str, ttl_s: float, info: dict[str, str]) -> int:
-        """Say this worker consumes the test-run queue for `ttl_s` more seconds."""
-        return self.scripts.advertise(self.keys, self.settings.queue, hostname,
-                                      ttl_ms=int(ttl_s * 1000), info=info)
-
-    def withdraw(self, hostname: str) -> int:
-        """A clean shutdown: this worker no longer consumes the queue."""
-        return self.scripts.advertise(self.keys, self.settings.queue, hostname, ttl_ms=0)
-
-    def workers_online(self) -> int:
-        """Workers advertised on the test-run queue now (one EVALSHA: TIME + ZCOUNT)."""
-        return int(self.scripts.workers.count(self.keys, self.settings.queue))
-
-    def workers(self) -> list[lua.WorkerInfo]:
-        return self.scripts.workers.list(self.keys, self.settings.queue)
-
-    def live_state(self, workflow_ids: Iterable[str]) -> tuple[int, dict[str, int], int]:
-        """Slots held, holders by status and workers online, for the metrics' gauges: one
-        pipeline over the given workflows' slots (plus the workers count), then one over the
-        holders' statuses. Bounded by the registered workflows, never a SCAN."""
-        ids = list(workflow_ids)
-        pipe = self.redis.pipeline(transaction=False)
-        for workflow_id in ids:
-            pipe.get(self.keys.slot(workflow_id))
-        self.scripts.workers.count(self.keys, self.settings.queue, client=pipe)
-        *holders, online = pipe.execute()
-        held = [(w, str(h)) for w, h in zip(ids, holders, strict=True) if h]
-        by_status: dict[str, int] = {}
-        if held:
-            pipe = self.redis.pipeline(transaction=False)
-            for workflow_id, holder in held:
-                pipe.hget(self.keys.run(workflow_id, holder), "status")
-            for status in pipe.execute():
-                if status:
-                    by_status[str(status)] = by_status.get(str(status), 0) + 1
-        return len(held), by_status, int(online[0])
 
     # -- operator -----------------------------------------------------------------------------
     def force_release(self, workflow_id: str, reason: ReleaseReason = ReleaseReason.FORCED,
                       *, expected: str | None = None) -> str | None:
         """Free a workflow's slot, marking a live holder cancelled; with `expected`, only if
         that run still holds it (so a check-then-release cannot free a newer holder)."""
-        freed = self.scripts.force_release(self.keys, workflow_id, reason=reason,
-                                           expected=expected)
+        freed = self._scripts.force_release(self.keys, workflow_id, reason=reason,
+                                            expected=expected)
         if freed is None:
             return None
         if freed.ended:
@@ -388,18 +296,6 @@ class RunStore:
         lifecycle.released(freed.holder, workflow_id, reason)
         lifecycle.forced(freed.holder, workflow_id, reason)
         return freed.holder
-
-    def workflows_with(self, kind: str) -> Iterator[str]:
-        """Every workflow that has a key of `kind` (`slot`, `runs`). Operator use only: it
-        SCANs, which no request path may do."""
-        for key in self.redis.scan_iter(match=self.keys.scan_pattern(kind), count=1000):
-            workflow_id = self.keys.workflow_in(str(key), kind)
-            if workflow_id is not None:
-                yield workflow_id
-
-    def run_ids(self, workflow_id: str) -> list[str]:
-        """Every retained run id of a workflow, oldest first (operator use)."""
-        return [str(r) for r in self.redis.zrange(self.keys.index(workflow_id), 0, -1)]
 
     # -- helpers ------------------------------------------------------------------------------
     @staticmethod

@@ -12,6 +12,7 @@ from celery.signals import worker_init, worker_shutdown
 from prometheus_client import start_http_server
 
 from .. import workflows
+from ..core.gauges import live_state
 from ..core.metrics import (
     LiveState,
     prepare_multiprocess,
@@ -50,7 +51,7 @@ class MetricsStep(bootsteps.StartStopStep):
             return
         settings = app.settings
         store = app.store
-        live = LiveState(lambda: store.live_state([w.id for w in workflows.all_workflows()]))
+        live = LiveState(lambda: live_state(store, [w.id for w in workflows.all_workflows()]))
         try:
             self._server, _ = start_http_server(
                 settings.worker_metrics_port, settings.worker_metrics_address,

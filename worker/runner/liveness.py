@@ -22,6 +22,18 @@ from ..core.store import RunStore
 logger = logging.getLogger(__name__)
 
 
+def advertise(store: RunStore, hostname: str, ttl_s: float, info: dict[str, str]) -> int:
+    """Say this worker consumes the test-run queue for `ttl_s` more seconds."""
+    return store.connection.scripts.advertise(store.keys, store.settings.queue, hostname,
+                                              ttl_ms=int(ttl_s * 1000), info=info)
+
+
+def withdraw(store: RunStore, hostname: str) -> int:
+    """A clean shutdown: this worker no longer consumes the queue."""
+    return store.connection.scripts.advertise(store.keys, store.settings.queue, hostname,
+                                              ttl_ms=0)
+
+
 class LivenessStep(bootsteps.StartStopStep):
     """Advertises the worker while it consumes the test-run queue, from the main process."""
 
@@ -52,7 +64,7 @@ class LivenessStep(bootsteps.StartStopStep):
         assert self._store is not None
         while not self._stopping.is_set():
             try:
-                self._store.advertise(self._hostname, ttl, info)
+                advertise(self._store, self._hostname, ttl, info)
             except Exception as exc:  # noqa: BLE001 - Redis away: the next beat tries again
                 logger.warning("could not advertise this worker: %s: %s",
                                type(exc).__name__, exc)
@@ -63,7 +75,7 @@ class LivenessStep(bootsteps.StartStopStep):
         self._stopping.set()
         if self._store is not None:
             try:
-                self._store.withdraw(self._hostname)
+                withdraw(self._store, self._hostname)
             except Exception as exc:  # noqa: BLE001 - its advertisement ends by itself
                 logger.warning("could not withdraw this worker: %s", exc)
 

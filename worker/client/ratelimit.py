@@ -6,6 +6,7 @@ other Redis call."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import redis
@@ -13,7 +14,9 @@ from limits import RateLimitItem
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from .keys import Keys
+from ..core.keys import Keys
+from ..core.settings import rate_limit
+from ..core.store import RunStore
 
 
 class TriggerLimiter:
@@ -30,3 +33,27 @@ class TriggerLimiter:
             return None
         reset_at = self._limiter.get_window_stats(self.limit, caller).reset_time
         return max(1.0, math.ceil(reset_at - time.time()))
+
+
+class TriggerRateLimit:
+    """TRIGGER_RATE_LIMIT for the service of one process: its limiter is built on first use,
+    once (thread-safe), on the store's client."""
+
+    def __init__(self, store: RunStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._limiter: TriggerLimiter | None = None
+
+    def count(self, caller: str) -> float | None:
+        """Count a trigger against TRIGGER_RATE_LIMIT: None if allowed (or no limit is set),
+        else the seconds until `caller` may trigger again."""
+        settings = self._store.settings
+        if not settings.trigger_rate_limit:
+            return None
+        if self._limiter is None:
+            client = self._store.connection.redis  # takes the store's lock: not inside ours
+            with self._lock:
+                if self._limiter is None:
+                    self._limiter = TriggerLimiter(client, self._store.keys,
+                                                   rate_limit(settings.trigger_rate_limit))
+        return self._limiter.hit(caller)

@@ -1,0 +1,48 @@
+"""What every script wrapper shares: `LuaScript` (one script registered on a client) and the
+decoding of the reply parts several scripts give (a run, a time in milliseconds)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import redis
+from redis.commands.core import Script
+
+from ..runs import Run
+from .text import source
+
+
+def run_from_reply(snapshot: Any) -> Run | None:
+    """A run from a script's `{HGETALL, log lines, …}`."""
+    if not snapshot:
+        return None
+    flat, logs = snapshot[0], snapshot[1]
+    return Run.from_redis(dict(zip(flat[::2], flat[1::2], strict=True)), logs)
+
+
+def ms_to_seconds(ms: Any) -> float | None:
+    """A script's milliseconds ('' or nil: none) as seconds."""
+    return int(ms) / 1000 if ms not in (None, "") else None
+
+
+def compact_json(value: Any) -> str:
+    """Compact JSON as UTF-8 text: stored at the size TEST_RUN_MAX_INPUT_BYTES measured (ASCII
+    escapes would store a non-ASCII character in up to three times its bytes)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class LuaScript:
+    """One script, registered on a client (EVALSHA, loaded again on NOSCRIPT)."""
+
+    name: ClassVar[str]
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._script: Script = client.register_script(source(self.name))
+
+    def load(self) -> None:
+        """SCRIPT LOAD now, so the first call is one EVALSHA (no NOSCRIPT round trip)."""
+        self._script.sha = self._script.registered_client.script_load(self._script.script)
+
+    def _call(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
+        return self._script(keys=keys, args=args, client=client)

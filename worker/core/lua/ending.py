@@ -1,0 +1,79 @@
+"""The wrappers that end a run or free a slot: finish.lua (an outcome, a cancel, a failed
+publish) and force_release.lua (the operator's release, reconcile)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..keys import Keys
+from ..runs import Run
+from ..status import ErrorType, ReleaseReason, RunStatus
+from .base import LuaScript, ms_to_seconds, run_from_reply
+from .replies import FinishMode, FinishReply
+
+# -- finish.lua ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Finished:
+    """`ended`: this call ended the run (else it had ended already, or was missing).
+    `status`: the run's status before this call when it ended it, else as it stays.
+    `released`: this call freed the slot. `run`: the record (CANCEL mode only).
+    `settled`: this call found the run's lease lapsed and recorded `status` (expired/lost)
+    instead of the requested ending. `duration_s`: start to end (None: it never started)."""
+
+    reply: FinishReply
+    status: RunStatus | None = None
+    released: bool = False
+    run: Run | None = None
+    settled: bool = False
+    duration_s: float | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.reply is FinishReply.FINISHED
+
+
+class Finish(LuaScript):
+    name = "finish"
+
+    def __call__(self, keys: Keys, workflow_id: str, run_id: str, *, status: RunStatus,
+                 error_type: ErrorType | None, error: str | None, result_json: str,
+                 reason: ReleaseReason, worker: str | None, retention_s: int,
+                 mode: FinishMode) -> Finished:
+        reply = self._call([
+            keys.slot(workflow_id), keys.run(workflow_id, run_id), keys.logs(workflow_id, run_id),
+            keys.events(workflow_id, run_id),
+        ], [
+            run_id, workflow_id, status.value, error_type.value if error_type else "",
+            error or "", result_json, reason.value, worker or "", retention_s, mode.value,
+        ])
+        kind = FinishReply(reply[0])
+        if kind is FinishReply.MISSING:
+            return Finished(kind)
+        started, ended = ms_to_seconds(reply[5]), ms_to_seconds(reply[6])
+        return Finished(kind, RunStatus(reply[1]) if reply[1] else None, bool(reply[2]),
+                        run_from_reply(reply[3]), settled=bool(reply[4]),
+                        duration_s=ended - started if started is not None and ended is not None
+                        else None)
+
+
+# -- force_release.lua --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ForceReleased:
+    """The run whose slot was freed; `ended`: this call also recorded it cancelled."""
+
+    holder: str
+    ended: bool
+
+
+class ForceRelease(LuaScript):
+    name = "force_release"
+
+    def __call__(self, keys: Keys, workflow_id: str, *, reason: ReleaseReason,
+                 expected: str | None) -> ForceReleased | None:
+        """The run whose slot this freed, or None."""
+        reply = self._call([keys.slot(workflow_id)],
+                           [keys.run_prefix(workflow_id), reason.value, expected or "",
+                            keys.events_prefix(workflow_id)])
+        return ForceReleased(str(reply[0]), bool(reply[1])) if reply else None

@@ -1,0 +1,44 @@
+"""The text Redis runs for a script: the generated vocabulary prelude, then `lib.lua`, then
+the script's own `<name>.lua` (both beside this file)."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from ..runs import SUMMARY_FIELDS
+from ..status import TERMINAL
+from .replies import VOCABULARY
+
+HERE = Path(__file__).parent
+
+
+def _lua_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@cache
+def prelude() -> str:
+    """The vocabulary as Lua tables; reading a member a table lacks raises inside Redis."""
+    lines = [
+        "-- generated from worker/core/status.py and worker/core/lua/replies.py when loaded",
+        "local function enum(name, members)",
+        "  return setmetatable(members, {__index = function(_, key)",
+        "    error(name .. ' has no member ' .. tostring(key)) end})",
+        "end",
+    ]
+    for table, members in VOCABULARY.items():
+        body = ", ".join(f"{m.name}={_lua_string(m.value)}" for m in members)
+        lines.append(f"local {table} = enum('{table}', {{{body}}})")
+    terminal = ", ".join(f"[{_lua_string(s.value)}]=true" for s in sorted(TERMINAL))
+    lines.append(f"local TERMINAL = {{{terminal}}}")
+    # the record's fields a runs list shows (worker/core/runs.py): lib.lua's summary()
+    summary = ", ".join(_lua_string(f.stored) for f in SUMMARY_FIELDS if f.stored)
+    lines.append(f"local SUMMARY_FIELDS = {{{summary}}}")
+    return "\n".join(lines) + "\n"
+
+
+@cache
+def source(name: str) -> str:
+    """The full text Redis runs for `<name>.lua`."""
+    return prelude() + (HERE / "lib.lua").read_text() + (HERE / f"{name}.lua").read_text()
