@@ -210,3 +210,12 @@ def test_a_queued_slot_lives_for_queue_timeout_plus_grace(idle_client, config, r
                 + float(config["TEST_RUN_LEASE_GRACE"])) * 1000
     pttl = redis_client.pttl(keys_of(config).slot("echo"))
     assert lease_ms - 2000 < pttl <= lease_ms, pttl
+
+
+def test_an_input_over_the_limit_is_413_and_takes_no_slot(config):
+    client = create_app(dict(config, TEST_RUN_MAX_INPUT_BYTES="100")).test_client()
+    body = expect_status(client.post("/api/workflows/echo/test-runs",
+                                     json={"input": {"x": "a" * 100}}), 413)
+    assert body["error"] == "payload_too_large" and body["field"] == "input"
+    assert active_run_id(client, "echo") is None
+    expect_status(client.post("/api/workflows/echo/test-runs", json={"input": {"x": 1}}), 202)

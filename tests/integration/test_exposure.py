@@ -69,3 +69,20 @@ def test_gunicorn_binds_publicly_when_told_or_with_a_token(config, extra):
             assert "API auth is on" in server.log()
     finally:
         server.kill_group()
+
+
+def test_a_foreign_host_is_refused_before_the_token_is_checked(
+        config: dict[str, str]) -> None:
+    """A trigger with a foreign Host and a wrong token answered 401: Flask raises its
+    TRUSTED_HOSTS error only at dispatch, after the auth hook. The Host check comes first."""
+    from web import create_app
+
+    client = create_app(dict(config, API_TOKEN="t0ken")).test_client()
+    for auth in ({"Authorization": "Bearer wrong"}, {}):
+        resp = client.post("/api/workflows/echo/test-runs", json={},
+                           headers={"Host": "evil.example", **auth})
+        assert resp.status_code == 400 and resp.get_json()["error"] == "host_not_allowed"
+        resp = client.get("/api/workflows", headers={"Host": "evil.example", **auth})
+        assert resp.status_code == 400 and resp.get_json()["error"] == "host_not_allowed"
+    assert client.post("/api/workflows/echo/test-runs", json={},
+                       headers={"Authorization": "Bearer wrong"}).status_code == 401

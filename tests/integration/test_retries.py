@@ -7,11 +7,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.api import active_run_id, trigger
+from tests.support.api import active_run_id, store_of, trigger
 from tests.support.proxy import SlowReplyProxy
 from web import create_app
-from worker.core.lua import Started
-from worker.core.status import RunStatus
+from worker.core.lua import AlreadyAdmitted, Started
+from worker.core.status import ConflictPolicy, RunStatus
 
 
 @pytest.fixture
@@ -53,3 +53,24 @@ def test_cancel_whose_reply_was_late_answers_202(slow):
     resp = client.post(f"/api/test-runs/{run_id}/cancel")
     assert resp.status_code == 202 and resp.get_json()["status"] == RunStatus.CANCELLED
     assert active_run_id(client, "echo") is None
+
+
+def test_a_repeated_admission_after_its_run_was_cancelled_answers_that_run(
+        config: dict[str, str]) -> None:
+    """admit → cancel → the same admit again (its reply was late; the client retried): it
+    answered CONFLICT naming a newer run, or — with the slot free — admitted the cancelled
+    run a second time over its terminal record. Now it answers EXISTING with the run it
+    admitted, and writes nothing."""
+    store = store_of(config, TEST_RUN_HEARTBEAT_TTL="20")
+    first = store.admit("echo", {}, run_id="echo-" + "1" * 32)
+    store.cancel(first.run_id)
+    again = store.admit("echo", {}, run_id=first.run_id)
+    assert again == AlreadyAdmitted(first.run_id)
+    run = store.get(first.run_id)
+    assert run is not None and run.status is RunStatus.CANCELLED
+    assert store.holders(["echo"]) == {"echo": None}  # nothing taken
+
+    newer = store.admit("echo", {})  # a newer run holds the slot: still the same answer
+    assert store.admit("echo", {}, on_conflict=ConflictPolicy.REPLACE,
+                       run_id=first.run_id) == AlreadyAdmitted(first.run_id)
+    assert store.holders(["echo"]) == {"echo": newer.run_id}

@@ -15,7 +15,9 @@ from flask.testing import FlaskClient
 from tests.support.procs import TEST_WORKFLOWS, wait_for
 from tests.support.workflows import body_log_key
 from worker.core.keys import Keys
+from worker.core.settings import Settings
 from worker.core.status import TERMINAL, RunStatus
+from worker.core.store import RunStore
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -33,6 +35,12 @@ def ts(iso: str | None) -> float | None:
 def keys_of(config: dict[str, str]) -> Keys:
     """The key names of a test's private prefix."""
     return Keys(config["TEST_RUN_KEY_PREFIX"])
+
+
+def store_of(config: dict[str, str], **overrides: str) -> RunStore:
+    """A run store on the test's config (overrides by variable name), to call the scripts
+    directly, as the web and the worker do."""
+    return RunStore(Settings.from_env(overrides=dict(config, **overrides)))
 
 
 def expect_status(resp: Any, status: int) -> dict[str, Any]:

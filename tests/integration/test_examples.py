@@ -1,0 +1,25 @@
+"""The bundled example workflows, on a real prefork worker: `sleep` clamps its seconds to end
+just before the soft time limit instead of timing out, and refuses a negative or non-finite
+number."""
+
+from __future__ import annotations
+
+from tests.support.api import trigger, wait_terminal
+from tests.support.procs import Worker
+from web import create_app
+from worker.core.status import RunStatus
+
+
+def test_sleep_is_clamped_to_end_before_the_soft_limit(config):
+    client = create_app(config).test_client()  # soft limit 2 s, hard 3 s
+    worker = Worker(config, concurrency=1).wait_ready()
+    try:
+        slept = wait_terminal(client, trigger(client, "sleep", {"seconds": 60})["run_id"])
+        assert slept["status"] == RunStatus.SUCCEEDED, slept
+        assert 0 < slept["result"]["slept"] < 2  # just below the 2 s soft limit
+        assert any("past the soft time limit" in line for line in slept["logs"])
+        for bad in ({"seconds": -1}, {"seconds": "nan"}):
+            failed = wait_terminal(client, trigger(client, "sleep", bad)["run_id"])
+            assert failed["status"] == RunStatus.FAILED and "finite" in failed["error"]
+    finally:
+        worker.kill_group()
