@@ -30,6 +30,9 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
              "false": False, "0": False, "no": False, "off": False}
 #: the soft limit's default: this much below the hard limit, at most 20 % of it
 SOFT_LIMIT_MARGIN = 10.0
+#: TEST_RUN_MAX_INPUT_DEPTH's ceiling: a run is read back as a model whose serializer stops at
+#: 255 levels, and the run's own answer wraps its input and result in a few more
+MAX_JSON_DEPTH = 200
 #: LOG_FORMAT's values
 LOG_FORMATS = ("text", "json")
 
@@ -104,6 +107,11 @@ class Settings:
     #: TEST_RUN_MAX_INPUT_BYTES — the largest `input` (as compact JSON) a trigger may carry:
     #: 413 beyond.
     max_input_bytes: int = _env("TEST_RUN_MAX_INPUT_BYTES", 16 * 1024)
+    #: TEST_RUN_MAX_INPUT_DEPTH — how deep a run's JSON may nest (`{}` is 1 deep): a trigger
+    #: whose `input` nests deeper answers 400 `invalid_request`, and a workflow result that does
+    #: fails its run `invalid_result`, so every run kept can be read back (pydantic's
+    #: serializer stops at 255 levels).
+    max_input_depth: int = _env("TEST_RUN_MAX_INPUT_DEPTH", 32)
     #: TEST_RUN_MAX_LOG_LINE — characters kept of one log line; the rest is cut, with a marker
     #: saying how much.
     max_log_line: int = _env("TEST_RUN_MAX_LOG_LINE", 4096)
@@ -250,6 +258,9 @@ class Settings:
             raise SettingsError("LOG_FORMAT", f"must be one of {', '.join(LOG_FORMATS)}, got "
                                 f"{log_format!r}")
         values["log_format"] = log_format
+        if int(values.get("max_input_depth", cls.max_input_depth)) > MAX_JSON_DEPTH:
+            raise SettingsError("TEST_RUN_MAX_INPUT_DEPTH", f"must be at most {MAX_JSON_DEPTH}: "
+                                "a run nested deeper could not be read back")
         if int(values.get("worker_metrics_port", cls.worker_metrics_port)) > 65535:
             raise SettingsError("WORKER_METRICS_PORT", "must be a port number (1-65535)")
         settings = cls(**values)
