@@ -86,6 +86,21 @@ def test_resuming_after_last_event_id_sends_only_what_followed(web):
     assert [e.event for e in again] == ["run", "end"]
 
 
+@pytest.mark.parametrize("last_event_id", ["\u00b2-0", "\u0661-\u0660", "1-\u00b9", "-", "0x1-0",
+                                           "1" * 21 + "-0", " 1-0", "1-0\x00"])
+def test_a_last_event_id_that_is_not_ascii_digits_starts_from_the_beginning(idle_client,
+                                                                          last_event_id):
+    """`str.isdigit` took `²` for a digit and `int` did not: a 500 with a traceback."""
+    run_id = idle_client.post("/api/workflows/echo/test-runs").get_json()["run_id"]
+    idle_client.post(f"/api/test-runs/{run_id}/cancel")
+    resp = idle_client.get(f"/api/test-runs/{run_id}/events",
+                           headers={"Last-Event-ID": last_event_id}, buffered=True)
+    assert resp.status_code == 200
+    names = [line[7:] for line in resp.get_data(as_text=True).splitlines()
+             if line.startswith("event: ")]
+    assert names[0] == "run" and names[-1] == "end"
+
+
 def test_unknown_run_is_404_json(web):
     with EventStream(f"{web.url}/api/test-runs/echo-{'0' * 32}/events") as stream:
         assert stream.status == 404
