@@ -23,6 +23,9 @@ DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
 DEFAULT_LOG_PAGE = 200
 MAX_LOG_PAGE = 1000
+#: the highest log offset asked for: far beyond any run's log (TEST_RUN_MAX_LOG_LINES), and far
+#: below Redis' own range, which answered a larger one with an error, not with no lines
+MAX_LOG_OFFSET = 1_000_000
 JsonObject = dict[str, Any]
 
 
@@ -95,7 +98,7 @@ FIELD_HINTS = {
     "limit": f"limit must be an integer from 1 to {MAX_LIST_LIMIT} (a log page: to "
              f"{MAX_LOG_PAGE})",
     "fields": "fields must be 'summary' or 'full'",
-    "offset": "offset must be an integer from 0",
+    "offset": f"offset must be an integer from 0 to {MAX_LOG_OFFSET}",
     "Idempotency-Key": "Idempotency-Key must be 1 to 255 printable characters",
     "input": "input must be a JSON object",
 }
@@ -171,7 +174,8 @@ class ListQuery(_Params):
 
 
 class LogsQuery(BaseModel):
-    offset: int = Field(0, ge=0, description="the first line to return (0: the oldest kept)")
+    offset: int = Field(0, ge=0, le=MAX_LOG_OFFSET,
+                        description="the first line to return (0: the oldest kept)")
     limit: int = Field(DEFAULT_LOG_PAGE, ge=1, le=MAX_LOG_PAGE, description="lines at most")
 
 

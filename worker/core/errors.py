@@ -134,8 +134,15 @@ class QueueUnavailable(TestRunError):
         self.cause = cause
 
 
-#: What "unreachable" means for a Redis call: any client error, or the socket's own.
-REDIS_OUTAGES: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+#: What "unreachable" means for a Redis call: the connection failed or timed out (the client's
+#: errors or the socket's own; a sentinel with no master is a ConnectionError too), or the
+#: server says it cannot serve now — a read-only replica during a failover, a cluster down or
+#: migrating, a full memory. Any other error Redis answers (a `ResponseError`: a wrong argument,
+#: a bad script) is a bug of ours, never an outage: it stays what it is, a logged 500.
+REDIS_OUTAGES: tuple[type[BaseException], ...] = (
+    redis.ConnectionError, redis.TimeoutError, OSError, redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError,
+    redis.exceptions.OutOfMemoryError)
 
 
 @contextmanager
