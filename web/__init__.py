@@ -60,7 +60,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     exposure.configure(app, settings)
     auth.register(app, settings.callers())
     bodies.register(app, settings.cors_origins)
-    events.register(app, settings.max_streams)
+    events.register(app, settings.max_streams, settings.max_streams_per_client)
     app.register_api(api.bp)
     app.register_api(health.bp)
     page.register(app, settings.cors_origins)

@@ -32,6 +32,7 @@ from .problems import (
     MethodNotAllowed,
     NoSuchRoute,
     NotReady,
+    TooManyClientStreams,
     TooManyStreams,
     Unauthorized,
     UnsupportedMediaType,
@@ -62,6 +63,7 @@ ANSWERS: dict[type[TestRunError], Answer] = {
     UnsupportedMediaType: Answer(415),
     InternalError: Answer(500),
     TooManyStreams: Answer(503, retry_after=True),
+    TooManyClientStreams: Answer(429, retry_after=True),
     NotReady: Answer(503),
     # the service's
     WorkflowNotFound: Answer(404),

@@ -34,6 +34,7 @@ SAMPLES: list[errors.TestRunError] = [
     problems.MethodNotAllowed("no"),
     problems.InternalError("internal server error"),
     problems.TooManyStreams(4, retry_after=5),
+    problems.TooManyClientStreams(2, retry_after=5),
     problems.NotReady(["broker"], {"redis": "ok", "broker": "down"}, None),
     problems.HttpError(418, "I'm a teapot"),
     errors.PayloadTooLarge("too big", field="input"),

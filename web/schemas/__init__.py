@@ -29,6 +29,7 @@ from .errors import (
     RunFinishedBody,
     RunInProgressBody,
     RunNotFoundBody,
+    TooManyClientStreamsBody,
     TooManyStreamsBody,
     UnauthorizedBody,
     UnsupportedMediaTypeBody,
@@ -79,7 +80,8 @@ __all__ = [
     "NotReadyBody",
     "one_of", "parse_json_body", "PayloadTooLargeBody", "QueueUnavailableBody", "RateLimitedBody",
     "Readiness", "RunFinishedBody", "RunInProgressBody", "RunList", "RunNotFoundBody", "RunOut",
-    "RunPath", "RunSummaryOut", "Timestamp", "TooManyStreamsBody", "TriggerBody",
+    "RunPath", "RunSummaryOut", "Timestamp", "TooManyClientStreamsBody", "TooManyStreamsBody",
+    "TriggerBody",
     "TriggeredRun", "TriggerHeaders", "TriggerQuery", "UnauthorizedBody",
     "UnsupportedMediaTypeBody", "WorkflowList", "WorkflowNotFoundBody", "WorkflowOut",
     "WorkflowPath"

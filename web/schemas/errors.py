@@ -35,6 +35,7 @@ from ..problems import (
     MethodNotAllowed,
     NoSuchRoute,
     NotReady,
+    TooManyClientStreams,
     TooManyStreams,
     Unauthorized,
     UnsupportedMediaType,
@@ -129,6 +130,10 @@ class QueueUnavailableBody(ErrorBody, error_class=QueueUnavailable):
 
 
 class TooManyStreamsBody(ErrorBody, error_class=TooManyStreams):
+    retry_after: int = Field(description="seconds, as in the Retry-After header")
+
+
+class TooManyClientStreamsBody(ErrorBody, error_class=TooManyClientStreams):
     retry_after: int = Field(description="seconds, as in the Retry-After header")
 
 

@@ -119,6 +119,11 @@ class Settings:
     #: (each holds a gunicorn thread; the default is 2 workers × 8 threads): one more answers
     #: 503 `too_many_streams`, so watchers can never take every thread from triggers.
     max_streams: int = _env("TEST_RUN_MAX_STREAMS", 4)
+    #: TEST_RUN_MAX_STREAMS_PER_CLIENT — event streams one caller (its token's name, else its
+    #: address) may hold open on one web process: one more answers 429
+    #: `too_many_client_streams` with `Retry-After`, so one client (which need never read what
+    #: it is sent) cannot hold every stream of a process.
+    max_streams_per_client: int = _env("TEST_RUN_MAX_STREAMS_PER_CLIENT", 2)
     #: TEST_RUN_STREAM_KEEPALIVE — seconds an event stream waits for an event (XREAD BLOCK)
     #: before it sends a keep-alive comment; a client that went away is noticed, and its thread
     #: freed, by then.
