@@ -12,6 +12,7 @@ from flask import Flask, Response, current_app, jsonify, url_for
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from worker.core.errors import (
+    Forbidden,
     IdempotencyKeyReused,
     PayloadTooLarge,
     QueueUnavailable,
@@ -72,6 +73,7 @@ ANSWERS: dict[type[TestRunError], Answer] = {
     RunFinished: Answer(409),
     PayloadTooLarge: Answer(413),
     IdempotencyKeyReused: Answer(422, links_run=True),
+    Forbidden: Answer(403),
     RateLimited: Answer(429, retry_after=True),
     QueueUnavailable: Answer(503),
 }

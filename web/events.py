@@ -31,6 +31,7 @@ from worker.core.status import EventKind
 
 from . import schemas as s
 from .api import NO_RUN, RUNS, answers, bp, service
+from .auth import Caller
 from .problems import TooManyClientStreams, TooManyStreams
 
 #: seconds a client refused a stream is told to wait (Retry-After)
@@ -83,15 +84,15 @@ class EventStream:
     body never iterated, which a generator's `finally` would miss."""
 
     def __init__(self, run_id: str, items: Iterator[WatchItem], slots: StreamSlots,
-                 client: str) -> None:
+                 caller: Caller) -> None:
         self._run_id = run_id
         self._items = items
         self._slots: StreamSlots | None = slots
-        self._client = client
+        self._caller = caller
 
     def __iter__(self) -> Iterator[bytes]:
         for item in self._items:
-            yield frame(self._run_id, item)
+            yield frame(self._run_id, item, self._caller)
 
     def close(self) -> None:
         close = getattr(self._items, "close", None)
@@ -99,7 +100,7 @@ class EventStream:
             close()
         slots, self._slots = self._slots, None
         if slots is not None:
-            slots.give_back(self._client)
+            slots.give_back(self._caller.rate_key)
 
 
 def _event_data(run_id: str, event: RunEvent) -> dict[str, Any]:
@@ -109,15 +110,16 @@ def _event_data(run_id: str, event: RunEvent) -> dict[str, Any]:
     return {"run_id": run_id, "line": event.line}
 
 
-def frame(run_id: str, item: WatchItem) -> bytes:
-    """One SSE frame (a keep-alive is a comment line)."""
+def frame(run_id: str, item: WatchItem, caller: Caller) -> bytes:
+    """One SSE frame (a keep-alive is a comment line); a run as `caller` may see it."""
     if item.item is Item.IDLE:
         return b": keep-alive\n\n"
     if item.item is Item.EVENT and item.event is not None:
         name, data = item.event.kind.value, _event_data(run_id, item.event)
     else:
         name = "run" if item.item is Item.SNAPSHOT else "end"
-        data = s.RunOut.of(item.run) if item.run is not None else {"run_id": run_id}
+        data = s.RunOut.of(caller.view(item.run)) if item.run is not None \
+            else {"run_id": run_id}
     text = json.dumps(data, separators=(",", ":"))
     head = f"id: {item.id}\n" if item.id else ""
     return f"{head}event: {name}\ndata: {text}\n\n".encode()
@@ -131,14 +133,14 @@ def run_events(path: s.RunPath, header: s.EventsHeaders) -> Response:
     """Watch a run: its state now, each status change and log line as it is written, then
     its end. Resumes after `Last-Event-ID`."""
     slots: StreamSlots = current_app.extensions["testrun_streams"]
-    client = g.caller.rate_key
-    slots.take(client)
+    caller: Caller = g.caller
+    slots.take(caller.rate_key)
     try:
         items = service().watch(path.run_id, header.last_event_id)
     except BaseException:
-        slots.give_back(client)
+        slots.give_back(caller.rate_key)
         raise
-    resp = Response(EventStream(path.run_id, items, slots, client),
+    resp = Response(EventStream(path.run_id, items, slots, caller),
                     mimetype="text/event-stream")
     resp.headers["Cache-Control"] = "no-cache"
     resp.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not buffer it

@@ -44,5 +44,6 @@ SAMPLES: list[errors.TestRunError] = [
     errors.RunFinished(RUN),
     errors.IdempotencyKeyReused(RUN.run_id),
     errors.RateLimited("2/minute", 12.4),
+    errors.Forbidden("cancel", "cancelling a run another caller triggered"),
     errors.QueueUnavailable(errors.Dependency.BROKER, ConnectionRefusedError("refused")),
 ]

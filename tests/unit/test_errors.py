@@ -30,6 +30,7 @@ from web.problems import (
 from worker.core import errors as core_errors
 from worker.core.errors import (
     Dependency,
+    Forbidden,
     IdempotencyKeyReused,
     PayloadTooLarge,
     QueueUnavailable,
@@ -55,6 +56,7 @@ DOMAIN = {
     QueueUnavailable: ("queue_unavailable", 503),
     RateLimited: ("rate_limited", 429),
     IdempotencyKeyReused: ("idempotency_key_reused", 422),
+    Forbidden: ("forbidden", 403),
 }
 #: the web's own: only the HTTP face raises them
 WEB = {

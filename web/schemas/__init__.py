@@ -15,6 +15,7 @@ from .errors import (
     ERROR_MODELS,
     CrossSiteRequestBody,
     ErrorBody,
+    ForbiddenBody,
     HostNotAllowedBody,
     HttpErrorBody,
     IdempotencyKeyReusedBody,
@@ -73,7 +74,8 @@ from .responses import (
 
 __all__ = [
     "ActiveRun", "CancelledRun", "CrossSiteRequestBody", "DEFAULT_LIST_LIMIT", "DEFAULT_LOG_PAGE",
-    "ERROR_MODELS", "ErrorBody", "EventsHeaders", "FIELD_HINTS", "Health", "HostNotAllowedBody",
+    "ERROR_MODELS", "ErrorBody", "EventsHeaders", "ForbiddenBody", "FIELD_HINTS", "Health",
+    "HostNotAllowedBody",
     "HttpErrorBody", "IdempotencyKeyReusedBody", "InternalErrorBody", "invalid_request",
     "InvalidRequestBody", "JsonObject", "ListQuery", "LogPageOut", "LogsQuery", "MAX_BODY_BYTES",
     "MAX_LIST_LIMIT", "MAX_LOG_OFFSET", "MAX_LOG_PAGE", "MethodNotAllowedBody", "NotFoundBody",

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, Field, RootModel
 
 from worker.core.errors import (
+    Forbidden,
     IdempotencyKeyReused,
     PayloadTooLarge,
     QueueUnavailable,
@@ -24,6 +25,7 @@ from worker.core.errors import (
     TestRunError,
     WorkflowNotFound,
 )
+from worker.core.scopes import Scope
 from worker.core.status import RunStatus
 
 from ..problems import (
@@ -119,6 +121,10 @@ class RunFinishedBody(ErrorBody, error_class=RunFinished):
 class IdempotencyKeyReusedBody(ErrorBody, error_class=IdempotencyKeyReused):
     run_id: str = Field(description="the run the key admitted, with another body")
     status_url: str = Field(description="its URL")
+
+
+class ForbiddenBody(ErrorBody, error_class=Forbidden):
+    scope: Scope = Field(description="the token scope the request needs")
 
 
 class RateLimitedBody(ErrorBody, error_class=RateLimited):

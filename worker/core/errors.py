@@ -102,6 +102,17 @@ class IdempotencyKeyReused(TestRunError):
         self.run_id = run_id
 
 
+class Forbidden(TestRunError):
+    """The caller's token lacks the scope (`scope`) this needs: a route's, a conflict policy's,
+    or `cancel` for a run another caller triggered (worker/core/scopes.py)."""
+
+    code = "forbidden"
+
+    def __init__(self, scope: str, what: str) -> None:
+        super().__init__(f"{what} needs the token scope {scope!r}", scope=scope)
+        self.scope = scope
+
+
 class RateLimited(TestRunError):
     """The caller triggered more than TRIGGER_RATE_LIMIT allows; nothing was taken. It may try
     again in `retry_after` whole seconds."""

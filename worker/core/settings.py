@@ -11,7 +11,6 @@ the `#:` comment above it: docs/configuration.md is generated from those comment
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -22,6 +21,7 @@ from limits import RateLimitItem
 
 from .errors import SettingsError
 from .keys import PREFIX_FORBIDDEN
+from .scopes import Token, parse_tokens
 from .sentinel import is_sentinel, safe_url, sentinels_of
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -93,8 +93,12 @@ class Settings:
     api_token: str | None = _env("API_TOKEN", None, repr=False)
     #: API_TOKENS — named tokens `name:token,name:token` (names: letters, digits, `_.@-`, up to
     #: 64); the caller's name is recorded on its runs (`triggered_by`) and in the `admitted` log
-    #: line. Combines with API_TOKEN. Every token is compared in constant time on every
-    #: request; none is ever logged, put in an error or shown in a repr.
+    #: line. Combines with API_TOKEN. An entry may end in scopes joined by `+`
+    #: (`ci:tok1:trigger+read,ops:tok2:admin`): `read` (workflows, runs, event streams),
+    #: `trigger` (trigger, and cancel its own runs), `cancel` (cancel anyone's), `admin`
+    #: (all of them, `on_conflict=replace`, and the `triggered_by` of others' runs); none
+    #: listed means every scope (see [Scopes](api.md#scopes)). Every token is compared in
+    #: constant time on every request; none is ever logged, put in an error or shown in a repr.
     api_tokens: str | None = _env("API_TOKENS", None, repr=False)
     #: TRIGGER_RATE_LIMIT — triggers per caller, e.g. `30/minute` (a moving window counted in
     #: Redis: every web process shares it); beyond it 429 `rate_limited` with `Retry-After`, and
@@ -181,9 +185,9 @@ class Settings:
     #: script instead (the path RabbitMQ and a broker elsewhere always take).
     fused_admission: bool = _env("TEST_RUN_FUSED_ADMISSION", True)
 
-    def callers(self) -> list[tuple[str | None, str]]:
-        """Every accepted token with its caller's name (None for API_TOKEN), as (name, token)."""
-        found: list[tuple[str | None, str]] = [(None, self.api_token)] if self.api_token else []
+    def callers(self) -> list[Token]:
+        """Every accepted token with its caller's name (None for API_TOKEN) and scopes."""
+        found = [Token(None, self.api_token)] if self.api_token else []
         return found + parse_tokens(self.api_tokens or "")
 
     @property
@@ -273,26 +277,6 @@ class Settings:
         if settings.trigger_rate_limit:
             rate_limit(settings.trigger_rate_limit)
         return settings
-
-
-#: a caller's name in API_TOKENS: recorded on runs and in logs, so kept plain
-CALLER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-
-
-def parse_tokens(raw: str) -> list[tuple[str | None, str]]:
-    """`name:token,…` → [(name, token)]. Errors name the entry's position, never its token."""
-    found: list[tuple[str | None, str]] = []
-    names: set[str] = set()
-    for n, entry in enumerate((e for e in raw.split(",") if e.strip()), 1):
-        name, sep, token = entry.strip().partition(":")
-        if not sep or not token or not CALLER_NAME_RE.match(name):
-            raise SettingsError("API_TOKENS", f"entry {n} is not name:token (a name of letters, "
-                                "digits and _.@- up to 64 characters, then a token)")
-        if name in names:
-            raise SettingsError("API_TOKENS", f"entry {n} repeats the name {name!r}")
-        names.add(name)
-        found.append((name, token))
-    return found
 
 
 def rate_limit(raw: str) -> RateLimitItem:
