@@ -15,7 +15,9 @@ from worker.core.settings import Settings
 # WEB_BIND's default lives here and nowhere else. Always set, so the PORT that honcho gives
 # each process (gunicorn's fallback bind) never applies.
 bind = [os.environ.get("WEB_BIND") or "127.0.0.1:8000"]  # empty counts as unset
-worker_class = "gthread"
+# gthread, whose own error answers (a request line or headers too large, a malformed request)
+# are the API's JSON errors, not HTML pages (web/before_app.py)
+worker_class = "web.before_app.JsonErrorsWorker"
 workers = 2
 threads = 8
 # gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by default, one path shared by every instance.

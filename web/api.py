@@ -25,10 +25,16 @@ bp = APIBlueprint("api", __name__, url_prefix="/api", abp_security=[{"bearer": [
 RUNS = Tag(name="test runs", description="trigger, read, cancel and watch test runs")
 WORKFLOWS = Tag(name="workflows", description="what can be run, and what is running")
 
-#: answers every /api/ route may give (400: a Host header outside TRUSTED_HOSTS)
+#: answers any route may give, the app's or the HTTP server's before it (web/before_app.py): a
+#: Host header outside TRUSTED_HOSTS (400), a request line or headers too large (414, 431), an
+#: app that does not answer the front (503)
+SERVER: dict[str | int | HTTPStatus, Any] = {
+    400: s.HostNotAllowedBody, 414: s.UriTooLongBody, 431: s.HeadersTooLargeBody,
+    503: s.AppUnavailableBody}
+#: answers every /api/ route may give
 COMMON: dict[str | int | HTTPStatus, Any] = {
-    400: s.HostNotAllowedBody, 401: s.UnauthorizedBody, 403: s.ForbiddenBody,
-    405: s.MethodNotAllowedBody, 500: s.InternalErrorBody, 503: s.QueueUnavailableBody}
+    **SERVER, 401: s.UnauthorizedBody, 403: s.ForbiddenBody, 405: s.MethodNotAllowedBody,
+    500: s.InternalErrorBody, 503: s.one_of(s.QueueUnavailableBody, s.AppUnavailableBody)}
 
 
 #: a path shaped like a route's that still matches none (a run id with a newline in it, say) is
@@ -38,8 +44,10 @@ NO_RUN = s.one_of(s.RunNotFoundBody, s.NotFoundBody)
 
 
 #: what any route may answer besides its own error of that status: a Host header outside
-#: TRUSTED_HOSTS (400), a token without the route's scope (403)
-ALSO: dict[int, type[s.ErrorBody]] = {400: s.HostNotAllowedBody, 403: s.ForbiddenBody}
+#: TRUSTED_HOSTS (400), a token without the route's scope (403), an app that does not answer
+#: the front (503)
+ALSO: dict[int, type[s.ErrorBody]] = {400: s.HostNotAllowedBody, 403: s.ForbiddenBody,
+                                      503: s.AppUnavailableBody}
 
 
 def answers(**by_status: Any) -> dict[str | int | HTTPStatus, Any]:
@@ -48,9 +56,8 @@ def answers(**by_status: Any) -> dict[str | int | HTTPStatus, Any]:
     out = dict(COMMON)
     for key, model in by_status.items():
         status = int(key.lstrip("_"))
-        # any route may also refuse the Host header (400) or the token's scopes (403)
-        common = ALSO.get(status)
-        out[status] = s.one_of(model, common) if common else model
+        also = ALSO.get(status)
+        out[status] = s.one_of(*s.members(model), also) if also else model
     return out
 
 

@@ -25,7 +25,9 @@ from worker.core.errors import (
 )
 
 from .problems import (
+    AppUnavailable,
     CrossSiteRequest,
+    HeadersTooLarge,
     HostNotAllowed,
     HttpError,
     InternalError,
@@ -37,6 +39,7 @@ from .problems import (
     TooManyStreams,
     Unauthorized,
     UnsupportedMediaType,
+    UriTooLong,
 )
 
 
@@ -66,6 +69,10 @@ ANSWERS: dict[type[TestRunError], Answer] = {
     TooManyStreams: Answer(503, retry_after=True),
     TooManyClientStreams: Answer(429, retry_after=True),
     NotReady: Answer(503),
+    # what the HTTP server answers before the app runs (web/before_app.py)
+    UriTooLong: Answer(414),
+    HeadersTooLarge: Answer(431),
+    AppUnavailable: Answer(503, retry_after=True),
     # the service's
     WorkflowNotFound: Answer(404),
     RunNotFound: Answer(404),

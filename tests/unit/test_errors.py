@@ -14,7 +14,9 @@ from flask import Flask
 from tests.support.errors import every_error
 from web.errors import ANSWERS, register, render
 from web.problems import (
+    AppUnavailable,
     CrossSiteRequest,
+    HeadersTooLarge,
     HostNotAllowed,
     HttpError,
     InternalError,
@@ -26,6 +28,7 @@ from web.problems import (
     TooManyStreams,
     Unauthorized,
     UnsupportedMediaType,
+    UriTooLong,
 )
 from worker.core import errors as core_errors
 from worker.core.errors import (
@@ -71,6 +74,9 @@ WEB = {
     UnsupportedMediaType: ("unsupported_media_type", 415),
     CrossSiteRequest: ("cross_site_request", 403),
     NotReady: ("not_ready", 503),
+    UriTooLong: ("uri_too_long", 414),
+    HeadersTooLarge: ("headers_too_large", 431),
+    AppUnavailable: ("app_unavailable", 503),
 }
 TABLE = DOMAIN | WEB
 #: werkzeug's status passed through: its own status, no route declares it

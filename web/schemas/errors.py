@@ -29,7 +29,9 @@ from worker.core.scopes import Scope
 from worker.core.status import RunStatus
 
 from ..problems import (
+    AppUnavailable,
     CrossSiteRequest,
+    HeadersTooLarge,
     HostNotAllowed,
     HttpError,
     InternalError,
@@ -41,6 +43,7 @@ from ..problems import (
     TooManyStreams,
     Unauthorized,
     UnsupportedMediaType,
+    UriTooLong,
 )
 from .responses import _Out
 
@@ -148,8 +151,26 @@ class NotReadyBody(ErrorBody, error_class=NotReady):
     workers_online: int | None = Field(None, description="null when Redis cannot be read")
 
 
+class UriTooLongBody(ErrorBody, error_class=UriTooLong):
+    """The HTTP server's answer (nginx's or gunicorn's), before the app runs."""
+
+
+class HeadersTooLargeBody(ErrorBody, error_class=HeadersTooLarge):
+    """The HTTP server's answer (nginx's or gunicorn's), before the app runs."""
+
+
+class AppUnavailableBody(ErrorBody, error_class=AppUnavailable):
+    """The front's answer while the app behind it does not answer."""
+
+    retry_after: int = Field(description="seconds, as in the Retry-After header")
+
+
 class HttpErrorBody(ErrorBody, error_class=HttpError):
     """A werkzeug status we never produce on purpose, passed through: no route declares it."""
+
+
+#: each union `one_of` made → the bodies it is made of
+_UNIONS: dict[type[BaseModel], tuple[type[ErrorBody], ...]] = {}
 
 
 def one_of(*models: type[ErrorBody]) -> type[BaseModel]:
@@ -159,8 +180,19 @@ def one_of(*models: type[ErrorBody]) -> type[BaseModel]:
         return models[0]
     union: Any = Annotated[reduce(operator.or_, models), Field(discriminator="error")]
     name = "Or".join(m.__name__.removesuffix("Body") for m in models) + "Error"
-    return type(name, (RootModel[union],), {"__doc__": "one of: " + ", ".join(
+    made = type(name, (RootModel[union],), {"__doc__": "one of: " + ", ".join(
         m.error_class.code for m in models)})
+    _UNIONS[made] = models
+    return made
+
+
+def members(model: type[BaseModel]) -> tuple[type[ErrorBody], ...]:
+    """The error bodies an answer's model stands for: a union's members, or the body itself."""
+    found = _UNIONS.get(model)
+    if found is not None:
+        return found
+    assert issubclass(model, ErrorBody), model
+    return (model,)
 
 
 #: error code → the model of its body
