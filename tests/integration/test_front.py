@@ -26,6 +26,7 @@ from tests.support.api import delete_prefix, make_config
 from tests.support.http import request
 from tests.support.procs import Front, Worker, wait_for
 from tests.support.sse import EventStream
+from web import create_app
 from worker.core.status import EventKind, RunStatus
 
 SLOW_CLIENTS = int(os.environ.get("SLOW_CLIENTS", "200"))
@@ -263,3 +264,19 @@ def test_when_gunicorn_dies_the_front_stops_too(config):
         assert "gunicorn exited" in server.log()
     finally:
         server.kill_group()
+
+
+def test_only_the_fronts_forwarded_for_is_believed(config):
+    """Over TCP the peer is the client and its X-Forwarded-For is anyone's to write; over the
+    private socket (no peer address) the peer is nginx, which wrote it. The rate limit counts
+    the address believed (429 comes before 409 in the order of checks)."""
+    client = create_app(dict(config, TRIGGER_RATE_LIMIT="1/minute")).test_client()
+
+    def trigger(peer: str, forwarded: str) -> int:
+        return client.post("/api/workflows/echo/test-runs", environ_base={"REMOTE_ADDR": peer},
+                           headers={"X-Forwarded-For": forwarded}).status_code
+
+    assert trigger("10.0.0.1", "10.0.0.9") == 202
+    assert trigger("10.0.0.1", "10.0.0.8") == 429  # still 10.0.0.1: its header is ignored
+    assert trigger("", "10.0.0.7") == 409          # from the front: 10.0.0.7, not limited
+    assert trigger("", "10.0.0.2, 10.0.0.1") == 429  # the last hop is the one nginx wrote
