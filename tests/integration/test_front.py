@@ -171,6 +171,9 @@ def test_events_stream_through_the_front_as_they_are_written(config):
         _, run = request("POST", server.url + "/api/workflows/sleep/test-runs",
                          {"input": {"seconds": 3}})
         with EventStream(f"{server.url}/api/test-runs/{run['run_id']}/events") as stream:
+            # as the contract declares them, nginx in between
+            assert (stream.headers["Cache-Control"], stream.headers["X-Accel-Buffering"]) == \
+                ("no-cache", "no")
             events = list(stream.events())
         lines = [e for e in events if e.event == EventKind.LOG and "slept" in e.data["line"]]
         assert len(lines) >= 2 and events[-1].data["status"] == RunStatus.SUCCEEDED
