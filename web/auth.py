@@ -21,7 +21,7 @@ from flask import Flask, g, request
 
 from worker.core.errors import Forbidden
 from worker.core.runs import Run
-from worker.core.scopes import EVERY_SCOPE, Scope, Token
+from worker.core.scopes import EVERY_SCOPE, Scope, Token, grants
 from worker.core.status import ConflictPolicy
 
 from .problems import Unauthorized
@@ -51,7 +51,7 @@ class Caller:
     scopes: frozenset[Scope] = EVERY_SCOPE
 
     def holds(self, scope: Scope) -> bool:
-        return scope in self.scopes or Scope.ADMIN in self.scopes
+        return grants(self.scopes, scope)
 
     def require(self, scope: Scope, what: str) -> None:
         if not self.holds(scope):

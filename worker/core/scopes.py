@@ -37,8 +37,10 @@ class Token:
     secret: str = field(repr=False)
     scopes: frozenset[Scope] = EVERY_SCOPE
 
-    def holds(self, scope: Scope) -> bool:
-        return scope in self.scopes or Scope.ADMIN in self.scopes
+
+def grants(scopes: frozenset[Scope], scope: Scope) -> bool:
+    """Whether `scopes` allow what `scope` does (`admin` allows everything)."""
+    return scope in scopes or Scope.ADMIN in scopes
 
 
 def parse_tokens(raw: str) -> list[Token]:
