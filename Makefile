@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # flowerconfig.py and the Procfile. Flower's password has no default: `make run` creates a
 # random one per checkout in .flower-auth (git-ignored) and prints it.
 
-.PHONY: run test prove soak bench lint install lock clean browser mutations docs
+.PHONY: run test prove soak bench lint install lock clean browser nginx mutations docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ lock: install
 	  --build-deps-for editable --generate-hashes --allow-unsafe --strip-extras \
 	  --no-emit-index-url --no-emit-find-links $(LOCK_ARGS) --output-file $(LOCK) pyproject.toml
 
-run: install
+run: install nginx
 	@$(BIN)/python -m devtools.banner
 	$(BIN)/python -m devtools.with_redis -- $(BIN)/honcho start
 
@@ -41,7 +41,7 @@ run: install
 # serial, 2.0 min with 3 processes, on 2 cores). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 3
 
-test: install browser
+test: install browser nginx
 	$(BIN)/python -m devtools.with_redis -- $(BIN)/python -m pytest -m "not soak" \
 	  -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
@@ -53,11 +53,23 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "make: no chromium and not root: the browser tests will skip" >&2; }
 
-# The contract fuzzed longer than `make test` does (schemathesis, examples per route), and
-# the model-based tests (tests/model/) with ten times the examples of `make test`.
-prove: install
+# The web's front is Debian's nginx (web/front.py, the Procfile's web line): installed when
+# missing and we may (root), as chromium is; else `make run` says what to install and the
+# front's tests skip, saying so.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { [ "$$(id -u)" = 0 ] && \
+	  { echo "make: installing nginx for the web's front" >&2; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 \
+	    nginx >/dev/null; } || echo "make: no nginx and not root: apt-get install nginx" >&2; }
+
+# The contract fuzzed longer than `make test` does (schemathesis, examples per route), the raw
+# requests' fuzz ten times longer, the slow clients held for 30 s, and the model-based tests
+# (tests/model/) with ten times the examples of `make test`.
+prove: install nginx
 	$(BIN)/python -m devtools.with_redis -- env CONTRACT_EXAMPLES=$${CONTRACT_EXAMPLES:-1000} \
-	  $(BIN)/python -m pytest tests/integration/test_contract.py $(PYTEST_ARGS)
+	  FUZZ_REQUESTS=$${FUZZ_REQUESTS:-3000} SLOW_CLIENT_HOLD=$${SLOW_CLIENT_HOLD:-30} \
+	  $(BIN)/python -m pytest tests/integration/test_contract.py tests/integration/test_fuzz.py \
+	  tests/integration/test_front.py $(PYTEST_ARGS)
 	env MODEL_PROFILE=prove $(BIN)/python -m pytest tests/model -o timeout=3600 $(PYTEST_ARGS)
 
 # Each deliberate breakage of a script (tests/model/mutations.py), one at a time: the slot

@@ -15,12 +15,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the checkout, when the package is not installed
 
+from worker.client.flower import basic_auth as _pairs  # noqa: E402
 from worker.client.flower import credentials  # noqa: E402
 
 address = os.environ.get("FLOWER_ADDRESS") or "127.0.0.1"
 port = int(os.environ.get("FLOWER_PORT") or "5555")
 _credentials = credentials(HERE)
-if not _credentials or ":" not in _credentials or _credentials.endswith(":"):
+if not _credentials:
     raise SystemExit("flower: refusing to start without auth: set FLOWER_BASIC_AUTH="
                      "user:password, or run `make run` once (it creates .flower-auth)")
-basic_auth = _credentials.split(",")  # user:password
+try:
+    basic_auth = _pairs(_credentials)  # user:password, each with both
+except ValueError as exc:
+    raise SystemExit(f"flower: refusing to start: {exc}") from None

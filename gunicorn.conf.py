@@ -1,21 +1,24 @@
 """gunicorn's settings for the web process, in one place.
 
-The Procfile's web line and the tests' Gunicorn helper (tests/support/procs.py) both start
-gunicorn with `-c gunicorn.conf.py`; the helper overrides bind, workers and threads on its
-command line, which takes precedence over this file. No `preload_app`: each worker must build
-its own app and Redis clients (a connection shared across the fork times out).
+The Procfile's web line (through web/front.py, behind nginx) and the tests' Gunicorn helper
+(tests/support/procs.py) both start gunicorn with `-c gunicorn.conf.py`; they override bind
+(and the helper workers and threads) on its command line, which takes precedence over this
+file. No `preload_app`: each worker must build its own app and Redis clients (a connection
+shared across the fork times out).
 """
 
-import os
-
+from web.exposure import web_bind
 from worker.core.logs import gunicorn_logconfig
 from worker.core.metrics import prepare_multiprocess, remove_multiprocess_dir
 from worker.core.settings import Settings
 
-# WEB_BIND's default lives here and nowhere else. Always set, so the PORT that honcho gives
-# each process (gunicorn's fallback bind) never applies.
-bind = [os.environ.get("WEB_BIND") or "127.0.0.1:8000"]  # empty counts as unset
-worker_class = "gthread"
+# WEB_BIND (its default: web/exposure.py) when gunicorn runs alone; the Procfile's front
+# (web/front.py) binds it to a private socket behind nginx, which listens on WEB_BIND. Always
+# set, so the PORT that honcho gives each process (gunicorn's fallback bind) never applies.
+bind = [web_bind()]
+# gthread, whose own error answers (a request line or headers too large, a malformed request)
+# are the API's JSON errors, not HTML pages (web/before_app.py)
+worker_class = "web.before_app.JsonErrorsWorker"
 workers = 2
 threads = 8
 # gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by default, one path shared by every instance.

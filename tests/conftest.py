@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from devtools.redis_server import RedisServer
 from tests.support import broker as brokers
 from tests.support.api import DEFAULT_REDIS_URL, delete_prefix, make_config
-from tests.support.procs import Gunicorn, Worker
+from tests.support.procs import Front, Gunicorn, Worker
 from web import create_app
 
 
@@ -163,12 +163,12 @@ def page(chromium: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def contract_server(redis_client: redis.Redis) -> Iterator[str]:
-    """gunicorn with no worker behind it (runs stay queued), for the schemathesis run; yields
-    its URL."""
+    """The web as deployed (the Procfile's front: nginx before gunicorn) with no worker behind
+    it (runs stay queued), for the schemathesis run; yields its URL."""
     config = make_config(TRIGGER_RATE_LIMIT="1000/minute")
-    server = Gunicorn(config, workers=1, threads=4).wait_ready()
+    server = Front(config).wait_ready()
     yield server.url
-    server.kill_group()
+    server.stop()
     delete_prefix(redis_client, config["TEST_RUN_KEY_PREFIX"])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Request, Response
+from flask import Flask, Request, Response, current_app
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 
@@ -18,17 +18,19 @@ from . import api, auth, bodies, errors, events, exposure, health, metrics, open
 from .schemas import MAX_BODY_BYTES, InvalidRequestBody, invalid_request, parse_json_body
 
 VERSION = "1"
+#: the app's config key for TEST_RUN_MAX_INPUT_DEPTH, read by every body's parse
+MAX_DEPTH = "TESTRUNS_MAX_INPUT_DEPTH"
 
 
 class ApiRequest(Request):
     """Reads a JSON body our way for the models: an empty body is `{}`, and malformed JSON,
-    NaN/Infinity, JSON nested too deeply or not an object is a 400 (not silently None); a
-    body not declared as JSON was refused before (web/bodies.py, 415). The size limit (413)
-    applies while the body is read."""
+    a number that is not finite, an input nested deeper than TEST_RUN_MAX_INPUT_DEPTH or not an
+    object is a 400 (not silently None); a body not declared as JSON was refused before
+    (web/bodies.py, 415). The size limit (413) applies while the body is read."""
 
     def get_json(self, force: bool = False, silent: bool = False,
                  cache: bool = True) -> Any:
-        return parse_json_body(self.get_data(cache=True))
+        return parse_json_body(self.get_data(cache=True), current_app.config[MAX_DEPTH])
 
 
 def _validation_failed(exc: ValidationError) -> Response:
@@ -49,6 +51,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         doc_ui=False, static_folder=None)
     app.request_class = ApiRequest
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
+    app.config[MAX_DEPTH] = settings.max_input_depth
     app.json.sort_keys = False  # type: ignore[attr-defined]
     celery = create_celery(settings, fail_fast=True)
     app.extensions["testruns"] = TestRunService(celery)
@@ -57,7 +60,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     exposure.configure(app, settings)
     auth.register(app, settings.callers())
     bodies.register(app, settings.cors_origins)
-    events.register(app, settings.max_streams)
+    events.register(app, settings.max_streams, settings.max_streams_per_client)
     app.register_api(api.bp)
     app.register_api(health.bp)
     page.register(app, settings.cors_origins)

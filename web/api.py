@@ -25,10 +25,16 @@ bp = APIBlueprint("api", __name__, url_prefix="/api", abp_security=[{"bearer": [
 RUNS = Tag(name="test runs", description="trigger, read, cancel and watch test runs")
 WORKFLOWS = Tag(name="workflows", description="what can be run, and what is running")
 
-#: answers every /api/ route may give (400: a Host header outside TRUSTED_HOSTS)
+#: answers any route may give, the app's or the HTTP server's before it (web/before_app.py): a
+#: Host header outside TRUSTED_HOSTS (400), a request line or headers too large (414, 431), an
+#: app that does not answer the front (503)
+SERVER: dict[str | int | HTTPStatus, Any] = {
+    400: s.HostNotAllowedBody, 414: s.UriTooLongBody, 431: s.HeadersTooLargeBody,
+    503: s.AppUnavailableBody}
+#: answers every /api/ route may give
 COMMON: dict[str | int | HTTPStatus, Any] = {
-    400: s.HostNotAllowedBody, 401: s.UnauthorizedBody, 405: s.MethodNotAllowedBody,
-    500: s.InternalErrorBody, 503: s.QueueUnavailableBody}
+    **SERVER, 401: s.UnauthorizedBody, 403: s.ForbiddenBody, 405: s.MethodNotAllowedBody,
+    500: s.InternalErrorBody, 503: s.one_of(s.QueueUnavailableBody, s.AppUnavailableBody)}
 
 
 #: a path shaped like a route's that still matches none (a run id with a newline in it, say) is
@@ -37,14 +43,21 @@ NO_WORKFLOW = s.one_of(s.WorkflowNotFoundBody, s.NotFoundBody)
 NO_RUN = s.one_of(s.RunNotFoundBody, s.NotFoundBody)
 
 
+#: what any route may answer besides its own error of that status: a Host header outside
+#: TRUSTED_HOSTS (400), a token without the route's scope (403), an app that does not answer
+#: the front (503)
+ALSO: dict[int, type[s.ErrorBody]] = {400: s.HostNotAllowedBody, 403: s.ForbiddenBody,
+                                      503: s.AppUnavailableBody}
+
+
 def answers(**by_status: Any) -> dict[str | int | HTTPStatus, Any]:
     """`answers(_200=Model, _404=...)` plus the common ones: the route's every answer, for
     its OpenAPI operation."""
     out = dict(COMMON)
     for key, model in by_status.items():
         status = int(key.lstrip("_"))
-        # any route may also refuse the Host header with a 400 of its own code
-        out[status] = s.one_of(model, s.HostNotAllowedBody) if status == 400 else model
+        also = ALSO.get(status)
+        out[status] = s.one_of(*s.members(model), also) if also else model
     return out
 
 
@@ -53,9 +66,10 @@ def service() -> TestRunService:
 
 
 def _run_response(run: Run, status: int, *, fresh: bool = False, **extra: Any) -> Response:
-    """`fresh`: a run the admit script just wrote, built from its reply (worker/core/runs.py
-    `to_dict` is already the RunOut shape: not validated again on the hot path)."""
-    resp = jsonify({**(run.to_dict() if fresh else s.RunOut.of(run)), **extra})
+    """`fresh`: a run the admit script just wrote for this caller, built from its reply
+    (worker/core/runs.py `to_dict` is already the RunOut shape: not validated again on the hot
+    path)."""
+    resp = jsonify({**(run.to_dict() if fresh else s.RunOut.of(g.caller.view(run))), **extra})
     resp.status_code = status
     resp.headers["Location"] = url_for("api.get_run", run_id=run.run_id)
     return resp
@@ -85,6 +99,7 @@ def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeader
             body: s.TriggerBody) -> Response:
     """Start a test run: 202 "started" (queued; it has not completed). 409 names the run in
     progress; 429 says when to try again; 503: the queue is unavailable, nothing was taken."""
+    g.caller.require_policy(query.on_conflict)
     try:
         triggered = service().trigger(
             path.workflow_id, body.input_object, on_conflict=query.on_conflict,
@@ -106,15 +121,16 @@ def list_runs(path: s.WorkflowPath, query: s.ListQuery) -> Response:
     known = service().known_workflow(path.workflow_id)
     full = query.fields == "full"
     shape = s.RunOut.of if full else s.RunSummaryOut.of
-    return jsonify({"runs": [shape(r) for r in service().runs(known.id, query.limit,
-                                                              full=full)]})
+    view = g.caller.view
+    return jsonify({"runs": [shape(view(r)) for r in service().runs(known.id, query.limit,
+                                                                    full=full)]})
 
 
 @bp.get("/test-runs/<path:run_id>", tags=[RUNS], responses=answers(
     _200=s.RunOut, _404=NO_RUN))
 def get_run(path: s.RunPath) -> Response:
     """A run, with its whole log."""
-    return jsonify(s.RunOut.of(service().run(path.run_id)))
+    return jsonify(s.RunOut.of(g.caller.view(service().run(path.run_id))))
 
 
 @bp.get("/test-runs/<path:run_id>/logs", tags=[RUNS], responses=answers(
@@ -132,4 +148,5 @@ def get_run_logs(path: s.RunPath, query: s.LogsQuery) -> Response:
     _415=s.UnsupportedMediaTypeBody))
 def cancel_run(path: s.RunPath) -> Response:
     """Cancel a queued or running run: its slot is free when this answers."""
-    return _run_response(service().cancel(path.run_id), 202)
+    return _run_response(service().cancel(path.run_id, only_by=g.caller.cancels_only_its_own),
+                         202)

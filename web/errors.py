@@ -12,6 +12,7 @@ from flask import Flask, Response, current_app, jsonify, url_for
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from worker.core.errors import (
+    Forbidden,
     IdempotencyKeyReused,
     PayloadTooLarge,
     QueueUnavailable,
@@ -24,7 +25,9 @@ from worker.core.errors import (
 )
 
 from .problems import (
+    AppUnavailable,
     CrossSiteRequest,
+    HeadersTooLarge,
     HostNotAllowed,
     HttpError,
     InternalError,
@@ -32,9 +35,11 @@ from .problems import (
     MethodNotAllowed,
     NoSuchRoute,
     NotReady,
+    TooManyClientStreams,
     TooManyStreams,
     Unauthorized,
     UnsupportedMediaType,
+    UriTooLong,
 )
 
 
@@ -62,7 +67,12 @@ ANSWERS: dict[type[TestRunError], Answer] = {
     UnsupportedMediaType: Answer(415),
     InternalError: Answer(500),
     TooManyStreams: Answer(503, retry_after=True),
+    TooManyClientStreams: Answer(429, retry_after=True),
     NotReady: Answer(503),
+    # what the HTTP server answers before the app runs (web/before_app.py)
+    UriTooLong: Answer(414),
+    HeadersTooLarge: Answer(431),
+    AppUnavailable: Answer(503, retry_after=True),
     # the service's
     WorkflowNotFound: Answer(404),
     RunNotFound: Answer(404),
@@ -70,6 +80,7 @@ ANSWERS: dict[type[TestRunError], Answer] = {
     RunFinished: Answer(409),
     PayloadTooLarge: Answer(413),
     IdempotencyKeyReused: Answer(422, links_run=True),
+    Forbidden: Answer(403),
     RateLimited: Answer(429, retry_after=True),
     QueueUnavailable: Answer(503),
 }

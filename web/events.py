@@ -10,7 +10,9 @@ A comment line (`: keep-alive`) is sent after TEST_RUN_STREAM_KEEPALIVE seconds 
 event; a client that went away is noticed when that write fails, and its thread is freed. A
 client resumes with `Last-Event-ID` (worker/client/watch.py). Each web process serves at most
 TEST_RUN_MAX_STREAMS at once and answers 503 `too_many_streams` beyond that, so watchers never
-take every thread from triggers.
+take every thread from triggers; and at most TEST_RUN_MAX_STREAMS_PER_CLIENT to one caller (its
+token's name, else its address), 429 `too_many_client_streams` beyond, so one client — which
+need never read a byte — cannot hold them all.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, g
 
 from worker.client.watch import Item, WatchItem
 from worker.core.events import RunEvent
@@ -29,8 +31,11 @@ from worker.core.status import EventKind
 
 from . import schemas as s
 from .api import NO_RUN, RUNS, answers, bp, service
-from .problems import TooManyStreams
+from .auth import Caller
+from .problems import TooManyClientStreams, TooManyStreams
 
+#: seconds a client refused a stream is told to wait (Retry-After)
+RETRY_AFTER_S = 5
 #: what the OpenAPI document says of a 200 (the body is a stream, not JSON)
 STREAM_ANSWER = {
     "description": "Server-Sent Events: `run` (the state now), then `status` and `log` as "
@@ -43,18 +48,34 @@ STREAM_ANSWER = {
 
 
 class StreamSlots:
-    """The streams one process may serve at once."""
+    """The streams one process may serve at once, in all and per client. The per-client counts
+    hold only clients with a stream open, so there are never more of them than streams."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_client: int) -> None:
         self.limit = limit
-        self._free = threading.BoundedSemaphore(limit)
+        self.per_client = per_client
+        self._lock = threading.Lock()
+        self._open = 0
+        self._by_client: dict[str, int] = {}
 
-    def take(self) -> None:
-        if not self._free.acquire(blocking=False):
-            raise TooManyStreams(self.limit, retry_after=5)
+    def take(self, client: str) -> None:
+        """One stream for `client`, or TooManyClientStreams (429) when it holds its share,
+        else TooManyStreams (503) when the process is full."""
+        with self._lock:
+            held = self._by_client.get(client, 0)
+            if held >= self.per_client:
+                raise TooManyClientStreams(self.per_client, retry_after=RETRY_AFTER_S)
+            if self._open >= self.limit:
+                raise TooManyStreams(self.limit, retry_after=RETRY_AFTER_S)
+            self._open += 1
+            self._by_client[client] = held + 1
 
-    def give_back(self) -> None:
-        self._free.release()
+    def give_back(self, client: str) -> None:
+        with self._lock:
+            self._open -= 1
+            left = self._by_client.pop(client) - 1
+            if left:
+                self._by_client[client] = left
 
 
 class EventStream:
@@ -62,14 +83,16 @@ class EventStream:
     the WSGI server calls however the response ends (done, client gone, error) — also for a
     body never iterated, which a generator's `finally` would miss."""
 
-    def __init__(self, run_id: str, items: Iterator[WatchItem], slots: StreamSlots) -> None:
+    def __init__(self, run_id: str, items: Iterator[WatchItem], slots: StreamSlots,
+                 caller: Caller) -> None:
         self._run_id = run_id
         self._items = items
         self._slots: StreamSlots | None = slots
+        self._caller = caller
 
     def __iter__(self) -> Iterator[bytes]:
         for item in self._items:
-            yield frame(self._run_id, item)
+            yield frame(self._run_id, item, self._caller)
 
     def close(self) -> None:
         close = getattr(self._items, "close", None)
@@ -77,7 +100,7 @@ class EventStream:
             close()
         slots, self._slots = self._slots, None
         if slots is not None:
-            slots.give_back()
+            slots.give_back(self._caller.rate_key)
 
 
 def _event_data(run_id: str, event: RunEvent) -> dict[str, Any]:
@@ -87,15 +110,16 @@ def _event_data(run_id: str, event: RunEvent) -> dict[str, Any]:
     return {"run_id": run_id, "line": event.line}
 
 
-def frame(run_id: str, item: WatchItem) -> bytes:
-    """One SSE frame (a keep-alive is a comment line)."""
+def frame(run_id: str, item: WatchItem, caller: Caller) -> bytes:
+    """One SSE frame (a keep-alive is a comment line); a run as `caller` may see it."""
     if item.item is Item.IDLE:
         return b": keep-alive\n\n"
     if item.item is Item.EVENT and item.event is not None:
         name, data = item.event.kind.value, _event_data(run_id, item.event)
     else:
         name = "run" if item.item is Item.SNAPSHOT else "end"
-        data = s.RunOut.of(item.run) if item.run is not None else {"run_id": run_id}
+        data = s.RunOut.of(caller.view(item.run)) if item.run is not None \
+            else {"run_id": run_id}
     text = json.dumps(data, separators=(",", ":"))
     head = f"id: {item.id}\n" if item.id else ""
     return f"{head}event: {name}\ndata: {text}\n\n".encode()
@@ -103,22 +127,25 @@ def frame(run_id: str, item: WatchItem) -> bytes:
 
 @bp.get("/test-runs/<path:run_id>/events", tags=[RUNS], responses=answers(
     _200=STREAM_ANSWER, _400=s.InvalidRequestBody, _404=NO_RUN,
+    _429=s.TooManyClientStreamsBody,
     _503=s.one_of(s.QueueUnavailableBody, s.TooManyStreamsBody)))
 def run_events(path: s.RunPath, header: s.EventsHeaders) -> Response:
     """Watch a run: its state now, each status change and log line as it is written, then
     its end. Resumes after `Last-Event-ID`."""
     slots: StreamSlots = current_app.extensions["testrun_streams"]
-    slots.take()
+    caller: Caller = g.caller
+    slots.take(caller.rate_key)
     try:
         items = service().watch(path.run_id, header.last_event_id)
     except BaseException:
-        slots.give_back()
+        slots.give_back(caller.rate_key)
         raise
-    resp = Response(EventStream(path.run_id, items, slots), mimetype="text/event-stream")
+    resp = Response(EventStream(path.run_id, items, slots, caller),
+                    mimetype="text/event-stream")
     resp.headers["Cache-Control"] = "no-cache"
     resp.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not buffer it
     return resp
 
 
-def register(app: Flask, max_streams: int) -> None:
-    app.extensions["testrun_streams"] = StreamSlots(max_streams)
+def register(app: Flask, max_streams: int, per_client: int) -> None:
+    app.extensions["testrun_streams"] = StreamSlots(max_streams, per_client)

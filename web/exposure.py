@@ -1,5 +1,5 @@
-"""Who can reach the web: the Host names it answers, and whether it may listen beyond this
-machine without a token.
+"""Who can reach the web: the Host names it answers, whether it may listen beyond this machine
+without a token, and the client's address behind the front (nginx).
 
 With no API_TOKEN (the default, for a laptop), anything that can reach the port can trigger and
 cancel runs — and a browser page can too, by DNS rebinding its own name onto 127.0.0.1 unless
@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from flask import Flask, request
 from werkzeug.exceptions import SecurityError
@@ -22,6 +23,31 @@ from worker.core.settings import Settings
 logger = logging.getLogger(__name__)
 
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]", "*"}
+#: WEB_BIND's default, here and nowhere else
+DEFAULT_BIND = "127.0.0.1:8000"
+
+
+def web_bind() -> str:
+    """Where clients reach the web: nginx listens there when the Procfile's front runs it
+    (web/front.py); gunicorn binds it itself only when started alone. Empty counts as unset."""
+    return os.environ.get("WEB_BIND") or DEFAULT_BIND
+
+
+class FrontAddress:
+    """WSGI middleware: the client's address behind the front. A request that came over a unix
+    socket (no peer address) came from nginx, which writes the client's address into
+    X-Forwarded-For over whatever the client sent; over TCP the peer is the client, and its
+    X-Forwarded-For is ignored — anyone can send one. The address keys the rate limit and the
+    per-client stream cap, and is what gunicorn's access log shows."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("REMOTE_ADDR"):
+            forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
+            environ["REMOTE_ADDR"] = forwarded.rsplit(",", 1)[-1].strip()
+        return self.app(environ, start_response)
 
 
 def _host_of(bind: str) -> str:
@@ -46,6 +72,7 @@ def trusted_hosts(settings: Settings, web_bind: str | None = None) -> list[str] 
 
 def configure(app: Flask, settings: Settings) -> None:
     app.config["TRUSTED_HOSTS"] = trusted_hosts(settings)
+    app.wsgi_app = FrontAddress(app.wsgi_app)  # type: ignore[method-assign]
 
     @app.before_request
     def _host_first() -> None:

@@ -8,21 +8,21 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from . import errors
 from . import schemas as s
-from .api import service
+from .api import SERVER, service
 from .problems import NotReady
 
 bp = APIBlueprint("health", __name__)
 HEALTH = Tag(name="health")
 
 
-@bp.get("/healthz", tags=[HEALTH], responses={200: s.Health, 400: s.HostNotAllowedBody})
+@bp.get("/healthz", tags=[HEALTH], responses={**SERVER, 200: s.Health})
 def healthz() -> Response:
     """The process answers."""
     return jsonify({"status": "ok"})
 
 
-@bp.get("/readyz", tags=[HEALTH], responses={200: s.Readiness, 400: s.HostNotAllowedBody,
-                                             503: s.NotReadyBody})
+@bp.get("/readyz", tags=[HEALTH], responses={
+    **SERVER, 200: s.Readiness, 503: s.one_of(s.NotReadyBody, s.AppUnavailableBody)})
 def readyz() -> Response:
     """Redis and the broker answer (503 names what does not); `workers_online`: the workers
     consuming the test-run queue (null when Redis cannot be read)."""

@@ -23,12 +23,22 @@ from .api import service
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
+#: the methods counted by name; any other (a client may send any token) counts as `other`
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED = "unmatched"
 _web: WebMetrics | None = None
 _REGISTRY = "testruns.metrics_registry"
 
 
 class WebMetrics:
-    """The web's own metrics (beside the lifecycle's, which both processes count)."""
+    """The web's own metrics (beside the lifecycle's, which both processes count).
+
+    No label value comes from the client: the route is the matched rule's pattern (or
+    `unmatched`), the method one of KNOWN_METHODS (or `other`) and the status one the app
+    answered, so the series are bounded by the routes × methods × statuses the app has, however
+    many made-up methods and paths a stranger sends. Each series' histogram child is bound
+    once and kept, so counting a request costs a dict lookup."""
 
     def __init__(self) -> None:
         r = worker_metrics.metrics().registry
@@ -37,6 +47,15 @@ class WebMetrics:
         self.latency = Histogram("testrun_http_request_duration_seconds", "Request latency by "
                                  "route (its pattern), method and status",
                                  ["route", "method", "status"], registry=r)
+        self._timers: dict[tuple[str, str, int], Any] = {}
+
+    def timer(self, route: str, method: str, status: int) -> Any:
+        """The latency histogram's child for these labels, bound on first use."""
+        key = (route, method, status)
+        found = self._timers.get(key)
+        if found is None:
+            found = self._timers[key] = self.latency.labels(route, method, str(status))
+        return found
 
 
 def web_metrics() -> WebMetrics:
@@ -66,8 +85,9 @@ def _observe(response: Response) -> Response:
 def _count(response: Response, seconds: float) -> None:
     m = web_metrics()
     rule = request.url_rule
-    route = rule.rule if rule is not None else "unmatched"
-    m.latency.labels(route, request.method, str(response.status_code)).observe(seconds)
+    method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
+    m.timer(rule.rule if rule is not None else UNMATCHED, method,
+            response.status_code).observe(seconds)
     if response.status_code == 503:
         body: Any = response.get_json(silent=True) if response.is_json else None
         what = (body or {}).get("what") or (body or {}).get("error") or "unknown"

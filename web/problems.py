@@ -1,8 +1,10 @@
 """The errors only the web raises: a request it cannot read, a Host it does not answer, a
 missing token, a body not declared as JSON, another site's page, a path or method no route
-has, a bug, one event stream too many, a dependency /readyz cannot reach, a werkzeug status
-passed through. They are `TestRunError`s like the service's (worker/core/errors.py): a stable
-`code` and data, rendered by the one renderer, whose table gives every error its HTTP status
+has, a bug, one event stream too many (for the process or for one client), a dependency
+/readyz cannot reach, a werkzeug status passed through; and what the HTTP server answers
+before the app runs (a request line or headers too large, an app that does not answer the
+front). They are `TestRunError`s like the service's (worker/core/errors.py): a stable `code`
+and data, rendered by the one renderer, whose table gives every error its HTTP status
 (web/errors.py)."""
 
 from __future__ import annotations
@@ -64,6 +66,42 @@ class TooManyStreams(TestRunError):
     def __init__(self, limit: int, retry_after: int) -> None:
         super().__init__(f"this server already streams {limit} test runs' events; try again "
                          "shortly, or read the run instead", retry_after=retry_after)
+        self.retry_after = retry_after
+
+
+class TooManyClientStreams(TestRunError):
+    """This caller already holds TEST_RUN_MAX_STREAMS_PER_CLIENT event streams on this web
+    process (web/events.py): one client must not take every stream from the others."""
+
+    code = "too_many_client_streams"
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(f"you already watch {limit} test runs' events here; close one, or "
+                         "try again shortly", retry_after=retry_after)
+        self.retry_after = retry_after
+
+
+class UriTooLong(TestRunError):
+    """The request line is longer than the HTTP server reads (web/before_app.py)."""
+
+    code = "uri_too_long"
+
+
+class HeadersTooLarge(TestRunError):
+    """A header field, or all of them, are larger than the HTTP server reads, or there are
+    more of them than it counts (web/before_app.py)."""
+
+    code = "headers_too_large"
+
+
+class AppUnavailable(TestRunError):
+    """The front (nginx) got no answer from the app behind it: it is starting, restarting or
+    down (web/front.py)."""
+
+    code = "app_unavailable"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
         self.retry_after = retry_after
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.api import active_run_id, expect_status, trigger
 from web import create_app
-from web.schemas import MAX_BODY_BYTES
+from web.schemas import MAX_BODY_BYTES, MAX_LOG_OFFSET
 from worker.core.status import RunStatus
 
 
@@ -104,6 +104,24 @@ def test_bad_query_and_headers_are_400(idle_client):
         err(idle_client.get(f"/api/workflows/echo/test-runs?limit={limit}"), 400,
             "invalid_request")
     assert active_run_id(idle_client, "echo") is None
+
+
+@pytest.mark.parametrize("query", [f"offset={MAX_LOG_OFFSET + 1}", "offset=9223372036854775807",
+                                   "offset=-1", "offset=1e3", "limit=0", "limit=1001",
+                                   "limit=99999999999999999999999"])
+def test_every_numeric_query_parameter_is_bounded(idle_client, query):
+    """A log page's offset had no upper bound: LRANGE's range error was taken for a Redis
+    outage (503 `redis`), for a real run and an unknown one alike."""
+    run = trigger(idle_client, "echo")
+    for run_id in (run["run_id"], "echo-" + "0" * 32):
+        body = err(idle_client.get(f"/api/test-runs/{run_id}/logs?{query}"), 400,
+                   "invalid_request")
+        assert body["field"] == query.split("=")[0]
+    page = expect_status(idle_client.get(f"/api/test-runs/{run['run_id']}/logs?offset="
+                                         f"{MAX_LOG_OFFSET}&limit=1000"), 200)
+    assert page["lines"] == [] and page["next_offset"] is None
+    err(idle_client.get(f"/api/test-runs/echo-{'0' * 32}/logs?offset={MAX_LOG_OFFSET}"), 404,
+        "test_run_not_found")
 
 
 def test_unknown_run_is_404(idle_client):

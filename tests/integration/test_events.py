@@ -18,7 +18,8 @@ from worker.core.store import RunStore
 @pytest.fixture
 def web(config):
     env = dict(config, TEST_RUN_STREAM_KEEPALIVE="1", TEST_RUN_MAX_STREAMS="2",
-               TEST_RUN_TIME_LIMIT="10", TEST_RUN_SOFT_TIME_LIMIT="8")
+               TEST_RUN_MAX_STREAMS_PER_CLIENT="3", TEST_RUN_TIME_LIMIT="10",
+               TEST_RUN_SOFT_TIME_LIMIT="8")
     worker = Worker(env, concurrency=2).wait_ready()
     server = Gunicorn(env, workers=1, threads=4).wait_ready()
     yield server
@@ -86,6 +87,21 @@ def test_resuming_after_last_event_id_sends_only_what_followed(web):
     assert [e.event for e in again] == ["run", "end"]
 
 
+@pytest.mark.parametrize("last_event_id", ["\u00b2-0", "\u0661-\u0660", "1-\u00b9", "-", "0x1-0",
+                                           "1" * 21 + "-0", " 1-0", "1-0\x00"])
+def test_a_last_event_id_that_is_not_ascii_digits_starts_from_the_beginning(idle_client,
+                                                                          last_event_id):
+    """`str.isdigit` took `²` for a digit and `int` did not: a 500 with a traceback."""
+    run_id = idle_client.post("/api/workflows/echo/test-runs").get_json()["run_id"]
+    idle_client.post(f"/api/test-runs/{run_id}/cancel")
+    resp = idle_client.get(f"/api/test-runs/{run_id}/events",
+                           headers={"Last-Event-ID": last_event_id}, buffered=True)
+    assert resp.status_code == 200
+    names = [line[7:] for line in resp.get_data(as_text=True).splitlines()
+             if line.startswith("event: ")]
+    assert names[0] == "run" and names[-1] == "end"
+
+
 def test_unknown_run_is_404_json(web):
     with EventStream(f"{web.url}/api/test-runs/echo-{'0' * 32}/events") as stream:
         assert stream.status == 404
@@ -110,6 +126,34 @@ def test_streams_beyond_the_limit_are_503_and_a_client_that_leaves_frees_its_slo
     second.close()
     # triggers and reads were never starved meanwhile
     assert request("GET", f"{web.url}/api/test-runs/{run_id}")[0] == 200
+
+
+def test_one_client_holds_at_most_its_share_of_the_streams(config):
+    """4 streams a process, 2 a client: one client that never reads could hold all 4, and
+    everyone else got 503 for its run's lifetime."""
+    env = dict(config, TEST_RUN_MAX_STREAMS="4", TEST_RUN_MAX_STREAMS_PER_CLIENT="2",
+               TEST_RUN_STREAM_KEEPALIVE="1", API_TOKENS="alice:tok-alice-123,bob:tok-bob-456")
+    server = Gunicorn(env, workers=1, threads=8).wait_ready()
+    alice, bob = ({"Authorization": f"Bearer {t}"} for t in ("tok-alice-123", "tok-bob-456"))
+    try:
+        status, run = request("POST", f"{server.url}/api/workflows/echo/test-runs", None, alice)
+        url = f"{server.url}/api/test-runs/{run['run_id']}/events"  # queued: no worker
+        held = [EventStream(url, alice), EventStream(url, alice)]
+        assert [s.status for s in held] == [200, 200]
+        with EventStream(url, alice) as third:
+            assert third.status == 429 and third.headers["Retry-After"] == "5"
+            assert third.json()["error"] == "too_many_client_streams"
+        held += [EventStream(url, bob), EventStream(url, bob)]  # the others still get theirs
+        assert [s.status for s in held[2:]] == [200, 200]
+        with EventStream(url, bob) as fifth:
+            assert fifth.status == 429  # bob's share, before the process' limit
+        held.pop(0).close()
+        wait_for(lambda: (lambda s: s.close() or s.status == 200)(EventStream(url, alice)), 10,
+                 "alice's freed stream to be hers again", interval=0.5)
+        for stream in held:
+            stream.close()
+    finally:
+        server.kill_group()
 
 
 def test_a_lapsed_lease_ends_the_stream(config):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from devtools.redis_server import RedisServer
-from tests.support.api import active_run_id, run_of, trigger
+from tests.support.api import active_run_id, keys_of, run_of, trigger
 from web import create_app
 from worker.client.service import ENQUEUE_FAILED_ERROR
 from worker.core.status import ErrorType, ReleaseReason, RunStatus
@@ -190,3 +190,36 @@ def test_worker_warns_when_redis_may_evict_slot_keys(config, private_redis):
                  "the eviction warning")
     finally:
         worker.kill_group()
+
+
+def test_an_error_redis_answers_is_a_logged_500_not_an_outage(idle_client, redis_client, config,
+                                                              caplog):
+    """Only a connection that fails or times out (or a server that cannot serve now) is an
+    outage: an error Redis answers to our own command is a bug, a 500 with its traceback in the
+    log, never a 503 `redis` (nor a count in `testrun_unavailable_total`)."""
+    run = trigger(idle_client, "echo")
+    logs = keys_of(config).logs("echo", run["run_id"])
+    redis_client.set(logs, "not a list")  # the log page's LLEN now answers WRONGTYPE
+    with caplog.at_level(logging.ERROR):
+        resp = idle_client.get(f"/api/test-runs/{run['run_id']}/logs")
+    assert resp.status_code == 500 and resp.get_json()["error"] == "internal_error"
+    assert "WRONGTYPE" in caplog.text and "Traceback" in caplog.text
+    assert "WRONGTYPE" not in resp.get_data(as_text=True)
+
+
+def test_what_counts_as_an_outage():
+    import redis
+
+    from worker.core.errors import QueueUnavailable, unavailable_on_outage
+    for outage in (redis.ConnectionError("refused"), redis.TimeoutError("slow"),
+                   ConnectionResetError(), redis.exceptions.BusyLoadingError("loading"),
+                   redis.exceptions.ReadOnlyError("READONLY"),
+                   redis.exceptions.MasterDownError("MASTERDOWN")):
+        with pytest.raises(QueueUnavailable):
+            with unavailable_on_outage():
+                raise outage
+    for bug in (redis.ResponseError("ERR value is not an integer or out of range"),
+                redis.exceptions.DataError("bad argument"), redis.exceptions.NoScriptError()):
+        with pytest.raises(type(bug)):
+            with unavailable_on_outage():
+                raise bug

@@ -69,6 +69,7 @@ def base_env(extra: Mapping[str, str]) -> dict[str, str]:
 class Proc:
     def __init__(self, argv: list[str], env: dict[str, str], name: str) -> None:
         # a metrics directory of its own, removed with it (a SIGKILLed process cannot)
+        self.name = name
         self.metrics_dir = tempfile.mkdtemp(prefix=f"{name}-metrics-")
         # (over whatever this pytest process inherited or set up for itself: an in-process
         # worker's set-up writes PROMETHEUS_MULTIPROC_DIR into os.environ, and processes that
@@ -149,7 +150,8 @@ class Worker(Proc):
 
 
 class Gunicorn(Proc):
-    """gunicorn as the Procfile runs it (gunicorn.conf.py), on a free port."""
+    """gunicorn alone (gunicorn.conf.py), on a free port: the app as the Procfile's front
+    (`Front`) reaches it behind nginx."""
 
     def __init__(self, env: Mapping[str, str], workers: int = 2, threads: int = 8,
                  host: str = "127.0.0.1") -> None:
@@ -162,20 +164,62 @@ class Gunicorn(Proc):
         self.url = f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, timeout: float = 30) -> Gunicorn:
-        import urllib.request
-
-        def ready() -> bool:
-            if not self.alive():
-                raise AssertionError(f"gunicorn exited early:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as resp:
-                    return resp.status == 200
-            except OSError:
-                return False
-
-        try:
-            wait_for(ready, timeout, "gunicorn to answer")
-        except BaseException:
-            self.kill_group()
-            raise
+        wait_healthy(self, self.url, timeout)
         return self
+
+
+def wait_healthy(proc: Proc, url: str, timeout: float) -> None:
+    """Until `url`/healthz answers 200; the process is killed if it does not in time."""
+    import urllib.request
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"{proc.name} exited early:\n{proc.log()}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(ready, timeout, f"{proc.name} to answer")
+    except BaseException:
+        proc.kill_group()
+        raise
+
+
+def procfile() -> dict[str, str]:
+    """The Procfile's command of each process."""
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+
+class Front(Proc):
+    """The web as the Procfile's web line starts it (web/front.py): nginx on WEB_BIND, a free
+    port, in front of gunicorn (gunicorn.conf.py as it is) on a private socket. Skips, saying
+    why, where nginx is missing (`make test` installs it as root)."""
+
+    def __init__(self, env: Mapping[str, str], host: str = "127.0.0.1") -> None:
+        from web.front import find_nginx
+
+        if find_nginx() is None:
+            import pytest
+            pytest.skip("no nginx for the web's front: `make test` installs it as root "
+                        "(apt-get install nginx)")
+        self.port = free_port()
+        full = base_env({**env, "WEB_BIND": f"{host}:{self.port}",
+                         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"})
+        super().__init__(["sh", "-c", "exec " + procfile()["web"]], full, "front")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 30) -> Front:
+        wait_healthy(self, self.url, timeout)
+        return self
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM, as honcho stops it, and its exit status."""
+        self.signal(signal.SIGTERM)
+        try:
+            return self.wait_exit(timeout)
+        finally:
+            self.kill_group()

@@ -83,3 +83,14 @@ def big(ctx: RunContext, input: dict[str, Any]) -> Any:
 def say(ctx: RunContext, input: dict[str, Any]) -> Any:
     ctx.logger.info("%s", input.get("text", ""))
     return None
+
+
+@workflow("shaped", description="Returns a value nested input.depth deep, or input.number "
+                                "(`nan`, `inf`) as a float.")
+def shaped(ctx: RunContext, input: dict[str, Any]) -> Any:
+    if "number" in input:
+        return {"x": float(input["number"])}
+    value: Any = {}
+    for _ in range(int(input.get("depth", 1)) - 1):
+        value = {"a": value}
+    return value

@@ -14,7 +14,9 @@ from flask import Flask
 from tests.support.errors import every_error
 from web.errors import ANSWERS, register, render
 from web.problems import (
+    AppUnavailable,
     CrossSiteRequest,
+    HeadersTooLarge,
     HostNotAllowed,
     HttpError,
     InternalError,
@@ -22,13 +24,16 @@ from web.problems import (
     MethodNotAllowed,
     NoSuchRoute,
     NotReady,
+    TooManyClientStreams,
     TooManyStreams,
     Unauthorized,
     UnsupportedMediaType,
+    UriTooLong,
 )
 from worker.core import errors as core_errors
 from worker.core.errors import (
     Dependency,
+    Forbidden,
     IdempotencyKeyReused,
     PayloadTooLarge,
     QueueUnavailable,
@@ -54,6 +59,7 @@ DOMAIN = {
     QueueUnavailable: ("queue_unavailable", 503),
     RateLimited: ("rate_limited", 429),
     IdempotencyKeyReused: ("idempotency_key_reused", 422),
+    Forbidden: ("forbidden", 403),
 }
 #: the web's own: only the HTTP face raises them
 WEB = {
@@ -64,9 +70,13 @@ WEB = {
     MethodNotAllowed: ("method_not_allowed", 405),
     InternalError: ("internal_error", 500),
     TooManyStreams: ("too_many_streams", 503),
+    TooManyClientStreams: ("too_many_client_streams", 429),
     UnsupportedMediaType: ("unsupported_media_type", 415),
     CrossSiteRequest: ("cross_site_request", 403),
     NotReady: ("not_ready", 503),
+    UriTooLong: ("uri_too_long", 414),
+    HeadersTooLarge: ("headers_too_large", 431),
+    AppUnavailable: ("app_unavailable", 503),
 }
 TABLE = DOMAIN | WEB
 #: werkzeug's status passed through: its own status, no route declares it

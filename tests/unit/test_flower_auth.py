@@ -38,3 +38,19 @@ def test_the_environment_wins(no_credentials, monkeypatch):
     monkeypatch.setenv("FLOWER_BASIC_AUTH", "ops:pw")
     assert runpy.run_path(str(ROOT / "flowerconfig.py"))["basic_auth"] == ["ops:pw"]
     assert not no_credentials.exists()
+
+
+@pytest.mark.parametrize("given", ["admin:,ops:Secret1", "admin:pw,:Secret1", "ops:Secret1,",
+                                   "admin", ":", "admin: ", " :pw"])
+def test_a_pair_without_a_user_or_a_password_is_refused(no_credentials, monkeypatch, given):
+    """Flower would let `admin` in with an empty password (FLOWER_BASIC_AUTH='admin:,…')."""
+    monkeypatch.setenv("FLOWER_BASIC_AUTH", given)
+    with pytest.raises(SystemExit, match="not user:password") as info:
+        runpy.run_path(str(ROOT / "flowerconfig.py"))
+    assert "Secret1" not in str(info.value)
+
+
+def test_several_full_pairs_are_kept(no_credentials, monkeypatch):
+    monkeypatch.setenv("FLOWER_BASIC_AUTH", "admin:pw1,ops:Secret1")
+    assert runpy.run_path(str(ROOT / "flowerconfig.py"))["basic_auth"] == ["admin:pw1",
+                                                                            "ops:Secret1"]

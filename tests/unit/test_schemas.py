@@ -16,13 +16,16 @@ from web import schemas
 from web.errors import render
 from web.problems import InvalidRequest
 from worker.core.runs import Run
+from worker.core.settings import Settings
 from worker.core.status import ConflictPolicy, RunStatus
+
+DEPTH = Settings.max_input_depth
 
 
 def trigger(data: bytes = b"", query: dict | None = None, headers: dict | None = None):
     """What the trigger route is handed: body, query and headers, each validated."""
     try:
-        body = schemas.TriggerBody.model_validate(schemas.parse_json_body(data))
+        body = schemas.TriggerBody.model_validate(schemas.parse_json_body(data, DEPTH))
         q = schemas.TriggerQuery.model_validate(query or {})
         h = schemas.TriggerHeaders.model_validate(headers or {})
     except ValidationError as exc:
@@ -58,6 +61,39 @@ def test_bad_requests_name_what_is_wrong(data, query, headers, field):
         trigger(data, query, headers)
     assert info.value.code == "invalid_request"
     assert info.value.data.get("field") == field
+
+
+def nested(depth: int, inner: str = "{}") -> bytes:
+    """An input object nested `depth` levels deep (the innermost holds `inner`), as a body."""
+    text = inner if depth == 1 else '{"a": ' * (depth - 1) + inner + "}" * (depth - 1)
+    return b'{"input": ' + text.encode() + b"}"
+
+
+@pytest.mark.parametrize("data, why", [
+    (nested(DEPTH + 1), f"nested deeper than {DEPTH} levels"),
+    (b'{"input": {"a": ' + b"[" * 254 + b"]" * 254 + b"}}", "nested deeper"),
+    (b'{"input": {"a": ' + b"[" * 975 + b"]" * 975 + b"}}", "nested deeper"),
+    (b"[" * 60000, "nested deeper"),
+    (b'{"input": {"x": 1e999}}', "1e999 is out of range"),
+    (b'{"input": {"x": -1E400}}', "out of range"),
+    (b'{"input": {"x": [1.5, NaN]}}', "NaN is not valid JSON"),
+    (b'{"input": {"x": -Infinity}}', "Infinity is not valid JSON"),
+    (b'{"input": {"x": "\\ud800"}}', "lone UTF-16 surrogate"),
+    (b'{"input": {"\\udfff": 1}}', "lone UTF-16 surrogate"),
+    ('{"input": {"x": "é"}}'.encode("latin-1"), "not UTF-8"),
+])
+def test_inputs_a_run_could_not_keep_are_refused_at_the_door(data, why):
+    """Deeper than TEST_RUN_MAX_INPUT_DEPTH (a run nested 255 deep could never be read back),
+    numbers that are not finite (echoed back as `Infinity`, not JSON), strings that cannot be
+    stored as UTF-8 (a 500 when the input was written)."""
+    with pytest.raises(InvalidRequest) as info:
+        trigger(data)
+    assert why in info.value.message and info.value.code == "invalid_request"
+
+
+def test_the_deepest_finite_input_is_accepted():
+    assert trigger(nested(DEPTH - 1, '{"x": [1e308, -0.5, "\\ud83d\\ude00"]}'))[0]
+    assert trigger(nested(DEPTH))[0]
 
 
 def test_unknown_fields_are_listed():

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from .errors import (
     ERROR_MODELS,
+    AppUnavailableBody,
     CrossSiteRequestBody,
     ErrorBody,
+    ForbiddenBody,
+    HeadersTooLargeBody,
     HostNotAllowedBody,
     HttpErrorBody,
     IdempotencyKeyReusedBody,
@@ -29,10 +32,13 @@ from .errors import (
     RunFinishedBody,
     RunInProgressBody,
     RunNotFoundBody,
+    TooManyClientStreamsBody,
     TooManyStreamsBody,
     UnauthorizedBody,
     UnsupportedMediaTypeBody,
+    UriTooLongBody,
     WorkflowNotFoundBody,
+    members,
     one_of,
 )
 from .requests import (
@@ -41,6 +47,7 @@ from .requests import (
     FIELD_HINTS,
     MAX_BODY_BYTES,
     MAX_LIST_LIMIT,
+    MAX_LOG_OFFSET,
     MAX_LOG_PAGE,
     EventsHeaders,
     JsonObject,
@@ -70,14 +77,18 @@ from .responses import (
 )
 
 __all__ = [
-    "ActiveRun", "CancelledRun", "CrossSiteRequestBody", "DEFAULT_LIST_LIMIT", "DEFAULT_LOG_PAGE",
-    "ERROR_MODELS", "ErrorBody", "EventsHeaders", "FIELD_HINTS", "Health", "HostNotAllowedBody",
+    "ActiveRun", "AppUnavailableBody", "HeadersTooLargeBody", "UriTooLongBody", "CancelledRun",
+    "CrossSiteRequestBody", "DEFAULT_LIST_LIMIT", "DEFAULT_LOG_PAGE",
+    "ERROR_MODELS", "ErrorBody", "EventsHeaders", "ForbiddenBody", "FIELD_HINTS", "Health",
+    "HostNotAllowedBody",
     "HttpErrorBody", "IdempotencyKeyReusedBody", "InternalErrorBody", "invalid_request",
     "InvalidRequestBody", "JsonObject", "ListQuery", "LogPageOut", "LogsQuery", "MAX_BODY_BYTES",
-    "MAX_LIST_LIMIT", "MAX_LOG_PAGE", "MethodNotAllowedBody", "NotFoundBody", "NotReadyBody",
-    "one_of", "parse_json_body", "PayloadTooLargeBody", "QueueUnavailableBody", "RateLimitedBody",
+    "MAX_LIST_LIMIT", "MAX_LOG_OFFSET", "MAX_LOG_PAGE", "MethodNotAllowedBody", "NotFoundBody",
+    "NotReadyBody", "members", "one_of", "parse_json_body", "PayloadTooLargeBody",
+    "QueueUnavailableBody", "RateLimitedBody",
     "Readiness", "RunFinishedBody", "RunInProgressBody", "RunList", "RunNotFoundBody", "RunOut",
-    "RunPath", "RunSummaryOut", "Timestamp", "TooManyStreamsBody", "TriggerBody",
+    "RunPath", "RunSummaryOut", "Timestamp", "TooManyClientStreamsBody", "TooManyStreamsBody",
+    "TriggerBody",
     "TriggeredRun", "TriggerHeaders", "TriggerQuery", "UnauthorizedBody",
     "UnsupportedMediaTypeBody", "WorkflowList", "WorkflowNotFoundBody", "WorkflowOut",
     "WorkflowPath"

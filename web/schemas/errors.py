@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, Field, RootModel
 
 from worker.core.errors import (
+    Forbidden,
     IdempotencyKeyReused,
     PayloadTooLarge,
     QueueUnavailable,
@@ -24,10 +25,13 @@ from worker.core.errors import (
     TestRunError,
     WorkflowNotFound,
 )
+from worker.core.scopes import Scope
 from worker.core.status import RunStatus
 
 from ..problems import (
+    AppUnavailable,
     CrossSiteRequest,
+    HeadersTooLarge,
     HostNotAllowed,
     HttpError,
     InternalError,
@@ -35,9 +39,11 @@ from ..problems import (
     MethodNotAllowed,
     NoSuchRoute,
     NotReady,
+    TooManyClientStreams,
     TooManyStreams,
     Unauthorized,
     UnsupportedMediaType,
+    UriTooLong,
 )
 from .responses import _Out
 
@@ -120,6 +126,10 @@ class IdempotencyKeyReusedBody(ErrorBody, error_class=IdempotencyKeyReused):
     status_url: str = Field(description="its URL")
 
 
+class ForbiddenBody(ErrorBody, error_class=Forbidden):
+    scope: Scope = Field(description="the token scope the request needs")
+
+
 class RateLimitedBody(ErrorBody, error_class=RateLimited):
     retry_after: int = Field(description="seconds, as in the Retry-After header")
 
@@ -132,13 +142,35 @@ class TooManyStreamsBody(ErrorBody, error_class=TooManyStreams):
     retry_after: int = Field(description="seconds, as in the Retry-After header")
 
 
+class TooManyClientStreamsBody(ErrorBody, error_class=TooManyClientStreams):
+    retry_after: int = Field(description="seconds, as in the Retry-After header")
+
+
 class NotReadyBody(ErrorBody, error_class=NotReady):
     checks: dict[str, str]
     workers_online: int | None = Field(None, description="null when Redis cannot be read")
 
 
+class UriTooLongBody(ErrorBody, error_class=UriTooLong):
+    """The HTTP server's answer (nginx's or gunicorn's), before the app runs."""
+
+
+class HeadersTooLargeBody(ErrorBody, error_class=HeadersTooLarge):
+    """The HTTP server's answer (nginx's or gunicorn's), before the app runs."""
+
+
+class AppUnavailableBody(ErrorBody, error_class=AppUnavailable):
+    """The front's answer while the app behind it does not answer."""
+
+    retry_after: int = Field(description="seconds, as in the Retry-After header")
+
+
 class HttpErrorBody(ErrorBody, error_class=HttpError):
     """A werkzeug status we never produce on purpose, passed through: no route declares it."""
+
+
+#: each union `one_of` made → the bodies it is made of
+_UNIONS: dict[type[BaseModel], tuple[type[ErrorBody], ...]] = {}
 
 
 def one_of(*models: type[ErrorBody]) -> type[BaseModel]:
@@ -148,8 +180,19 @@ def one_of(*models: type[ErrorBody]) -> type[BaseModel]:
         return models[0]
     union: Any = Annotated[reduce(operator.or_, models), Field(discriminator="error")]
     name = "Or".join(m.__name__.removesuffix("Body") for m in models) + "Error"
-    return type(name, (RootModel[union],), {"__doc__": "one of: " + ", ".join(
+    made = type(name, (RootModel[union],), {"__doc__": "one of: " + ", ".join(
         m.error_class.code for m in models)})
+    _UNIONS[made] = models
+    return made
+
+
+def members(model: type[BaseModel]) -> tuple[type[ErrorBody], ...]:
+    """The error bodies an answer's model stands for: a union's members, or the body itself."""
+    found = _UNIONS.get(model)
+    if found is not None:
+        return found
+    assert issubclass(model, ErrorBody), model
+    return (model,)
 
 
 #: error code → the model of its body

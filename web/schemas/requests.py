@@ -7,10 +7,12 @@ too (`parse_json_body`), and a validation failure becomes the API's 400 (`invali
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from worker.core.jsonshape import NotFinite, finite_float, nesting_exceeds
 from worker.core.keys import WORKFLOW_ID_PATTERN
 from worker.core.status import ConflictPolicy
 
@@ -21,6 +23,9 @@ DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
 DEFAULT_LOG_PAGE = 200
 MAX_LOG_PAGE = 1000
+#: the highest log offset asked for: far beyond any run's log (TEST_RUN_MAX_LOG_LINES), and far
+#: below Redis' own range, which answered a larger one with an error, not with no lines
+MAX_LOG_OFFSET = 1_000_000
 JsonObject = dict[str, Any]
 
 
@@ -28,23 +33,47 @@ JsonObject = dict[str, Any]
 
 def _reject_constant(name: str) -> Any:
     """NaN and Infinity are not JSON: Python accepts them, and would echo invalid JSON back."""
-    raise ValueError(f"{name} is not valid JSON")
+    raise NotFinite(f"{name} is not valid JSON (numbers must be finite)")
 
 
-def parse_json_body(body: bytes) -> JsonObject:
-    """A request body as a JSON object: empty means `{}`; malformed, NaN/Infinity, nested too
-    deeply or not an object is an `InvalidRequest` (the content type was checked before:
+#: a JSON escape of a UTF-16 surrogate: only then can a string hold a lone one
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+_TOO_DEEP = object()
+
+
+def parse_json_body(body: bytes, max_depth: int) -> JsonObject:
+    """A request body as a JSON object: empty means `{}`. Malformed (or not UTF-8), a number that
+    is not finite (NaN, Infinity, 1e999), a string with a lone surrogate (it cannot be stored
+    as UTF-8), an `input` nested deeper than `max_depth` (worker/core/jsonshape.py) or a body
+    that is not an object is an `InvalidRequest` (the content type was checked before:
     web/bodies.py)."""
-    if not body.strip():
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        raise InvalidRequest("request body is not valid JSON: it is not UTF-8") from None
+    if not text.strip():
         return {}
     try:
-        payload = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+        payload = json.loads(text, parse_constant=_reject_constant, parse_float=finite_float)
+    except NotFinite as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    except ValueError as exc:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
     except RecursionError:
-        raise InvalidRequest("request body is nested too deeply") from None
+        payload = _TOO_DEEP  # deeper than Python's parser goes: far past any limit
+    if payload is _TOO_DEEP or nesting_exceeds(payload, max_depth + 1):  # + the body object
+        raise InvalidRequest(f"input is nested deeper than {max_depth} levels "
+                             "(TEST_RUN_MAX_INPUT_DEPTH)")
     if not isinstance(payload, dict):
         raise InvalidRequest("request body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(payload, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise InvalidRequest("request body is not valid JSON: a string holds a lone "
+                                 "UTF-16 surrogate") from None
     return payload
 
 
@@ -69,7 +98,7 @@ FIELD_HINTS = {
     "limit": f"limit must be an integer from 1 to {MAX_LIST_LIMIT} (a log page: to "
              f"{MAX_LOG_PAGE})",
     "fields": "fields must be 'summary' or 'full'",
-    "offset": "offset must be an integer from 0",
+    "offset": f"offset must be an integer from 0 to {MAX_LOG_OFFSET}",
     "Idempotency-Key": "Idempotency-Key must be 1 to 255 printable characters",
     "input": "input must be a JSON object",
 }
@@ -145,7 +174,8 @@ class ListQuery(_Params):
 
 
 class LogsQuery(BaseModel):
-    offset: int = Field(0, ge=0, description="the first line to return (0: the oldest kept)")
+    offset: int = Field(0, ge=0, le=MAX_LOG_OFFSET,
+                        description="the first line to return (0: the oldest kept)")
     limit: int = Field(DEFAULT_LOG_PAGE, ge=1, le=MAX_LOG_PAGE, description="lines at most")
 
 

@@ -332,6 +332,7 @@ async function watch(card, runId) {
     }
     if (resp.status === 401) { askForToken("That token was refused."); return; }
     if (resp.status === 404) { say(card, "error", `No test run ${runId}.`); return; }
+    if (resp.status === 403) { say(card, "error", "This token may not watch runs (no read scope)."); return; }
     if (!resp.ok) {
       await delay(1000 * Number(resp.headers.get("Retry-After") || 2));
       continue;

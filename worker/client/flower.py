@@ -28,3 +28,16 @@ def credentials(checkout: Path) -> str | None:
     except FileNotFoundError:
         return None
     return saved or None
+
+
+def basic_auth(credentials: str) -> list[str]:
+    """Flower's `basic_auth`: the comma-separated `user:password` pairs, each with a user and a
+    password. Flower itself would accept `admin:` and then let anyone in as admin with an empty
+    password, so any pair without both is a ValueError, naming its position, never its text."""
+    pairs = credentials.split(",")
+    for n, pair in enumerate(pairs, 1):
+        user, sep, password = pair.partition(":")
+        if not (sep and user.strip() and password.strip()):
+            raise ValueError(f"FLOWER_BASIC_AUTH: pair {n} of {len(pairs)} is not user:password "
+                             "with both a user and a password")
+    return pairs

@@ -24,6 +24,7 @@ from ..core import gauges
 from ..core.celery_app import TASK_NAME, TestRunCelery
 from ..core.errors import (
     Dependency,
+    Forbidden,
     IdempotencyKeyReused,
     PayloadTooLarge,
     QueueUnavailable,
@@ -38,6 +39,7 @@ from ..core.keys import new_run_id, workflow_of
 from ..core.lifecycle import lifecycle
 from ..core.lua import Admitted, AlreadyAdmitted, Busy
 from ..core.runs import Run
+from ..core.scopes import Scope
 from ..core.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 from ..workflows import Workflow
 from . import expiry, message, online, stop
@@ -246,14 +248,18 @@ class TestRunService:
             logger.exception("could not release the slot of %s after a failed publish", run_id)
             return None
 
-    def cancel(self, run_id: str) -> Run:
+    def cancel(self, run_id: str, *, only_by: str | None = None) -> Run:
         """Record the cancel (the source of truth) and free the slot; stop a running run.
 
         A running run's stop is sent first, so the kill is on its way before the slot is free
         (its worker records the kill as this cancel). A queued run needs no message: its start
         check refuses it. Cancelling is idempotent: a run that was not terminal when we looked
-        and is cancelled now (by us, a retry of ours, its worker) answers as a success."""
+        and is cancelled now (by us, a retry of ours, its worker) answers as a success.
+        `only_by`: the caller may cancel only the runs it triggered (it lacks the `cancel`
+        scope); another's run is Forbidden, before anything is written."""
         run = self.run(run_id)
+        if only_by is not None and run.triggered_by != only_by:
+            raise Forbidden(Scope.CANCEL, "cancelling a run another caller triggered")
         if run.terminal:
             raise RunFinished(run)
         if run.status is RunStatus.RUNNING:

@@ -102,6 +102,17 @@ class IdempotencyKeyReused(TestRunError):
         self.run_id = run_id
 
 
+class Forbidden(TestRunError):
+    """The caller's token lacks the scope (`scope`) this needs: a route's, a conflict policy's,
+    or `cancel` for a run another caller triggered (worker/core/scopes.py)."""
+
+    code = "forbidden"
+
+    def __init__(self, scope: str, what: str) -> None:
+        super().__init__(f"{what} needs the token scope {scope!r}", scope=scope)
+        self.scope = scope
+
+
 class RateLimited(TestRunError):
     """The caller triggered more than TRIGGER_RATE_LIMIT allows; nothing was taken. It may try
     again in `retry_after` whole seconds."""
@@ -134,8 +145,15 @@ class QueueUnavailable(TestRunError):
         self.cause = cause
 
 
-#: What "unreachable" means for a Redis call: any client error, or the socket's own.
-REDIS_OUTAGES: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+#: What "unreachable" means for a Redis call: the connection failed or timed out (the client's
+#: errors or the socket's own; a sentinel with no master is a ConnectionError too), or the
+#: server says it cannot serve now — a read-only replica during a failover, a cluster down or
+#: migrating, a full memory. Any other error Redis answers (a `ResponseError`: a wrong argument,
+#: a bad script) is a bug of ours, never an outage: it stays what it is, a logged 500.
+REDIS_OUTAGES: tuple[type[BaseException], ...] = (
+    redis.ConnectionError, redis.TimeoutError, OSError, redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError,
+    redis.exceptions.OutOfMemoryError)
 
 
 @contextmanager

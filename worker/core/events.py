@@ -9,6 +9,7 @@ run's `logs` in one MULTI (RunStore.append_log). The web serves it as Server-Sen
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .status import EventKind, RunStatus
@@ -38,14 +39,18 @@ class RunEvent:
         return self.status is not None and self.status.terminal
 
 
+#: a stream id as Redis writes it: ASCII digits only (`str.isdigit` also takes `²`, which `int`
+#: refuses), each part within 64 bits
+_STREAM_ID_RE = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+
+
 def stream_position(event_id: str | None) -> tuple[int, int] | None:
-    """A stream id as a comparable pair, or None if it is not one (`<ms>-<seq>`)."""
-    if not event_id:
+    """A stream id as a comparable pair, or None if it is not one (`<ms>-<seq>`): a client's
+    Last-Event-ID that is anything else is ignored, never an error."""
+    match = _STREAM_ID_RE.fullmatch(event_id or "")
+    if match is None:
         return None
-    ms, sep, seq = event_id.partition("-")
-    if not (sep and ms.isdigit() and seq.isdigit() and len(event_id) <= 41):
-        return None
-    return int(ms), int(seq)
+    return int(match.group(1)), int(match.group(2))
 
 
 def clip_line(line: str, limit: int) -> str:

@@ -11,7 +11,6 @@ the `#:` comment above it: docs/configuration.md is generated from those comment
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -22,6 +21,7 @@ from limits import RateLimitItem
 
 from .errors import SettingsError
 from .keys import PREFIX_FORBIDDEN
+from .scopes import Token, parse_tokens
 from .sentinel import is_sentinel, safe_url, sentinels_of
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -30,6 +30,9 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
              "false": False, "0": False, "no": False, "off": False}
 #: the soft limit's default: this much below the hard limit, at most 20 % of it
 SOFT_LIMIT_MARGIN = 10.0
+#: TEST_RUN_MAX_INPUT_DEPTH's ceiling: a run is read back as a model whose serializer stops at
+#: 255 levels, and the run's own answer wraps its input and result in a few more
+MAX_JSON_DEPTH = 200
 #: LOG_FORMAT's values
 LOG_FORMATS = ("text", "json")
 
@@ -90,8 +93,12 @@ class Settings:
     api_token: str | None = _env("API_TOKEN", None, repr=False)
     #: API_TOKENS — named tokens `name:token,name:token` (names: letters, digits, `_.@-`, up to
     #: 64); the caller's name is recorded on its runs (`triggered_by`) and in the `admitted` log
-    #: line. Combines with API_TOKEN. Every token is compared in constant time on every
-    #: request; none is ever logged, put in an error or shown in a repr.
+    #: line. Combines with API_TOKEN. An entry may end in scopes joined by `+`
+    #: (`ci:tok1:trigger+read,ops:tok2:admin`): `read` (workflows, runs, event streams),
+    #: `trigger` (trigger, and cancel its own runs), `cancel` (cancel anyone's), `admin`
+    #: (all of them, `on_conflict=replace`, and the `triggered_by` of others' runs); none
+    #: listed means every scope (see [Scopes](api.md#scopes)). Every token is compared in
+    #: constant time on every request; none is ever logged, put in an error or shown in a repr.
     api_tokens: str | None = _env("API_TOKENS", None, repr=False)
     #: TRIGGER_RATE_LIMIT — triggers per caller, e.g. `30/minute` (a moving window counted in
     #: Redis: every web process shares it); beyond it 429 `rate_limited` with `Retry-After`, and
@@ -104,6 +111,11 @@ class Settings:
     #: TEST_RUN_MAX_INPUT_BYTES — the largest `input` (as compact JSON) a trigger may carry:
     #: 413 beyond.
     max_input_bytes: int = _env("TEST_RUN_MAX_INPUT_BYTES", 16 * 1024)
+    #: TEST_RUN_MAX_INPUT_DEPTH — how deep a run's JSON may nest (`{}` is 1 deep): a trigger
+    #: whose `input` nests deeper answers 400 `invalid_request`, and a workflow result that does
+    #: fails its run `invalid_result`, so every run kept can be read back (pydantic's
+    #: serializer stops at 255 levels).
+    max_input_depth: int = _env("TEST_RUN_MAX_INPUT_DEPTH", 32)
     #: TEST_RUN_MAX_LOG_LINE — characters kept of one log line; the rest is cut, with a marker
     #: saying how much.
     max_log_line: int = _env("TEST_RUN_MAX_LOG_LINE", 4096)
@@ -111,6 +123,11 @@ class Settings:
     #: (each holds a gunicorn thread; the default is 2 workers × 8 threads): one more answers
     #: 503 `too_many_streams`, so watchers can never take every thread from triggers.
     max_streams: int = _env("TEST_RUN_MAX_STREAMS", 4)
+    #: TEST_RUN_MAX_STREAMS_PER_CLIENT — event streams one caller (its token's name, else its
+    #: address) may hold open on one web process: one more answers 429
+    #: `too_many_client_streams` with `Retry-After`, so one client (which need never read what
+    #: it is sent) cannot hold every stream of a process.
+    max_streams_per_client: int = _env("TEST_RUN_MAX_STREAMS_PER_CLIENT", 2)
     #: TEST_RUN_STREAM_KEEPALIVE — seconds an event stream waits for an event (XREAD BLOCK)
     #: before it sends a keep-alive comment; a client that went away is noticed, and its thread
     #: freed, by then.
@@ -168,9 +185,9 @@ class Settings:
     #: script instead (the path RabbitMQ and a broker elsewhere always take).
     fused_admission: bool = _env("TEST_RUN_FUSED_ADMISSION", True)
 
-    def callers(self) -> list[tuple[str | None, str]]:
-        """Every accepted token with its caller's name (None for API_TOKEN), as (name, token)."""
-        found: list[tuple[str | None, str]] = [(None, self.api_token)] if self.api_token else []
+    def callers(self) -> list[Token]:
+        """Every accepted token with its caller's name (None for API_TOKEN) and scopes."""
+        found = [Token(None, self.api_token)] if self.api_token else []
         return found + parse_tokens(self.api_tokens or "")
 
     @property
@@ -250,6 +267,9 @@ class Settings:
             raise SettingsError("LOG_FORMAT", f"must be one of {', '.join(LOG_FORMATS)}, got "
                                 f"{log_format!r}")
         values["log_format"] = log_format
+        if int(values.get("max_input_depth", cls.max_input_depth)) > MAX_JSON_DEPTH:
+            raise SettingsError("TEST_RUN_MAX_INPUT_DEPTH", f"must be at most {MAX_JSON_DEPTH}: "
+                                "a run nested deeper could not be read back")
         if int(values.get("worker_metrics_port", cls.worker_metrics_port)) > 65535:
             raise SettingsError("WORKER_METRICS_PORT", "must be a port number (1-65535)")
         settings = cls(**values)
@@ -257,26 +277,6 @@ class Settings:
         if settings.trigger_rate_limit:
             rate_limit(settings.trigger_rate_limit)
         return settings
-
-
-#: a caller's name in API_TOKENS: recorded on runs and in logs, so kept plain
-CALLER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-
-
-def parse_tokens(raw: str) -> list[tuple[str | None, str]]:
-    """`name:token,…` → [(name, token)]. Errors name the entry's position, never its token."""
-    found: list[tuple[str | None, str]] = []
-    names: set[str] = set()
-    for n, entry in enumerate((e for e in raw.split(",") if e.strip()), 1):
-        name, sep, token = entry.strip().partition(":")
-        if not sep or not token or not CALLER_NAME_RE.match(name):
-            raise SettingsError("API_TOKENS", f"entry {n} is not name:token (a name of letters, "
-                                "digits and _.@- up to 64 characters, then a token)")
-        if name in names:
-            raise SettingsError("API_TOKENS", f"entry {n} repeats the name {name!r}")
-        names.add(name)
-        found.append((name, token))
-    return found
 
 
 def rate_limit(raw: str) -> RateLimitItem:

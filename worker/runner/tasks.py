@@ -15,8 +15,10 @@ from celery.exceptions import Ignore
 from .. import workflows
 from ..core.celery_app import TASK_NAME
 from ..core.errors import InvalidResult, WorkflowUnavailable
+from ..core.jsonshape import nesting_exceeds
 from ..core.keys import workflow_of
 from ..core.lua import Started
+from ..core.settings import Settings
 from ..core.store import RunStore
 from ..workflows import RunContext
 from .runlog import run_logger
@@ -36,14 +38,25 @@ def execute(task: Task, run_id: str) -> Any:
     ctx = RunContext(run_id, workflow_id, run_logger(store, run_id, workflow_id),
                      soft_time_limit=limits[1] or store.settings.soft_time_limit)
     result = workflow.fn(ctx, decision.input or {})
+    check_result(workflow_id, result, store.settings)
+    return result
+
+
+def check_result(workflow_id: str, result: Any, settings: Settings) -> None:
+    """A result the run may keep, or InvalidResult: JSON with finite numbers, nested at most
+    TEST_RUN_MAX_INPUT_DEPTH deep (worker/core/jsonshape.py; checked first, and without
+    recursion: a deep result would blow the encoder's stack), at most
+    TEST_RUN_MAX_RESULT_BYTES."""
+    if nesting_exceeds(result, settings.max_input_depth):
+        raise InvalidResult(workflow_id, f"nested deeper than {settings.max_input_depth} "
+                                         "levels (TEST_RUN_MAX_INPUT_DEPTH)")
     try:
-        size = len(json.dumps(result, separators=(",", ":")).encode())
+        size = len(json.dumps(result, separators=(",", ":"), allow_nan=False).encode())
     except (TypeError, ValueError) as exc:
         raise InvalidResult(workflow_id, f"not JSON: {exc}") from None
-    if size > store.settings.max_result_bytes:
+    if size > settings.max_result_bytes:
         raise InvalidResult(workflow_id, f"{size} bytes of JSON, over TEST_RUN_MAX_RESULT_BYTES "
-                                         f"({store.settings.max_result_bytes})")
-    return result
+                                         f"({settings.max_result_bytes})")
 
 
 def register(app: Celery) -> None:
