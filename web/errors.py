@@ -13,6 +13,8 @@ from werkzeug.exceptions import HTTPException, SecurityError
 
 from worker.core.errors import (
     IdempotencyKeyReused,
+    InvalidCallbackUrl,
+    InvalidInput,
     PayloadTooLarge,
     QueueUnavailable,
     RateLimited,
@@ -69,6 +71,8 @@ ANSWERS: dict[type[TestRunError], Answer] = {
     RunInProgress: Answer(409, links_run=True),
     RunFinished: Answer(409),
     PayloadTooLarge: Answer(413),
+    InvalidInput: Answer(422),
+    InvalidCallbackUrl: Answer(422),
     IdempotencyKeyReused: Answer(422, links_run=True),
     RateLimited: Answer(429, retry_after=True),
     QueueUnavailable: Answer(503),

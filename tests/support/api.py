@@ -60,6 +60,7 @@ def make_config(**overrides: Any) -> dict[str, str]:
         "REDIS_URL": os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
         "TEST_RUN_KEY_PREFIX": name,
         "TEST_RUN_QUEUE": name,
+        "WEBHOOK_QUEUE": f"{name}-webhooks",
         "TEST_RUN_TIME_LIMIT": "3",
         "TEST_RUN_SOFT_TIME_LIMIT": "2",
         "TEST_RUN_QUEUE_TIMEOUT": "30",

@@ -42,6 +42,8 @@ SAMPLES: list[errors.TestRunError] = [
     errors.RunInProgress("e", RUN.run_id),
     errors.RunFinished(RUN),
     errors.IdempotencyKeyReused(RUN.run_id),
+    errors.InvalidInput("sleep", [{"pointer": "/seconds", "message": "not a number"}]),
+    errors.InvalidCallbackUrl("its host is not in WEBHOOK_ALLOWED_HOSTS"),
     errors.RateLimited("2/minute", 12.4),
     errors.QueueUnavailable(errors.Dependency.BROKER, ConnectionRefusedError("refused")),
 ]

@@ -30,6 +30,8 @@ from worker.core import errors as core_errors
 from worker.core.errors import (
     Dependency,
     IdempotencyKeyReused,
+    InvalidCallbackUrl,
+    InvalidInput,
     PayloadTooLarge,
     QueueUnavailable,
     RateLimited,
@@ -54,6 +56,8 @@ DOMAIN = {
     QueueUnavailable: ("queue_unavailable", 503),
     RateLimited: ("rate_limited", 429),
     IdempotencyKeyReused: ("idempotency_key_reused", 422),
+    InvalidInput: ("invalid_input", 422),
+    InvalidCallbackUrl: ("invalid_callback_url", 422),
 }
 #: the web's own: only the HTTP face raises them
 WEB = {

@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field, RootModel
 
 from worker.core.errors import (
     IdempotencyKeyReused,
+    InvalidCallbackUrl,
+    InvalidInput,
     PayloadTooLarge,
     QueueUnavailable,
     RateLimited,
@@ -118,6 +120,21 @@ class RunFinishedBody(ErrorBody, error_class=RunFinished):
 class IdempotencyKeyReusedBody(ErrorBody, error_class=IdempotencyKeyReused):
     run_id: str = Field(description="the run the key admitted, with another body")
     status_url: str = Field(description="its URL")
+
+
+class InputProblemOut(BaseModel):
+    pointer: str = Field(description="a JSON Pointer into `input` (RFC 6901; '' is the whole "
+                         "input)")
+    message: str
+
+
+class InvalidInputBody(ErrorBody, error_class=InvalidInput):
+    errors: list[InputProblemOut] = Field(description="each way the input does not fit the "
+                                          "workflow's input_schema")
+
+
+class InvalidCallbackUrlBody(ErrorBody, error_class=InvalidCallbackUrl):
+    field: Literal["callback_url"]
 
 
 class RateLimitedBody(ErrorBody, error_class=RateLimited):

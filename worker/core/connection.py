@@ -69,10 +69,20 @@ class Scripts:
         self.advertise = lua.Advertise(client)
         self.workers = lua.Workers(client)
         self.append_log = lua.AppendLog(client)
+        # the endings outbox and the webhook deliveries (worker/core/webhooks.py)
+        self.attach = lua.Attach(client)
+        self.take_ending = lua.TakeEnding(client)
+        self.delivery_log = lua.DeliveryLog(client)
+        self.webhook_schedule = lua.WebhookSchedule(client)
+        self.webhook_claim = lua.WebhookClaim(client)
+        self.webhook_begin = lua.WebhookBegin(client)
+        self.webhook_end = lua.WebhookEnd(client)
 
     def all(self) -> list[lua.LuaScript]:
         return [self.admit, self.start, self.finish, self.read, self.heartbeat,
-                self.force_release, self.advertise, self.workers, self.append_log]
+                self.force_release, self.advertise, self.workers, self.append_log,
+                self.attach, self.take_ending, self.delivery_log, self.webhook_schedule,
+                self.webhook_claim, self.webhook_begin, self.webhook_end]
 
     def load(self) -> None:
         """Load every script now, so no call pays a NOSCRIPT round trip."""
