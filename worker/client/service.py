@@ -65,7 +65,7 @@ class TestRunService:
         self._rate_limit = TriggerRateLimit(self.store)
         self._events = EventReader(self.store)  # its stream client: built on first use
         # `?wait=`'s own pool: a waiter never holds a connection triggers and reads need
-        self._waiters = EventReader(self.store, self.settings.max_waiters)
+        self._waiters = EventReader(self.store, self.settings.max_waiters, name="waiters")
         self.webhooks = webhooks.install(celery)  # this process's endings are handed over
         self._readiness = Readiness(celery, self.store, self.settings)
         #: the admit script pushes the message itself (the broker is the tracking Redis)

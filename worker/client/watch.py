@@ -64,9 +64,12 @@ class EventReader:
     path's. The client is built on first use, once per reader (the service keeps one for the
     streams and one for the waiters), and thread-safe."""
 
-    def __init__(self, store: RunStore, max_connections: int | None = None) -> None:
+    def __init__(self, store: RunStore, max_connections: int | None = None,
+                 name: str = "streams") -> None:
         self.store = store
         self.max_connections = max_connections or store.settings.max_streams
+        #: its connections' name in CLIENT LIST: `<TEST_RUN_KEY_PREFIX>-<name>`
+        self.client_name = f"{store.settings.key_prefix}-{name}"
         self._lock = threading.Lock()
         self._client: redis.Redis | None = None
 
@@ -76,7 +79,8 @@ class EventReader:
                 if self._client is None:
                     settings = self.store.settings
                     self._client = redis_client(settings, block_s=settings.stream_keepalive,
-                                                max_connections=self.max_connections)
+                                                max_connections=self.max_connections,
+                                                client_name=self.client_name)
         return self._client
 
     def after(self, run_id: str, after: str, block_s: float) -> list[RunEvent]:

@@ -9,7 +9,7 @@ How an ending reaches a receiver, and why nothing is lost on the way:
    hands it over right then (`hand_over`): one delivery per target (WEBHOOK_URL, the run's
    callback_url) is created in Redis, claimed, and its task published; then the outbox entry is
    taken out. A process that dies in between leaves the entry: a worker's heartbeat sweeps
-   entries older than SWEEP_GRACE_S (`sweep_outboxes`), and so does `testruns reconcile`.
+   entries older than `sweep_grace_s` (`sweep_outboxes`), and so does `testruns reconcile`.
    Creating a delivery is idempotent (its id is the run's and the target's), so a sweep that
    repeats a hand-over delivers nothing twice.
 3. Retries are not Celery countdowns: with the Redis broker an ETA message waits in the
@@ -46,8 +46,6 @@ logger = logging.getLogger(__name__)
 
 #: the Standard Webhooks event type of a run's ending
 EVENT_TYPE = "test_run.finished"
-#: an outbox entry this old (seconds) was missed by its process: the heartbeat's sweep takes it
-SWEEP_GRACE_S = 30.0
 #: deliveries claimed, and outbox entries taken, per sweep
 SWEEP_LIMIT = 100
 
@@ -93,6 +91,12 @@ class Webhooks:
     def claim_lease_ms(self) -> int:
         """A claimed delivery whose task has not begun by then is claimed again."""
         return max(60_000, 2 * self.attempt_lease_ms)
+
+    @property
+    def sweep_grace_s(self) -> float:
+        """An outbox entry this old was missed by its process (a hand-over takes milliseconds;
+        three heartbeat intervals leave room for a slow one): the heartbeat's sweep takes it."""
+        return 3 * self.settings.heartbeat_interval
 
     def retry_delay_s(self, attempt: int) -> float:
         """After attempt `attempt` failed: WEBHOOK_RETRY_DELAY, doubling, times 1–2 (jitter)."""
@@ -172,13 +176,12 @@ class Webhooks:
             self.publish(wid, token)
         return len(claimed)
 
-    def sweep_outboxes(self, workflow_ids: list[str],
-                       older_than_s: float | None = SWEEP_GRACE_S) -> list[str]:
-        """Hand over the endings left in these workflows' outboxes (`older_than_s`: only
-        those noted at least that long ago, so a hand-over in progress is left to its
-        process); the run ids handed over."""
+    def sweep_outboxes(self, workflow_ids: list[str], *, everything: bool = False) -> list[str]:
+        """Hand over the endings left in these workflows' outboxes (those noted at least
+        `sweep_grace_s` ago, so a hand-over in progress is left to its process; `everything`:
+        all, for reconcile); the run ids handed over. With webhooks off they are dropped."""
         redis, keys = self.store.connection.redis, self.store.keys
-        cutoff = "+inf" if older_than_s is None else int((time.time() - older_than_s) * 1000)
+        cutoff = "+inf" if everything else int((time.time() - self.sweep_grace_s) * 1000)
         pipe = redis.pipeline(transaction=False)
         for workflow_id in workflow_ids:
             pipe.zrangebyscore(keys.outbox(workflow_id), "-inf", cutoff, start=0,
@@ -189,7 +192,7 @@ class Webhooks:
                 self.hand_over(run_id)
             else:  # nothing is sent: the ending is not kept for later either
                 redis.zrem(keys.outbox(workflow_of(run_id) or ""), run_id)
-        return found
+        return found if self.enabled else []
 
     # -- one attempt (the delivery task) ------------------------------------------------------
     def begin(self, wid: str, token: str) -> Attempt | None:
