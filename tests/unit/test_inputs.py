@@ -5,6 +5,7 @@ and every problem points into the input with a JSON Pointer."""
 from __future__ import annotations
 
 import pytest
+
 from worker.workflows import WorkflowError, get, workflow
 from worker.workflows.examples import SleepInput
 from worker.workflows.inputs import InputSchema, pointer
