@@ -77,7 +77,7 @@ def delete_prefix(client: redis.Redis, prefix: str) -> None:
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
     for kombu in (f"_kombu.binding.{prefix}*", f"_kombu.binding_permanent.{prefix}*"):
         keys += list(client.scan_iter(match=kombu, count=1000))
-    keys += [prefix]
+    keys += [prefix, f"{prefix}-webhooks"]  # the queues (make_config names them so)
     for i in range(0, len(keys), 500):
         client.delete(*keys[i:i + 500])
 
