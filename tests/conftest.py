@@ -165,7 +165,8 @@ def page(chromium: Any) -> Iterator[Any]:
 def contract_server(redis_client: redis.Redis) -> Iterator[str]:
     """gunicorn with no worker behind it (runs stay queued), for the schemathesis run; yields
     its URL."""
-    config = make_config(TRIGGER_RATE_LIMIT="1000/minute")
+    # `?wait=` at most half a second: a fuzzed wait on a live run holds the request that long
+    config = make_config(TRIGGER_RATE_LIMIT="1000/minute", TEST_RUN_MAX_WAIT="0.5")
     server = Gunicorn(config, workers=1, threads=4).wait_ready()
     yield server.url
     server.kill_group()

@@ -86,10 +86,12 @@ TRIGGER_422 = s.one_of(s.InvalidInputBody, s.InvalidCallbackUrlBody, s.Idempoten
     _422=TRIGGER_422, _429=s.RateLimitedBody))
 def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeaders,
             body: s.TriggerBody) -> Response:
-    """Start a test run: 202 "started" (queued; it has not completed). With `?wait=`: 200 and
-    the whole run as soon as it ends, else 202 and the run as it is when the wait is over. 409
-    names the run in progress; 422 shows what in the input does not fit the workflow's schema;
-    429 says when to try again; 503: the queue is unavailable, nothing was taken."""
+    """Start a test run: 202 "started" (queued; it has not completed).
+
+    With `?wait=`: 200 and the whole run as soon as it ends, else 202 and the run as it is
+    when the wait is over. 409 names the run in progress; 422 shows what in the input does not
+    fit the workflow's schema; 429 says when to try again; 503: the queue is unavailable,
+    nothing was taken."""
     try:
         triggered = service().trigger(
             path.workflow_id, body.input_object, on_conflict=query.on_conflict,
