@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 EVENT_TYPE = "test_run.finished"
 #: deliveries claimed, and outbox entries taken, per sweep
 SWEEP_LIMIT = 100
+#: a delivery done is kept this long (no body): a late sweep of its ending finds it done
+DONE_KEPT_S = 3600
 
 
 def webhook_id(run_id: str, target: WebhookTarget) -> str:
@@ -209,7 +211,7 @@ class Webhooks:
         delay = self.retry_delay_s(attempt.number) if outcome is DeliveryOutcome.RETRYING else 0
         self.store.connection.scripts.webhook_end(
             self.store.keys, wid, attempt.number, outcome, delay_ms=int(delay * 1000),
-            body=body)
+            body=body, kept_s=DONE_KEPT_S)
         return delay
 
     def log(self, wid: str, attempt: Attempt, outcome: DeliveryOutcome, *,

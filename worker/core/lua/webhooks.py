@@ -85,10 +85,10 @@ class WebhookEnd(LuaScript):
     name = "webhook_end"
 
     def __call__(self, keys: Keys, webhook_id: str, attempt: int, outcome: DeliveryOutcome,
-                 *, delay_ms: int = 0, body: str = "") -> bool:
+                 *, delay_ms: int = 0, body: str = "", kept_s: int = 3600) -> bool:
         """False: `attempt` is no longer the current one (nothing recorded)."""
         return bool(self._call([keys.webhooks_due(), keys.webhook(webhook_id)],
-                               [webhook_id, attempt, outcome.value, delay_ms, body]))
+                               [webhook_id, attempt, outcome.value, delay_ms, body, kept_s]))
 
 
 class DeliveryLog(LuaScript):
