@@ -74,9 +74,9 @@ def deliveries_bytes(settings: Settings) -> int:
 
 
 def workflow_bytes(settings: Settings) -> int:
-    """The most one workflow's runs can take: TEST_RUN_MAX_RUNS_PER_WORKFLOW of them, their
-    deliveries, and the endings outbox."""
-    per_run = run_bytes(settings) + deliveries_bytes(settings) + INDEX_ENTRY + IDEMPOTENCY_KEY
+    """The most one workflow's runs can take: TEST_RUN_MAX_RUNS_PER_WORKFLOW of them and the
+    endings outbox (deliveries being retried come on top: `deliveries_bytes` each)."""
+    per_run = run_bytes(settings) + INDEX_ENTRY + IDEMPOTENCY_KEY
     return (settings.max_runs_per_workflow * per_run + OUTBOX_MAX * OUTBOX_ENTRY
             + WORKFLOW_FIXED)
 
