@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.api import delete_prefix, expect_status, keys_of, make_config, trigger
 from web import create_app
+from worker.core.status import RunStatus
 
 
 def nothing_taken(client, redis_client, config, workflow_id: str) -> None:
@@ -25,7 +26,7 @@ def test_a_wrong_input_for_sleep_is_422_with_its_pointer_and_takes_nothing(
     assert [e["pointer"] for e in body["errors"]] == ["/seconds"]
     assert body["errors"][0]["message"] and "/seconds" in body["message"]
     nothing_taken(idle_client, redis_client, config, "sleep")
-    assert trigger(idle_client, "sleep", {"seconds": 1})["status"] == "queued"
+    assert trigger(idle_client, "sleep", {"seconds": 1})["status"] == RunStatus.QUEUED
 
 
 def test_a_json_schema_dict_reports_every_problem(idle_client, redis_client, config):
@@ -38,11 +39,12 @@ def test_a_json_schema_dict_reports_every_problem(idle_client, redis_client, con
     assert [e["pointer"] for e in missing["errors"]] == [""]
     assert "count" in missing["errors"][0]["message"]
     nothing_taken(idle_client, redis_client, config, "counted")
-    assert trigger(idle_client, "counted", {"count": 2})["status"] == "queued"
+    assert trigger(idle_client, "counted", {"count": 2})["status"] == RunStatus.QUEUED
 
 
 def test_a_workflow_without_a_schema_takes_any_object(idle_client):
-    assert trigger(idle_client, "hang", {"anything": [1, {"x": None}]})["status"] == "queued"
+    run = trigger(idle_client, "hang", {"anything": [1, {"x": None}]})
+    assert run["status"] == RunStatus.QUEUED and run["input"] == {"anything": [1, {"x": None}]}
 
 
 def test_the_schema_is_published_with_the_workflow(idle_client):
@@ -68,7 +70,7 @@ def test_a_wrong_input_does_not_count_against_the_rate_limit(limited):
     for _ in range(3):
         assert client.post("/api/workflows/sleep/test-runs",
                            json={"input": {"seconds": "soon"}}).status_code == 422
-    assert trigger(client, "sleep", {"seconds": 1})["status"] == "queued"
+    assert trigger(client, "sleep", {"seconds": 1})["status"] == RunStatus.QUEUED
     # now over the limit: a wrong input is still told it is wrong (422 before 429) ...
     assert client.post("/api/workflows/echo/test-runs",
                        json={"input": {"x": 1}}).status_code == 429

@@ -85,25 +85,25 @@ def callback_trigger(client, workflow: str, url: str, expect: int = 202) -> dict
 def test_every_ending_is_delivered_once_and_signed(stack, client, operator_receiver,
                                                    redis_client):
     runs: dict[str, str] = {}
-    runs["succeeded"] = trigger(client, "echo", {"a": 1})["run_id"]
-    runs["failed"] = trigger(client, "fail", {"message": "kaput"})["run_id"]
-    runs["timed_out"] = trigger(client, "hang", {})["run_id"]        # the hard limit: 3 s
-    wait_terminal(client, runs["timed_out"])
-    runs["cancelled"] = trigger(client, "hang", {})["run_id"]        # recorded by the web
-    wait_status(client, runs["cancelled"], RunStatus.RUNNING)
-    expect_status(client.post(f"/api/test-runs/{runs['cancelled']}/cancel"), 202)
-    runs["replaced"] = trigger(client, "hang", {})["run_id"]         # admit.lua ends it
-    runs["forced"] = trigger(client, "hang", {}, query_string={"on_conflict": "replace"})[
+    runs["ok"] = trigger(client, "echo", {"a": 1})["run_id"]
+    runs["raised"] = trigger(client, "fail", {"message": "kaput"})["run_id"]
+    runs["hard_limit"] = trigger(client, "hang", {})["run_id"]        # the hard limit: 3 s
+    wait_terminal(client, runs["hard_limit"])
+    runs["cancel"] = trigger(client, "hang", {})["run_id"]        # recorded by the web
+    wait_status(client, runs["cancel"], RunStatus.RUNNING)
+    expect_status(client.post(f"/api/test-runs/{runs['cancel']}/cancel"), 202)
+    runs["replace"] = trigger(client, "hang", {})["run_id"]         # admit.lua ends it
+    runs["release"] = trigger(client, "hang", {}, query_string={"on_conflict": "replace"})[
         "run_id"]
     cli = subprocess.run([sys.executable, "-m", "worker", "release", "hang"],
                          env=base_env(stack), cwd=ROOT, capture_output=True, text=True,
                          timeout=60)                                  # the CLI records it
-    assert json.loads(cli.stdout)["released_run_id"] == runs["forced"], cli.stderr
+    assert json.loads(cli.stdout)["released_run_id"] == runs["release"], cli.stderr
     idle = create_app(dict(stack, TEST_RUN_QUEUE=stack["TEST_RUN_QUEUE"] + "-idle"))
-    runs["expired"] = trigger(idle.test_client(), "probe", {})["run_id"]
+    runs["lapse"] = trigger(idle.test_client(), "probe", {})["run_id"]
     redis_client.delete(keys_of(stack).slot("probe"))                 # its lease lapses
     create_app(stack)  # (the hook follows the latest app; both hand over alike)
-    assert run_of(client, runs["expired"])["status"] == RunStatus.EXPIRED  # read.lua ends it
+    assert run_of(client, runs["lapse"])["status"] == RunStatus.EXPIRED  # read.lua ends it
 
     def delivered_all() -> bool:
         return all(deliveries_to(operator_receiver, r, WebhookTarget.WEBHOOK_URL)
@@ -112,10 +112,10 @@ def test_every_ending_is_delivered_once_and_signed(stack, client, operator_recei
     holds_throughout(lambda: all(
         len(deliveries_to(operator_receiver, r, WebhookTarget.WEBHOOK_URL)) == 1
         for r in runs.values()), 1.5, "exactly one delivery per ending")
-    expected = {"succeeded": RunStatus.SUCCEEDED, "failed": RunStatus.FAILED,
-                "timed_out": RunStatus.TIMED_OUT, "cancelled": RunStatus.CANCELLED,
-                "replaced": RunStatus.CANCELLED, "forced": RunStatus.CANCELLED,
-                "expired": RunStatus.EXPIRED}
+    expected = {"ok": RunStatus.SUCCEEDED, "raised": RunStatus.FAILED,
+                "hard_limit": RunStatus.TIMED_OUT, "cancel": RunStatus.CANCELLED,
+                "replace": RunStatus.CANCELLED, "release": RunStatus.CANCELLED,
+                "lapse": RunStatus.EXPIRED}
     for name, run_id in runs.items():
         (request,) = deliveries_to(operator_receiver, run_id, WebhookTarget.WEBHOOK_URL)
         payload = verified(request)
@@ -126,7 +126,7 @@ def test_every_ending_is_delivered_once_and_signed(stack, client, operator_recei
         assert "deliveries" not in payload["data"]
         assert SECRET not in request.body.decode() and SECRET.removeprefix("whsec_") not in \
             request.body.decode()
-    record = run_of(client, runs["succeeded"])
+    record = run_of(client, runs["ok"])
     assert [d["outcome"] for d in record["deliveries"]] == [DeliveryOutcome.DELIVERED]
     assert SECRET.removeprefix("whsec_") not in json.dumps(record)
 
