@@ -17,7 +17,9 @@ from worker.core.settings import Settings
 bind = [os.environ.get("WEB_BIND") or "127.0.0.1:8000"]  # empty counts as unset
 worker_class = "gthread"
 workers = 2
-threads = 8
+# TEST_RUN_MAX_STREAMS (4) event streams and TEST_RUN_MAX_WAITERS (4) waiting requests may each
+# hold a thread: 12 leaves 4 for triggers and reads however many watch or wait
+threads = 12
 # gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by default, one path shared by every instance.
 control_socket_disable = True
 accesslog = "-"

@@ -25,10 +25,18 @@ bp = APIBlueprint("api", __name__, url_prefix="/api", abp_security=[{"bearer": [
 RUNS = Tag(name="test runs", description="trigger, read, cancel and watch test runs")
 WORKFLOWS = Tag(name="workflows", description="what can be run, and what is running")
 
+#: gunicorn's own answer to a request line over its limit (4,094 bytes), before the app runs:
+#: HTML, not one of our bodies (a query string that long is no request a client means)
+URI_TOO_LONG = {
+    "description": "the request line is longer than the server accepts (gunicorn's "
+                   "limit_request_line): answered by gunicorn itself, as HTML",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
+
 #: answers every /api/ route may give (400: a Host header outside TRUSTED_HOSTS)
 COMMON: dict[str | int | HTTPStatus, Any] = {
     400: s.HostNotAllowedBody, 401: s.UnauthorizedBody, 405: s.MethodNotAllowedBody,
-    500: s.InternalErrorBody, 503: s.QueueUnavailableBody}
+    414: URI_TOO_LONG, 500: s.InternalErrorBody, 503: s.QueueUnavailableBody}
 
 
 #: a path shaped like a route's that still matches none (a run id with a newline in it, say) is

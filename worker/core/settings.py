@@ -110,7 +110,7 @@ class Settings:
     #: saying how much.
     max_log_line: int = _env("TEST_RUN_MAX_LOG_LINE", 4096)
     #: TEST_RUN_MAX_STREAMS — event streams (`GET …/events`) one web process serves at once
-    #: (each holds a gunicorn thread; the default is 2 workers × 8 threads): one more answers
+    #: (each holds a gunicorn thread; the default is 2 workers × 12 threads): one more answers
     #: 503 `too_many_streams`, so watchers can never take every thread from triggers.
     max_streams: int = _env("TEST_RUN_MAX_STREAMS", 4)
     #: TEST_RUN_STREAM_KEEPALIVE — seconds an event stream waits for an event (XREAD BLOCK)
