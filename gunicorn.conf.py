@@ -20,7 +20,9 @@ bind = [web_bind()]
 # are the API's JSON errors, not HTML pages (web/before_app.py)
 worker_class = "web.before_app.JsonErrorsWorker"
 workers = 2
-threads = 8
+# TEST_RUN_MAX_STREAMS (4) event streams and TEST_RUN_MAX_WAITERS (4) waiting requests may each
+# hold a thread: 12 leaves 4 for triggers and reads however many watch or wait
+threads = 12
 # gunicorn 27 opens ~/.gunicorn/gunicorn.ctl by default, one path shared by every instance.
 control_socket_disable = True
 accesslog = "-"

@@ -14,7 +14,19 @@ from worker.core.celery_app import create_celery
 from worker.core.logs import configure_logging
 from worker.core.settings import Settings
 
-from . import api, auth, bodies, errors, events, exposure, health, metrics, openapi, page
+from . import (
+    api,
+    auth,
+    bodies,
+    errors,
+    events,
+    exposure,
+    health,
+    metrics,
+    openapi,
+    page,
+    waits,
+)
 from .schemas import MAX_BODY_BYTES, InvalidRequestBody, invalid_request, parse_json_body
 
 VERSION = "1"
@@ -61,6 +73,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     auth.register(app, settings.callers())
     bodies.register(app, settings.cors_origins)
     events.register(app, settings.max_streams, settings.max_streams_per_client)
+    waits.register(app, settings.max_waiters)
     app.register_api(api.bp)
     app.register_api(health.bp)
     page.register(app, settings.cors_origins)

@@ -18,7 +18,7 @@ from worker.client.service import TestRunService
 from worker.core.errors import RunInProgress
 from worker.core.runs import Run
 
-from . import errors
+from . import errors, waits
 from . import schemas as s
 
 bp = APIBlueprint("api", __name__, url_prefix="/api", abp_security=[{"bearer": []}, {}])
@@ -85,32 +85,62 @@ def list_workflows() -> Response:
 @bp.get("/workflows/<path:workflow_id>", tags=[WORKFLOWS], responses=answers(
     _200=s.WorkflowOut, _400=s.InvalidRequestBody, _404=NO_WORKFLOW))
 def get_workflow(path: s.WorkflowPath) -> Response:
-    """One workflow, with its active run read in full."""
-    return jsonify(s.WorkflowOut.of(service().workflow(path.workflow_id)))
+    """One workflow, with its active run read in full and its input schema."""
+    return jsonify(s.WorkflowOut.of(service().workflow(path.workflow_id), detail=True))
+
+
+#: the 422s a trigger may answer (told apart by `error`)
+TRIGGER_422 = s.one_of(s.InvalidInputBody, s.InvalidCallbackUrlBody, s.IdempotencyKeyReusedBody)
 
 
 @bp.post("/workflows/<path:workflow_id>/test-runs", tags=[RUNS], responses=answers(
     _200=s.TriggeredRun, _202=s.TriggeredRun, _400=s.InvalidRequestBody,
     _404=NO_WORKFLOW, _409=s.RunInProgressBody, _413=s.PayloadTooLargeBody,
     _403=s.CrossSiteRequestBody, _415=s.UnsupportedMediaTypeBody,
-    _422=s.IdempotencyKeyReusedBody,
-    _429=s.RateLimitedBody))
+    _422=TRIGGER_422, _429=s.RateLimitedBody))
 def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeaders,
             body: s.TriggerBody) -> Response:
-    """Start a test run: 202 "started" (queued; it has not completed). 409 names the run in
-    progress; 429 says when to try again; 503: the queue is unavailable, nothing was taken."""
+    """Start a test run: 202 "started" (queued; it has not completed).
+
+    With `?wait=`: 200 and the whole run as soon as it ends, else 202 and the run as it is
+    when the wait is over. 409 names the run in progress; 422 shows what in the input does not
+    fit the workflow's schema; 429 says when to try again; 503: the queue is unavailable,
+    nothing was taken."""
     g.caller.require_policy(query.on_conflict)
     try:
         triggered = service().trigger(
             path.workflow_id, body.input_object, on_conflict=query.on_conflict,
             idempotency_key=header.idempotency_key, triggered_by=g.caller.name,
-            rate_key=g.caller.rate_key)
+            rate_key=g.caller.rate_key, callback_url=body.callback_url)
     except RunInProgress as exc:
         # the common refusal (every click while a run is in progress): rendered here by the one
         # renderer, not through Flask's exception handling, which costs the 409 more (profiled)
         return errors.render(exc)
-    return _run_response(triggered.run, 202 if triggered.created else 200,
-                         fresh=triggered.created, workers_online=service().workers_online())
+    if query.wait is None:
+        return _run_response(triggered.run, 202 if triggered.created else 200,
+                             fresh=triggered.created,
+                             workers_online=service().workers_online())
+    run, busy = _wait(triggered.run, query.wait)
+    resp = _run_response(run, 200 if run.terminal else 202,
+                         workers_online=service().workers_online())
+    return _busy(resp) if busy else resp
+
+
+def _wait(run: Run | str, seconds: float) -> tuple[Run, bool]:
+    """The run when it ends or the wait is over; (its current state, True) when every waiter
+    of this process is taken (web/waits.py)."""
+    slots = waits.waiters()
+    if not slots.take():
+        return (run if isinstance(run, Run) else service().run(run)), True
+    try:
+        return service().wait(run, seconds, gone=waits.client_gone()), False
+    finally:
+        slots.give_back()
+
+
+def _busy(resp: Response) -> Response:
+    resp.headers["Retry-After"] = str(waits.RETRY_AFTER_S)
+    return resp
 
 
 @bp.get("/workflows/<path:workflow_id>/test-runs", tags=[RUNS], responses=answers(
@@ -127,10 +157,15 @@ def list_runs(path: s.WorkflowPath, query: s.ListQuery) -> Response:
 
 
 @bp.get("/test-runs/<path:run_id>", tags=[RUNS], responses=answers(
-    _200=s.RunOut, _404=NO_RUN))
-def get_run(path: s.RunPath) -> Response:
-    """A run, with its whole log."""
-    return jsonify(s.RunOut.of(g.caller.view(service().run(path.run_id))))
+    _200=s.RunOut, _400=s.InvalidRequestBody, _404=NO_RUN))
+def get_run(path: s.RunPath, query: s.WaitQuery) -> Response:
+    """A run, with its whole log. With `?wait=`: as soon as it ends, or as it is when the
+    wait is over (200 either way: its `status` says which)."""
+    if query.wait is None:
+        return jsonify(s.RunOut.of(g.caller.view(service().run(path.run_id))))
+    run, busy = _wait(path.run_id, query.wait)
+    resp = jsonify(s.RunOut.of(g.caller.view(run)))
+    return _busy(resp) if busy else resp
 
 
 @bp.get("/test-runs/<path:run_id>/logs", tags=[RUNS], responses=answers(

@@ -14,6 +14,8 @@ from werkzeug.exceptions import HTTPException, SecurityError
 from worker.core.errors import (
     Forbidden,
     IdempotencyKeyReused,
+    InvalidCallbackUrl,
+    InvalidInput,
     PayloadTooLarge,
     QueueUnavailable,
     RateLimited,
@@ -79,6 +81,8 @@ ANSWERS: dict[type[TestRunError], Answer] = {
     RunInProgress: Answer(409, links_run=True),
     RunFinished: Answer(409),
     PayloadTooLarge: Answer(413),
+    InvalidInput: Answer(422),
+    InvalidCallbackUrl: Answer(422),
     IdempotencyKeyReused: Answer(422, links_run=True),
     Forbidden: Answer(403),
     RateLimited: Answer(429, retry_after=True),

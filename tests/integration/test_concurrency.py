@@ -16,7 +16,8 @@ def test_concurrent_triggers_admit_exactly_one(config, requests, workers):
     server = Gunicorn(config, workers=workers, threads=32).wait_ready()
     try:
         url = f"{server.url}/api/workflows/sleep/test-runs"
-        results = concurrently(requests, lambda i: request("POST", url, {"input": {"i": i}}))
+        results = concurrently(requests,
+                               lambda i: request("POST", url, {"input": {"seconds": i}}))
         errors = [r for r in results if isinstance(r, Exception)]
         assert not errors, errors[:3]
         statuses = Counter(status for status, _ in results)

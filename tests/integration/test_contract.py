@@ -31,6 +31,9 @@ OPERATIONS = ["GET /api/workflows", "GET /api/workflows/{workflow_id}",
               "GET /api/workflows/{workflow_id}/test-runs", "GET /api/test-runs/{run_id}",
               "POST /api/test-runs/{run_id}/cancel", "GET /api/test-runs/{run_id}/events",
               "GET /api/test-runs/{run_id}/logs", "GET /healthz", "GET /readyz"]
+#: one trigger per workflow with an input schema, its body's `input` being that schema
+PER_WORKFLOW = [f"POST /api/workflows/{w}/test-runs" for w in ("counted", "echo", "fail", "sleep")]
+OPERATIONS += PER_WORKFLOW
 
 
 def operations(schema) -> dict[str, object]:
@@ -50,8 +53,9 @@ def test_the_fuzzed_routes_are_every_route(api_schema):
 #: the routes with something a request can get wrong (a pattern, a range, an enum, a body, a
 #: header's length): the others take any string, so there is no invalid request to make
 NEGATABLE = ["GET /api/workflows/{workflow_id}", "POST /api/workflows/{workflow_id}/test-runs",
-             "GET /api/workflows/{workflow_id}/test-runs", "GET /api/test-runs/{run_id}/events",
-             "GET /api/test-runs/{run_id}/logs"]
+             "GET /api/workflows/{workflow_id}/test-runs", "GET /api/test-runs/{run_id}",
+             "GET /api/test-runs/{run_id}/events", "GET /api/test-runs/{run_id}/logs",
+             *PER_WORKFLOW]
 CASES = [(label, GenerationMode.POSITIVE) for label in OPERATIONS] + [
     (label, GenerationMode.NEGATIVE) for label in NEGATABLE]
 
@@ -82,3 +86,11 @@ def test_the_document_is_openapi_3_1_with_every_error_code(contract_server):
              if "error" in s.get("properties", {})}
     from web.errors import ANSWERS
     assert {cls.code for cls in ANSWERS} <= codes
+    # each workflow's own trigger takes that workflow's input schema
+    sleep = doc["paths"]["/api/workflows/sleep/test-runs"]["post"]
+    body = sleep["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    input_ref = doc["components"]["schemas"][body.rsplit("/", 1)[1]]["properties"]["input"]
+    seconds = doc["components"]["schemas"][input_ref["anyOf"][0]["$ref"].rsplit("/", 1)[1]]
+    assert seconds["properties"]["seconds"]["type"] == "number"
+    wait = next(p for p in sleep["parameters"] if p["name"] == "wait")
+    assert wait["schema"]["anyOf"][0]["maximum"] == 0.5

@@ -1,6 +1,6 @@
 """The bundled example workflows, on a real prefork worker: `sleep` clamps its seconds to end
-just before the soft time limit instead of timing out, and refuses a negative or non-finite
-number."""
+just before the soft time limit instead of timing out; a negative number or text for its
+seconds is refused by its input schema before any worker sees it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def test_sleep_is_clamped_to_end_before_the_soft_limit(config):
         assert 0 < slept["result"]["slept"] < 2  # just below the 2 s soft limit
         assert any("past the soft time limit" in line for line in slept["logs"])
         for bad in ({"seconds": -1}, {"seconds": "nan"}):
-            failed = wait_terminal(client, trigger(client, "sleep", bad)["run_id"])
-            assert failed["status"] == RunStatus.FAILED and "finite" in failed["error"]
+            refused = trigger(client, "sleep", bad, expect=422)
+            assert [e["pointer"] for e in refused["errors"]] == ["/seconds"]
+        assert client.get("/api/workflows/sleep").get_json()["active_run_id"] is None
     finally:
         worker.kill_group()

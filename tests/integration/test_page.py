@@ -1,6 +1,7 @@
 """The page at `/`, in Debian's chromium (headless, driven by Playwright), against a real
 gunicorn and prefork worker: run echo, sleep and hang, watch log lines arrive, cancel, see the
-in-progress message, and the token prompt. Screenshots: test-output/screenshots/."""
+in-progress message, the input form built from a workflow's schema with a wrong value shown by
+its field, and the token prompt. Screenshots: test-output/screenshots/."""
 
 from __future__ import annotations
 
@@ -60,9 +61,31 @@ def test_invalid_json_is_caught_in_the_page(page_stack, page):
     assert status == 200 and body["active_run_id"] is None
 
 
+def test_the_input_form_comes_from_the_schema_and_a_wrong_value_is_shown_by_its_field(
+        page_stack, page):
+    open_page(page, page_stack["URL"])
+    seconds = page.get_by_label("seconds for sleep")
+    expect()(seconds).to_have_value("5", timeout=TIMEOUT)  # the schema's default
+    expect()(page.get_by_label("message for fail")).to_have_value("boom")
+    expect()(page.get_by_label("Input for hang")).to_be_visible()  # no schema: the JSON box
+    seconds.fill("soon")
+    page.get_by_role("button", name="Test run sleep").click()
+    error = card(page, "sleep").locator("#input-sleep-seconds-error")
+    expect()(error).to_contain_text("valid number", timeout=TIMEOUT)
+    expect()(seconds).to_have_attribute("aria-invalid", "true")
+    expect()(card(page, "sleep").locator(".message")).to_contain_text("Not started")
+    screenshot(page, "sleep-invalid-input", card(page, "sleep"))
+    status, body = request("GET", page_stack["URL"] + "/api/workflows/sleep")
+    assert status == 200 and body["active_run_id"] is None  # nothing reached a worker
+    seconds.fill("1")  # put right, it starts, and the error is gone
+    page.get_by_role("button", name="Test run sleep").click()
+    expect()(status_of(page, "sleep")).to_have_text(RunStatus.SUCCEEDED, timeout=TIMEOUT)
+    expect()(error).to_be_empty()
+
+
 def test_sleep_shows_log_lines_before_it_ends(page_stack, page):
     open_page(page, page_stack["URL"])
-    page.get_by_label("Input for sleep").fill('{"seconds": 4}')
+    page.get_by_label("seconds for sleep").fill("4")
     page.get_by_role("button", name="Test run sleep").click()
     logs = card(page, "sleep").locator(".logs li")
     expect()(logs.filter(has_text="slept 1s")).to_have_count(1, timeout=TIMEOUT)

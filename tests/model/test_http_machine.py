@@ -3,8 +3,8 @@ mistakes (a foreign Host, no or a wrong token, a bad id, an oversized body, malf
 oversized input, an unknown workflow) through the Flask test client, with cancels, reads and a
 worker stand-in that calls the task's real entry points in-process (tasks.execute, then the
 signal handler that records the outcome). It checks that each answer is the first check that
-fails in the documented order (400 host → 401 → 400 → 413 → 400 body → 413 input → 404 → 409 →
-503 → 202) and that no client mistake takes a slot or writes a run.
+fails in the documented order (400 host → 401 → 400 → 413 → 400 body → 413 input → 404 → 422
+input → 409 → 503 → 202) and that no client mistake takes a slot or writes a run.
 
 The broker is the private Redis; a second app on the same Redis and prefix has a broker that
 refuses connections, for the 503 path.
@@ -45,7 +45,8 @@ TOKEN = "model-token"
 WORKFLOWS = ("echo", "fail")
 #: a client mistake → the answer it must get, in the order the checks run
 CHECKS = (("foreign_host", 400), ("no_token", 401), ("wrong_token", 401), ("bad_id", 400),
-          ("huge_body", 413), ("bad_json", 400), ("huge_input", 413), ("unknown", 404))
+          ("huge_body", 413), ("bad_json", 400), ("huge_input", 413), ("unknown", 404),
+          ("bad_input", 422))
 MISTAKES = tuple(name for name, _ in CHECKS)
 
 APPS: dict[str, Any] = {}
@@ -68,7 +69,12 @@ def _request(mistakes: frozenset[str], workflow: str, broker_down: bool,
         target = "no-such-workflow"
     if "bad_id" in mistakes:
         target = "-bad"
-    body: Any = {"input": {"n": 1}}
+    # both workflows declare an input schema (worker/workflows/examples.py): echo any object,
+    # fail {"message": str}; a number where fail wants text does not fit it
+    body: Any = {"input": {"message": "m"}}
+    if "bad_input" in mistakes:
+        target = "fail" if target == workflow else target
+        body = {"input": {"message": 1}}
     if "huge_input" in mistakes:
         body = {"input": {"pad": "x" * 20_000}}
     raw = json.dumps(body).encode()

@@ -60,6 +60,7 @@ def make_config(**overrides: Any) -> dict[str, str]:
         "REDIS_URL": os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
         "TEST_RUN_KEY_PREFIX": name,
         "TEST_RUN_QUEUE": name,
+        "WEBHOOK_QUEUE": f"{name}-webhooks",
         "TEST_RUN_TIME_LIMIT": "3",
         "TEST_RUN_SOFT_TIME_LIMIT": "2",
         "TEST_RUN_QUEUE_TIMEOUT": "30",
@@ -76,7 +77,7 @@ def delete_prefix(client: redis.Redis, prefix: str) -> None:
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
     for kombu in (f"_kombu.binding.{prefix}*", f"_kombu.binding_permanent.{prefix}*"):
         keys += list(client.scan_iter(match=kombu, count=1000))
-    keys += [prefix]
+    keys += [prefix, f"{prefix}-webhooks"]  # the queues (make_config names them so)
     for i in range(0, len(keys), 500):
         client.delete(*keys[i:i + 500])
 

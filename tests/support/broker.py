@@ -81,7 +81,9 @@ def delete_queue(config: dict[str, str]) -> None:
         return
     try:
         with Connection(url, connect_timeout=2) as conn:
-            conn.default_channel.queue_delete(config["TEST_RUN_QUEUE"])
+            for queue in (config["TEST_RUN_QUEUE"], config.get("WEBHOOK_QUEUE")):
+                if queue:
+                    conn.default_channel.queue_delete(queue)
     except Exception:  # noqa: BLE001 - cleanup only
         pass
 

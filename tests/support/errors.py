@@ -46,6 +46,8 @@ SAMPLES: list[errors.TestRunError] = [
     errors.RunInProgress("e", RUN.run_id),
     errors.RunFinished(RUN),
     errors.IdempotencyKeyReused(RUN.run_id),
+    errors.InvalidInput("sleep", [{"pointer": "/seconds", "message": "not a number"}]),
+    errors.InvalidCallbackUrl("its host is not in WEBHOOK_ALLOWED_HOSTS"),
     errors.RateLimited("2/minute", 12.4),
     errors.Forbidden("cancel", "cancelling a run another caller triggered"),
     errors.QueueUnavailable(errors.Dependency.BROKER, ConnectionRefusedError("refused")),

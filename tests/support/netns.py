@@ -128,3 +128,36 @@ class SharedRedis:
             self.proc.kill()
         self.proc.wait(5)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class NamedHosts:
+    """A bare network namespace (its own loopback only: nothing in it reaches anything) whose
+    /etc/hosts says what the test wants (`ip netns exec` bind-mounts /etc/netns/<ns>/hosts over
+    /etc/hosts), to resolve made-up names to chosen addresses. Nothing is ever sent to them.
+    Removed, with its /etc/netns/<ns>, however the test ends (a context manager)."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.ns = f"trdns{secrets.token_hex(3)}"
+        self.names = names
+        self.etc = Path("/etc/netns") / self.ns
+
+    def __enter__(self) -> NamedHosts:
+        try:
+            _ip("netns", "add", self.ns)
+            self.etc.mkdir(parents=True)
+            lines = ["127.0.0.1 localhost"] + [f"{a} {n}" for n, a in self.names.items()]
+            (self.etc / "hosts").write_text("\n".join(lines) + "\n")
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.ns]
+
+    def remove(self) -> None:
+        _ip("netns", "del", self.ns, check=False)
+        shutil.rmtree(self.etc, ignore_errors=True)
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()

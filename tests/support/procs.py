@@ -131,7 +131,8 @@ class Worker(Proc):
         self.metrics_url = f"http://127.0.0.1:{full_env['WORKER_METRICS_PORT']}/metrics"
         argv = [str(BIN / "celery"), "-A", "worker", "worker", "--pool", "prefork",
                 "--concurrency", str(concurrency), "-E", "--without-gossip",
-                "--without-mingle", "--queues", full_env["TEST_RUN_QUEUE"],
+                "--without-mingle", "--queues", ",".join(
+                    q for q in (full_env["TEST_RUN_QUEUE"], full_env.get("WEBHOOK_QUEUE")) if q),
                 "--hostname", self.hostname, "--loglevel", "INFO"]
         super().__init__(argv, full_env, self.name)
 

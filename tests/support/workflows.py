@@ -94,3 +94,16 @@ def shaped(ctx: RunContext, input: dict[str, Any]) -> Any:
     for _ in range(int(input.get("depth", 1)) - 1):
         value = {"a": value}
     return value
+
+
+#: a JSON Schema dict with a required field, a range and nested items, for the input checks
+COUNTED_INPUT = {"type": "object", "required": ["count"], "additionalProperties": False,
+                 "properties": {"count": {"type": "integer", "minimum": 1, "default": 1},
+                                "label": {"type": "string", "default": "x"},
+                                "tags": {"type": "array", "items": {"type": "string"}}}}
+
+
+@workflow("counted", description="Returns its count; its input is a JSON Schema dict.",
+          input_schema=COUNTED_INPUT)
+def counted(ctx: RunContext, input: dict[str, Any]) -> Any:
+    return {"count": input["count"]}

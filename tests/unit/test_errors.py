@@ -35,6 +35,8 @@ from worker.core.errors import (
     Dependency,
     Forbidden,
     IdempotencyKeyReused,
+    InvalidCallbackUrl,
+    InvalidInput,
     PayloadTooLarge,
     QueueUnavailable,
     RateLimited,
@@ -60,6 +62,8 @@ DOMAIN = {
     RateLimited: ("rate_limited", 429),
     IdempotencyKeyReused: ("idempotency_key_reused", 422),
     Forbidden: ("forbidden", 403),
+    InvalidInput: ("invalid_input", 422),
+    InvalidCallbackUrl: ("invalid_callback_url", 422),
 }
 #: the web's own: only the HTTP face raises them
 WEB = {

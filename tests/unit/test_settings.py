@@ -86,3 +86,23 @@ def test_a_yes_no_setting_refuses_anything_else():
     with pytest.raises(SettingsError) as info:
         Settings.from_env({"ALLOW_ANONYMOUS": "maybe"})
     assert info.value.variable == "ALLOW_ANONYMOUS"
+
+
+SECRET = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
+
+
+def test_the_webhook_secret_is_checked_and_never_shown():
+    settings = Settings.from_env({"WEBHOOK_SECRET": SECRET, "WEBHOOK_URL": "https://h.test/x"})
+    assert settings.webhook_secret == SECRET and SECRET not in repr(settings)
+    for wrong in ("c2VjcmV0", "whsec_===", "whsec_!!not base64!!"):
+        with pytest.raises(SettingsError) as info:
+            Settings.from_env({"WEBHOOK_SECRET": wrong})
+        assert info.value.variable == "WEBHOOK_SECRET" and wrong not in str(info.value)
+
+
+def test_a_webhook_url_needs_a_secret_and_a_scheme():
+    for env in ({"WEBHOOK_URL": "https://h.test/x"},
+                {"WEBHOOK_URL": "h.test/x", "WEBHOOK_SECRET": SECRET}):
+        with pytest.raises(SettingsError) as info:
+            Settings.from_env(env)
+        assert info.value.variable == "WEBHOOK_URL"

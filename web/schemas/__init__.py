@@ -22,6 +22,8 @@ from .errors import (
     HttpErrorBody,
     IdempotencyKeyReusedBody,
     InternalErrorBody,
+    InvalidCallbackUrlBody,
+    InvalidInputBody,
     InvalidRequestBody,
     MethodNotAllowedBody,
     NotFoundBody,
@@ -57,6 +59,7 @@ from .requests import (
     TriggerBody,
     TriggerHeaders,
     TriggerQuery,
+    WaitQuery,
     WorkflowPath,
     invalid_request,
     parse_json_body,
@@ -82,6 +85,7 @@ __all__ = [
     "ERROR_MODELS", "ErrorBody", "EventsHeaders", "ForbiddenBody", "FIELD_HINTS", "Health",
     "HostNotAllowedBody",
     "HttpErrorBody", "IdempotencyKeyReusedBody", "InternalErrorBody", "invalid_request",
+    "InvalidCallbackUrlBody", "InvalidInputBody",
     "InvalidRequestBody", "JsonObject", "ListQuery", "LogPageOut", "LogsQuery", "MAX_BODY_BYTES",
     "MAX_LIST_LIMIT", "MAX_LOG_OFFSET", "MAX_LOG_PAGE", "MethodNotAllowedBody", "NotFoundBody",
     "NotReadyBody", "members", "one_of", "parse_json_body", "PayloadTooLargeBody",
@@ -90,6 +94,6 @@ __all__ = [
     "RunPath", "RunSummaryOut", "Timestamp", "TooManyClientStreamsBody", "TooManyStreamsBody",
     "TriggerBody",
     "TriggeredRun", "TriggerHeaders", "TriggerQuery", "UnauthorizedBody",
-    "UnsupportedMediaTypeBody", "WorkflowList", "WorkflowNotFoundBody", "WorkflowOut",
+    "UnsupportedMediaTypeBody", "WaitQuery", "WorkflowList", "WorkflowNotFoundBody", "WorkflowOut",
     "WorkflowPath"
 ]

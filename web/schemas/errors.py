@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field, RootModel
 from worker.core.errors import (
     Forbidden,
     IdempotencyKeyReused,
+    InvalidCallbackUrl,
+    InvalidInput,
     PayloadTooLarge,
     QueueUnavailable,
     RateLimited,
@@ -128,6 +130,21 @@ class IdempotencyKeyReusedBody(ErrorBody, error_class=IdempotencyKeyReused):
 
 class ForbiddenBody(ErrorBody, error_class=Forbidden):
     scope: Scope = Field(description="the token scope the request needs")
+
+
+class InputProblemOut(BaseModel):
+    pointer: str = Field(description="a JSON Pointer into `input` (RFC 6901; '' is the whole "
+                         "input)")
+    message: str
+
+
+class InvalidInputBody(ErrorBody, error_class=InvalidInput):
+    errors: list[InputProblemOut] = Field(description="each way the input does not fit the "
+                                          "workflow's input_schema")
+
+
+class InvalidCallbackUrlBody(ErrorBody, error_class=InvalidCallbackUrl):
+    field: Literal["callback_url"]
 
 
 class RateLimitedBody(ErrorBody, error_class=RateLimited):

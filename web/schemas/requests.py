@@ -10,6 +10,7 @@ import json
 import re
 from typing import Any, ClassVar, Literal
 
+from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from worker.core.jsonshape import NotFinite, finite_float, nesting_exceeds
@@ -101,6 +102,8 @@ FIELD_HINTS = {
     "offset": f"offset must be an integer from 0 to {MAX_LOG_OFFSET}",
     "Idempotency-Key": "Idempotency-Key must be 1 to 255 printable characters",
     "input": "input must be a JSON object",
+    "wait": "wait must be a number of seconds above 0, at most TEST_RUN_MAX_WAIT",
+    "callback_url": "callback_url must be a URL of at most 2048 characters",
 }
 
 
@@ -133,19 +136,43 @@ class RunPath(BaseModel):
 
 
 class TriggerBody(BaseModel):
-    """`{"input": {...}}`; the body, and `input`, may be omitted (an empty object)."""
+    """`{"input": {...}, "callback_url": "https://…"}`; the body, and each field, may be
+    omitted (an empty input)."""
 
     model_config = ConfigDict(extra="forbid")
     input: JsonObject | None = Field(
         None, description="the run's input, handed to the workflow (at most "
-        "TEST_RUN_MAX_INPUT_BYTES as compact JSON)")
+        "TEST_RUN_MAX_INPUT_BYTES as compact JSON); it must fit the workflow's input_schema "
+        "(422 invalid_input)")
+    callback_url: str | None = Field(
+        None, max_length=2048, description="where to POST this run's ending, signed per "
+        "Standard Webhooks: https, a public address (or a host in WEBHOOK_ALLOWED_HOSTS); "
+        "else 422 invalid_callback_url")
 
     @property
     def input_object(self) -> JsonObject:
         return self.input if self.input is not None else {}
 
 
-class TriggerQuery(_Params):
+def _max_wait() -> float:
+    """TEST_RUN_MAX_WAIT of the app serving the request (the models are shared by every app)."""
+    return float(current_app.extensions["testruns"].settings.max_wait)
+
+
+class WaitQuery(_Params):
+    wait: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="wait up to this many seconds (at most "
+        "TEST_RUN_MAX_WAIT) for the run to end; answered as soon as it does")
+
+    @field_validator("wait")
+    @classmethod
+    def _at_most_max_wait(cls, value: float | None) -> float | None:
+        if value is not None and value > _max_wait():
+            raise ValueError(f"must be at most {_max_wait():g} (TEST_RUN_MAX_WAIT)")
+        return value
+
+
+class TriggerQuery(WaitQuery):
     on_conflict: ConflictPolicy = Field(
         ConflictPolicy.REJECT, description="reject: 409 while a run is in progress; replace: "
         "cancel it and start this one, atomically")

@@ -95,14 +95,20 @@ class WorkflowOut(_Out):
     description: str
     active_run_id: str | None = Field(description="the run holding the workflow's slot")
     active_run: ActiveRun | None = Field(None, description="only when one workflow is read")
+    input_schema: dict[str, Any] | None = Field(
+        None, description="the JSON Schema a trigger's input must fit (null: any JSON object); "
+        "only when one workflow is read")
 
     @classmethod
-    def of(cls, state: WorkflowState) -> dict[str, Any]:
+    def of(cls, state: WorkflowState, *, detail: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"id": state.workflow.id,
                                "description": state.workflow.description,
                                "active_run_id": state.active_run_id}
         if state.active_run is not None:
             out["active_run"] = ActiveRun.of(state.active_run)
+        if detail:
+            schema = state.workflow.input_schema
+            out["input_schema"] = schema.json_schema if schema is not None else None
         return cls.model_validate(out).model_dump(mode="json", exclude_unset=True)
 
 

@@ -107,11 +107,15 @@ function buildCard(workflow) {
     id,
     state: el("p", { class: "state", text: "State: …" }),
     input: el("textarea", { id: inputId, spellcheck: false, placeholder: '{}  (optional)' }),
+    inputBox: el("div", { class: "input" }),
+    fields: null, // name -> {input, error, type}, once the workflow's schema asks for a form
     message: el("p", { class: "message", role: "status", "aria-live": "polite" }),
     run: el("div", { class: "run", hidden: true }),
     recent: el("ol"),
     watching: null,
   };
+  card.inputBox.append(el("label", { for: inputId, text: `Input for ${id} (JSON object, optional)` }),
+                       card.input);
   const button = el("button", { type: "button", class: "trigger", text: "Test run",
                                 "aria-label": `Test run ${id}` });
   button.addEventListener("click", () => trigger(card, null));
@@ -120,8 +124,7 @@ function buildCard(workflow) {
     el("h2", { id: `title-${id}`, text: id }),
     el("p", { class: "description", text: workflow.description || "" }),
     card.state,
-    el("label", { for: inputId, text: `Input for ${id} (JSON object, optional)` }),
-    card.input,
+    card.inputBox,
     button,
     card.message,
     card.run,
@@ -135,6 +138,7 @@ async function refreshWorkflow(id) {
   const card = cards.get(id);
   const { status, data } = await api("GET", `/api/workflows/${encodeURIComponent(id)}`);
   if (status !== 200 || !card) return;
+  if (card.fields === null && formable(data.input_schema)) buildForm(card, data.input_schema);
   const active = data.active_run;
   if (!active) {
     card.state.replaceChildren("State: idle");
@@ -154,9 +158,85 @@ async function refreshRecent(id) {
   if (!data.runs.length) card.recent.append(el("li", { text: "none yet" }));
 }
 
+// -- the input form, built from the workflow's input schema ---------------------------------------
+// A schema whose properties are all numbers, integers, strings or booleans becomes one field
+// each, filled with its default; any other schema (or none) keeps the JSON box. A number is
+// typed as text, so whatever a person types is sent and the service's own check (422
+// invalid_input, a JSON Pointer per problem) is shown next to its field: nothing is started.
+
+const SIMPLE = new Set(["number", "integer", "string", "boolean"]);
+
+function formable(schema) {
+  if (!schema || schema.type !== "object" || !schema.properties) return false;
+  const props = Object.values(schema.properties);
+  return props.length > 0 && props.every((p) => SIMPLE.has(p.type));
+}
+
+function buildForm(card, schema) {
+  const required = new Set(schema.required || []);
+  const fieldset = el("fieldset", { class: "fields" }, el("legend", { text: `Input for ${card.id}` }));
+  card.fields = {};
+  for (const [name, prop] of Object.entries(schema.properties)) {
+    const fieldId = `input-${card.id}-${name}`;
+    const error = el("p", { class: "field-error", id: `${fieldId}-error`, role: "alert" });
+    const input = prop.type === "boolean"
+      ? el("input", { id: fieldId, type: "checkbox", checked: prop.default === true })
+      : el("input", { id: fieldId, type: "text", spellcheck: false,
+                      inputMode: prop.type === "string" ? "text" : "decimal",
+                      value: prop.default === undefined ? "" : String(prop.default) });
+    input.setAttribute("aria-label", `${name} for ${card.id}`);
+    input.setAttribute("aria-describedby", error.id);
+    const hint = [prop.description, required.has(name) ? "required" : ""].filter(Boolean).join("; ");
+    fieldset.append(el("div", { class: "field" },
+      el("label", { for: fieldId, text: name }), input,
+      hint ? el("small", { text: hint }) : null, error));
+    card.fields[name] = { input, error, type: prop.type };
+  }
+  card.inputBox.replaceChildren(fieldset);
+}
+
+function clearFieldErrors(card) {
+  for (const field of Object.values(card.fields || {})) {
+    field.error.textContent = "";
+    field.input.removeAttribute("aria-invalid");
+  }
+}
+
+function readForm(card) {
+  const input = {};
+  for (const [name, field] of Object.entries(card.fields)) {
+    if (field.type === "boolean") { input[name] = field.input.checked; continue; }
+    const raw = field.input.value.trim();
+    if (raw === "") continue; // the workflow's default applies
+    const number = Number(raw);
+    input[name] = field.type !== "string" && raw !== "" && Number.isFinite(number) ? number : raw;
+  }
+  return { input };
+}
+
+// 422 invalid_input: each problem next to its field; one the form has no field for, in the message
+function showInputErrors(card, data) {
+  const elsewhere = [];
+  for (const problem of data.errors || []) {
+    const name = (problem.pointer || "").split("/")[1];
+    const field = card.fields && name !== undefined ? card.fields[name.replace(/~1/g, "/").replace(/~0/g, "~")] : null;
+    if (field) {
+      field.error.textContent = problem.message;
+      field.input.setAttribute("aria-invalid", "true");
+    } else {
+      elsewhere.push(`${problem.pointer || "input"}: ${problem.message}`);
+    }
+  }
+  say(card, "error", "Not started: the input does not fit this workflow." +
+      (elsewhere.length ? ` ${elsewhere.join("; ")}` : ""));
+  const first = Object.values(card.fields || {}).find((f) => f.error.textContent);
+  if (first) first.input.focus();
+}
+
 // -- triggering ---------------------------------------------------------------------------------
 
 function readInput(card) {
+  if (card.fields) return readForm(card);
   const text = card.input.value.trim();
   if (!text) return { input: {} };
   let value;
@@ -172,6 +252,7 @@ function readInput(card) {
 }
 
 async function trigger(card, input) {
+  clearFieldErrors(card);
   if (input === null) {
     const read = readInput(card);
     if (read.error) {
@@ -193,6 +274,8 @@ async function trigger(card, input) {
   if (status === 202 || status === 200) {
     say(card, "ok", `Test run ${data.run_id} started.`);
     watch(card, data.run_id);
+  } else if (status === 422 && data && data.error === "invalid_input") {
+    showInputErrors(card, data);
   } else if (status === 409 && data && data.error === "test_run_in_progress") {
     say(card, "error", `A test run of ${card.id} is already in progress: `, runLink(data.run_id));
   } else if (status === 503) {

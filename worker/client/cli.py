@@ -13,8 +13,9 @@ import json
 import sys
 from typing import Any
 
+from ..core import webhooks
+from ..core.celery_app import create_celery
 from ..core.settings import Settings
-from ..core.store import RunStore
 from . import operator
 
 
@@ -26,18 +27,22 @@ def main(argv: list[str] | None = None) -> int:
                                 "heartbeat, lease left")
     release = sub.add_parser("release", help="force-free a workflow's slot (recorded)")
     release.add_argument("workflow_id")
-    sub.add_parser("reconcile", help="free slots of ended runs; settle runs with no slot")
+    sub.add_parser("reconcile", help="free slots of ended runs; settle runs with no slot; "
+                                     "hand over endings their webhooks missed")
     sub.add_parser("check", help="check Redis settings that could evict slot keys "
                                  "(exit 1 when they could)")
     args = parser.parse_args(argv)
 
-    store = RunStore(Settings.from_env())
+    celery = create_celery(Settings.from_env(), fail_fast=True)
+    store = celery.store
+    # the endings this command records (release, reconcile) are handed to the webhooks here
+    hooks = webhooks.install(celery)
     if args.command == "list":
         result: Any = {"workers": operator.workers(store), "slots": operator.slots(store)}
     elif args.command == "release":
         result = operator.release(store, args.workflow_id)
     elif args.command == "reconcile":
-        result = operator.reconcile(store)
+        result = operator.reconcile(store, hooks)
     else:
         result = operator.check(store)
     json.dump(result, sys.stdout, indent=2)

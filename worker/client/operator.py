@@ -15,6 +15,7 @@ from typing import Any
 from ..core.runs import iso
 from ..core.status import ReleaseReason
 from ..core.store import RunStore
+from ..core.webhooks import Webhooks
 
 
 # -- the scan -------------------------------------------------------------------------------------
@@ -98,8 +99,10 @@ def release(store: RunStore, workflow_id: str) -> dict[str, Any]:
     return {"workflow_id": workflow_id, "released_run_id": holder}
 
 
-def reconcile(store: RunStore) -> dict[str, list[str]]:
-    """Free slots whose holder is terminal or gone; settle runs whose slot is gone."""
+def reconcile(store: RunStore, webhooks: Webhooks | None = None) -> dict[str, list[str]]:
+    """Free slots whose holder is terminal or gone; settle runs whose slot is gone; hand
+    over the endings left in the outboxes (a process died before it handed them to the
+    webhooks: worker/core/webhooks.py)."""
     freed, settled = [], []
     for workflow_id in workflows_with(store, "slot"):
         holder = store.holders([workflow_id])[workflow_id]
@@ -115,7 +118,10 @@ def reconcile(store: RunStore) -> dict[str, list[str]]:
             snap = store.snapshot(run_id)
             if snap is not None and snap.settled:
                 settled.append(f"{run_id}: {snap.run.status.value}")
-    return {"freed_slots": freed, "settled_runs": settled}
+    handed: list[str] = []
+    if webhooks is not None:
+        handed = webhooks.sweep_outboxes(list(workflows_with(store, "ended")), everything=True)
+    return {"freed_slots": freed, "settled_runs": settled, "endings_handed_over": handed}
 
 
 def check(store: RunStore) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 """The service: everything a caller (the HTTP API, the CLI) can ask of test runs.
+Over 300 lines because every call a caller may make is here, with the publish and its unwind.
 
 A trigger takes the slot and writes the queued record in one Redis round trip. When the broker
 is the tracking Redis itself, that same atomic step pushes the task message (the fused path,
@@ -12,20 +13,20 @@ for what its caller must answer; an unreachable Redis or broker is `QueueUnavail
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import workflows
-from ..core import gauges
+from ..core import gauges, webhooks
 from ..core.celery_app import TASK_NAME, TestRunCelery
 from ..core.errors import (
     Dependency,
     Forbidden,
     IdempotencyKeyReused,
+    InvalidInput,
     PayloadTooLarge,
     QueueUnavailable,
     RateLimited,
@@ -45,47 +46,15 @@ from ..workflows import Workflow
 from . import expiry, message, online, stop
 from .ratelimit import TriggerRateLimit
 from .readiness import Readiness
-from .watch import EventReader, WatchItem, follow
+from .views import LogPage, Triggered, WorkflowState, body_hash
+from .watch import START, EventReader, WatchItem, follow, wait_for_end
 
 logger = logging.getLogger(__name__)
+__all__ = ["ENQUEUE_FAILED_ERROR", "LogPage", "TestRunService", "Triggered", "WorkflowState",
+           "body_hash"]
 
 #: what a run that could not be enqueued says about it (details: the web's log, by run id)
 ENQUEUE_FAILED_ERROR = "could not enqueue: the broker did not accept the message"
-
-
-def body_hash(input: Any) -> str:
-    """What an Idempotency-Key is bound to: a SHA-256 of the trigger's body (its `input`, the
-    body's one field) as canonical JSON, so key order and spacing do not make it another body.
-    The earlier run's side is its stored input, written in the same atomic step as the key."""
-    canonical = json.dumps(input if input is not None else {}, sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Triggered:
-    run: Run
-    created: bool  # False when an idempotency key returned an earlier run
-
-
-@dataclass(frozen=True)
-class LogPage:
-    run_id: str
-    offset: int
-    total: int  # lines the run's log holds now (the oldest may have been dropped)
-    lines: list[str]
-
-    @property
-    def next_offset(self) -> int | None:
-        end = self.offset + len(self.lines)
-        return end if end < self.total else None
-
-
-@dataclass(frozen=True)
-class WorkflowState:
-    workflow: Workflow
-    active_run_id: str | None
-    active_run: Run | None = None  # read only when asked for one workflow
 
 
 class TestRunService:
@@ -98,6 +67,9 @@ class TestRunService:
         self._online = online.OnlineCount(self.store)
         self._rate_limit = TriggerRateLimit(self.store)
         self._events = EventReader(self.store)  # its stream client: built on first use
+        # `?wait=`'s own pool: a waiter never holds a connection triggers and reads need
+        self._waiters = EventReader(self.store, self.settings.max_waiters, name="waiters")
+        self.webhooks = webhooks.install(celery)  # this process's endings are handed over
         self._readiness = Readiness(celery, self.store, self.settings)
         #: the admit script pushes the message itself (the broker is the tracking Redis)
         self.fused = message.fused(self.settings, celery.conf.broker_transport_options)
@@ -152,22 +124,29 @@ class TestRunService:
     def trigger(self, workflow_id: str, input: dict[str, Any], *,
                 on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
                 idempotency_key: str | None = None, triggered_by: str | None = None,
-                rate_key: str | None = None) -> Triggered:
-        """413 (input too large) → 404 → 429 (rate_key over TRIGGER_RATE_LIMIT) → 409 → 422
-        (the Idempotency-Key admitted another body) → 503."""
+                rate_key: str | None = None, callback_url: str | None = None) -> Triggered:
+        """413 (input too large) → 404 → 422 (the input does not fit the workflow's schema;
+        the callback_url may not be called) → 429 (rate_key over TRIGGER_RATE_LIMIT) → 409 →
+        422 (the Idempotency-Key admitted another body) → 503. A client's mistake is found
+        before anything is taken: no slot, no record, no rate-limit count."""
         input_json = json.dumps(input, separators=(",", ":"), ensure_ascii=False)
         size = len(input_json.encode())
         if size > self.settings.max_input_bytes:
             raise PayloadTooLarge(f"input is {size} bytes as JSON; at most "
                                   f"{self.settings.max_input_bytes} are accepted", field="input")
-        self.known_workflow(workflow_id)
+        problems = self.known_workflow(workflow_id).input_problems(input)
+        if problems:
+            raise InvalidInput(workflow_id, [p.to_dict() for p in problems])
+        if callback_url is not None:  # the SSRF guard (worker/core/egress.py)
+            self.webhooks.check_callback(callback_url)
         if rate_key is not None and self.settings.trigger_rate_limit:
             with unavailable_on_outage():
                 wait = self._rate_limit.count(rate_key)
             if wait is not None:
                 raise RateLimited(self.settings.trigger_rate_limit, wait)
         run_id = pushed = None
-        if self.fused and on_conflict is ConflictPolicy.REJECT:
+        # a callback_url is attached between the admission and the publish: two steps
+        if self.fused and on_conflict is ConflictPolicy.REJECT and callback_url is None:
             run_id = new_run_id(workflow_id)
             pushed = self._message(run_id)
         # nothing was taken if the script did not run; if it ran and both replies were lost,
@@ -191,11 +170,24 @@ class TestRunService:
         if admission.previous_release is ReleaseReason.REPLACED and admission.previous_holder:
             # before the new run is published, so the kill has a head start on its start
             self._stop(admission.previous_holder)
+        if callback_url is not None:
+            self._attach(admission, callback_url)
         if pushed is None:
             self._publish(admission)
         return Triggered(Run(run_id=admission.run_id, workflow_id=workflow_id,
                              status=RunStatus.QUEUED, created_ms=admission.created_ms,
-                             input=input, triggered_by=triggered_by), created=True)
+                             input=input, triggered_by=triggered_by,
+                             callback_url=callback_url), created=True)
+
+    def _attach(self, admission: Admitted, callback_url: str) -> None:
+        """The run's callback_url, before its message goes out; if Redis fails here the run
+        is unwound like a failed publish (no slot held by a run that lost its callback)."""
+        try:
+            with unavailable_on_outage():
+                self.webhooks.attach(admission.run_id, callback_url)
+        except QueueUnavailable as exc:
+            self._unwind(admission.run_id, exc.cause)
+            raise
 
     def watch(self, run_id: str, last_event_id: str | None = None) -> Iterator[WatchItem]:
         """The run's state now, then its events as they are written, then its end (see
@@ -206,6 +198,23 @@ class TestRunService:
         if snap is None:
             raise RunNotFound(run_id)
         return follow(self._events, snap, last_event_id, self.settings.stream_keepalive)
+
+    def wait(self, run: Run | str, seconds: float, *,
+             gone: Callable[[], bool] | None = None) -> Run:
+        """The run once it ends, or as it is after `seconds` (or once `gone()`): on the
+        waiters' own pool (watch.py). A run id is read first (404, 503); a run just
+        triggered is followed from its first event."""
+        deadline = time.monotonic() + seconds
+        if isinstance(run, str):
+            with unavailable_on_outage():
+                snap = self.store.snapshot(run)
+            if snap is None:
+                raise RunNotFound(run)
+            current, cursor = snap.run, snap.last_event_id or START
+        else:
+            current, cursor = run, START
+        return wait_for_end(self._waiters, current, cursor, deadline=deadline,
+                            slice_s=self.settings.stream_keepalive, gone=gone)
 
     def _message(self, run_id: str) -> tuple[str, str]:
         """(the broker's list, the run's message) for the fused admission."""

@@ -1,7 +1,9 @@
 """Following one run: its current state, then each event as it is written, then its end.
 
-`follow()` is what GET /api/test-runs/<run>/events streams. It waits in Redis (XREAD BLOCK,
-at most TEST_RUN_STREAM_KEEPALIVE at a time), so a watcher costs no polling loop: between
+`follow()` is what GET /api/test-runs/<run>/events streams; `wait_for_end()` is what a
+`?wait=` waits with (the same stream, read the same way, until the run ends or time is up).
+Both wait in Redis (XREAD BLOCK, at most TEST_RUN_STREAM_KEEPALIVE at a time), so a watcher
+costs no polling loop: between
 events it makes one call per keep-alive interval, which also reads the run — the read that
 settles a lapsed lease (expired / lost) and writes its status event, so a run whose worker died
 still reaches its end on the stream.
@@ -17,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -55,13 +58,18 @@ class WatchItem:
 
 class EventReader:
     """A run's events, read from its stream with XREAD BLOCK on a client of its own: each
-    waiting stream holds a connection for up to TEST_RUN_STREAM_KEEPALIVE, so they get a pool
-    sized TEST_RUN_MAX_STREAMS and a socket timeout that long, apart from the request path's.
-    The client is built on first use, once per reader (one per process: the service's), and
-    thread-safe."""
+    waiting reader holds a connection for up to TEST_RUN_STREAM_KEEPALIVE, so they get a pool
+    of their own (sized `max_connections`: TEST_RUN_MAX_STREAMS for the event streams,
+    TEST_RUN_MAX_WAITERS for `?wait=`) and a socket timeout that long, apart from the request
+    path's. The client is built on first use, once per reader (the service keeps one for the
+    streams and one for the waiters), and thread-safe."""
 
-    def __init__(self, store: RunStore) -> None:
+    def __init__(self, store: RunStore, max_connections: int | None = None,
+                 name: str = "streams") -> None:
         self.store = store
+        self.max_connections = max_connections or store.settings.max_streams
+        #: its connections' name in CLIENT LIST: `<TEST_RUN_KEY_PREFIX>-<name>`
+        self.client_name = f"{store.settings.key_prefix}-{name}"
         self._lock = threading.Lock()
         self._client: redis.Redis | None = None
 
@@ -71,7 +79,8 @@ class EventReader:
                 if self._client is None:
                     settings = self.store.settings
                     self._client = redis_client(settings, block_s=settings.stream_keepalive,
-                                                max_connections=settings.max_streams)
+                                                max_connections=self.max_connections,
+                                                client_name=self.client_name)
         return self._client
 
     def after(self, run_id: str, after: str, block_s: float) -> list[RunEvent]:
@@ -81,7 +90,8 @@ class EventReader:
         if workflow_id is None:
             raise RunNotFound(run_id)
         key = self.store.keys.events(workflow_id, run_id)
-        block = int(block_s * 1000) if block_s > 0 else None
+        # (BLOCK 0 would wait for ever: a wait under a millisecond still blocks one)
+        block = max(1, int(block_s * 1000)) if block_s > 0 else None
         reply: Any = self._redis().xread({key: after}, count=EVENTS_PER_READ, block=block)
         return [RunEvent.from_redis(event_id, fields)
                 for _, entries in reply or [] for event_id, fields in entries]
@@ -132,6 +142,31 @@ def follow(events: EventReader, snap: RunSnapshot, after: str | None,
         # mid-stream there is no status to answer with: end it; the client resumes from the
         # last id it saw (and is told 503 while Redis stays away)
         logger.warning("event stream of %s ended: Redis unreachable (%s)", run_id, exc)
+
+
+def wait_for_end(events: EventReader, run: Run, cursor: str | None, *, deadline: float,
+                 slice_s: float, gone: Callable[[], bool] | None = None) -> Run:
+    """`run` once it is terminal, or as it is when `deadline` (time.monotonic()) passes or the
+    client is `gone()` (asked between waits of at most `slice_s`). It waits on the run's stream
+    from `cursor` (XREAD BLOCK: no polling), and after each quiet slice reads the run, which
+    settles a lapsed lease. Redis going away ends the wait with the run as last known."""
+    store, run_id = events.store, run.run_id
+    position = cursor or START
+    try:
+        while not run.terminal:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            found = events.after(run_id, position, min(left, slice_s))
+            if found:
+                position = found[-1].id
+            if any(event.terminal for event in found) or not found:
+                run = store.get(run_id) or run
+            if gone is not None and not run.terminal and gone():
+                break
+    except REDIS_OUTAGES as exc:
+        logger.warning("wait on %s ended: Redis unreachable (%s)", run_id, exc)
+    return run
 
 
 def _drain(events: EventReader, run_id: str, cursor: str) -> Iterator[WatchItem]:

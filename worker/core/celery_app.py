@@ -17,6 +17,8 @@ from .store import RunStore
 
 #: The Celery task name of a test run (its messages, routes and signal senders carry it).
 TASK_NAME = "testruns.run"
+#: The Celery task that makes one webhook attempt (worker/runner/delivery.py), on WEBHOOK_QUEUE.
+WEBHOOK_TASK = "testruns.deliver_webhook"
 #: The remote-control command that stops a run's process (sent by the caller's side,
 #: executed by the worker that runs it).
 STOP_COMMAND = "stop_test_run"
@@ -68,7 +70,8 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, o
         # our run record is the source of truth: no result meta, and no SUBSCRIBE per publish
         "task_ignore_result": True,
         "task_default_queue": settings.queue,
-        "task_routes": {TASK_NAME: {"queue": settings.queue}},
+        "task_routes": {TASK_NAME: {"queue": settings.queue},
+                        WEBHOOK_TASK: {"queue": settings.webhook_queue}},
         "task_time_limit": settings.time_limit,
         "task_soft_time_limit": settings.soft_time_limit,
         # test runs are never re-run: ack early, take one message at a time

@@ -27,20 +27,24 @@ MAX_CONNECTIONS = 64
 
 
 def redis_client(settings: Settings, *, block_s: float = 0.0,
-                 max_connections: int = MAX_CONNECTIONS) -> redis.Redis:
+                 max_connections: int = MAX_CONNECTIONS,
+                 client_name: str | None = None) -> redis.Redis:
     """A client with its own pool. Build it lazily in the process that uses it: a connection
     shared across a fork (gunicorn --preload, Celery's prefork pool) corrupts replies.
 
     `block_s` is for a client whose commands wait in Redis on purpose (XREAD BLOCK): its
-    socket timeout is that much longer, so only a Redis that stops answering times out."""
+    socket timeout is that much longer, so only a Redis that stops answering times out.
+    `client_name` names its connections in CLIENT LIST (one CLIENT SETNAME per connection)."""
     read_timeout = max(1.0, settings.io_timeout * 2) + block_s
+    named = {"client_name": client_name} if client_name else {}
     if sentinel.is_sentinel(settings.result_backend):
         assert settings.sentinel_master  # Settings refuses a sentinel URL without it
         return sentinel.master_client(
             settings.result_backend, settings.sentinel_master, settings.sentinel_password,
             max_connections=max_connections, pool_timeout=read_timeout,
             connect_timeout=settings.io_timeout, read_timeout=read_timeout,
-            health_check_interval=30, decode_responses=True, retry=Retry(NoBackoff(), 1))
+            health_check_interval=30, decode_responses=True, retry=Retry(NoBackoff(), 1),
+            **named)
     pool = redis.BlockingConnectionPool.from_url(
         settings.result_backend,
         max_connections=max_connections,
@@ -52,6 +56,7 @@ def redis_client(settings: Settings, *, block_s: float = 0.0,
         # one immediate retry survives a connection dropped by a Redis restart; more would turn
         # an outage into multi-second stalls
         retry=Retry(NoBackoff(), 1),
+        **named,
     )
     return redis.Redis(connection_pool=pool)
 
@@ -69,10 +74,20 @@ class Scripts:
         self.advertise = lua.Advertise(client)
         self.workers = lua.Workers(client)
         self.append_log = lua.AppendLog(client)
+        # the endings outbox and the webhook deliveries (worker/core/webhooks.py)
+        self.attach = lua.Attach(client)
+        self.take_ending = lua.TakeEnding(client)
+        self.delivery_log = lua.DeliveryLog(client)
+        self.webhook_schedule = lua.WebhookSchedule(client)
+        self.webhook_claim = lua.WebhookClaim(client)
+        self.webhook_begin = lua.WebhookBegin(client)
+        self.webhook_end = lua.WebhookEnd(client)
 
     def all(self) -> list[lua.LuaScript]:
         return [self.admit, self.start, self.finish, self.read, self.heartbeat,
-                self.force_release, self.advertise, self.workers, self.append_log]
+                self.force_release, self.advertise, self.workers, self.append_log,
+                self.attach, self.take_ending, self.delivery_log, self.webhook_schedule,
+                self.webhook_claim, self.webhook_begin, self.webhook_end]
 
     def load(self) -> None:
         """Load every script now, so no call pays a NOSCRIPT round trip."""

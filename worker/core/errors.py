@@ -113,6 +113,33 @@ class Forbidden(TestRunError):
         self.scope = scope
 
 
+class InvalidInput(TestRunError):
+    """The trigger's input does not fit the workflow's input schema (worker/workflows/
+    inputs.py): checked before anything is taken, so no slot, record or rate-limit count.
+    `errors` lists each problem as a JSON Pointer into the input and a message."""
+
+    code = "invalid_input"
+
+    def __init__(self, workflow_id: str, errors: list[dict[str, str]]) -> None:
+        first = errors[0] if errors else {"pointer": "", "message": "does not fit"}
+        where = first["pointer"] or "the input"
+        super().__init__(f"input does not fit the input schema of {workflow_id!r}: {where}: "
+                         f"{first['message']}", errors=errors)
+        self.errors = errors
+
+
+class InvalidCallbackUrl(TestRunError):
+    """A trigger's `callback_url` may not be called: not https (http only for a listed host),
+    a host outside WEBHOOK_ALLOWED_HOSTS, or a name that resolves to a loopback, link-local,
+    private or metadata address not listed explicitly (worker/core/egress.py). Nothing taken."""
+
+    code = "invalid_callback_url"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"callback_url refused: {reason}", field="callback_url")
+        self.reason = reason
+
+
 class RateLimited(TestRunError):
     """The caller triggered more than TRIGGER_RATE_LIMIT allows; nothing was taken. It may try
     again in `retry_after` whole seconds."""

@@ -67,6 +67,23 @@ class Keys:
     def idempotency(self, workflow_id: str, key: str) -> str:
         return f"{self.tag(workflow_id)}:idem:{key}"
 
+    def outbox(self, workflow_id: str) -> str:
+        """The workflow's endings not yet handed to the webhooks (a sorted set, run id → when
+        it ended), written by every script that ends a run (lib.lua's note_ending)."""
+        return f"{self.tag(workflow_id)}:ended"
+
+    def webhooks_due(self) -> str:
+        """Webhook deliveries by when they are due (ms): a retry, or a claim that lapses. The
+        hash tag `{_webhooks}` can be no workflow's (ids start alphanumeric)."""
+        return f"{self.prefix}:{{_webhooks}}:due"
+
+    def webhook_prefix(self) -> str:
+        return f"{self.prefix}:{{_webhooks}}:delivery:"
+
+    def webhook(self, webhook_id: str) -> str:
+        """One delivery of one run's ending to one target (a hash; as long as the run)."""
+        return self.webhook_prefix() + webhook_id
+
     def rate_limit_prefix(self) -> str:
         """Trigger rate-limit counters (per caller, not per workflow: no hash tag)."""
         return f"{self.prefix}:ratelimit"

@@ -11,7 +11,7 @@ import inspect
 import logging
 from typing import Any
 
-from .status import ErrorType, ReleaseReason, RunStatus
+from .status import DeliveryOutcome, ErrorType, ReleaseReason, RunStatus, WebhookTarget
 
 logger = logging.getLogger("worker.lifecycle")
 
@@ -67,6 +67,12 @@ class LifecycleHooks:
     def fenced(self, run_id: str, workflow_id: str, pid: int, why: str) -> None:
         """The heartbeat could not renew the lease in time and killed the run's process before
         the lease lapsed (the run reads `lost`)."""
+
+    def webhook_attempted(self, run_id: str, workflow_id: str, target: WebhookTarget,
+                          attempt: int, outcome: DeliveryOutcome, *,
+                          status_code: int | None = None, error: str | None = None) -> None:
+        """One attempt to deliver the run's ending to `target` (worker/runner/delivery.py):
+        the receiver's status code, or the error (never the secret)."""
 
 
 class LogHooks(LifecycleHooks):

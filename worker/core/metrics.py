@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 
 from .errors import REDIS_OUTAGES
 from .lifecycle import LifecycleHooks, lifecycle
-from .status import ErrorType, ReleaseReason, RunStatus
+from .status import DeliveryOutcome, ErrorType, ReleaseReason, RunStatus, WebhookTarget
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,9 @@ class Metrics:
                                 ["result"], registry=r)
         self.fencings = Counter("testrun_fencings", "Runs killed by their worker because their "
                                 "lease could not be renewed in time", registry=r)
+        self.webhook_attempts = Counter("testrun_webhook_attempts", "Webhook attempts, by "
+                                        "target and how each ended (worker)",
+                                        ["target", "outcome"], registry=r)
 
 
 _metrics: Metrics | None = None
@@ -152,6 +155,11 @@ class MetricsHooks(LifecycleHooks):
 
     def fenced(self, run_id: str, workflow_id: str, pid: int, why: str) -> None:
         metrics().fencings.inc()
+
+    def webhook_attempted(self, run_id: str, workflow_id: str, target: WebhookTarget,
+                          attempt: int, outcome: DeliveryOutcome, *,
+                          status_code: int | None = None, error: str | None = None) -> None:
+        metrics().webhook_attempts.labels(target.value, outcome.value).inc()
 
 
 #: the one subscriber per process (subscribing it twice is a no-op)

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
-from .status import ErrorType, ReleaseReason, RunStatus
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
+
+from .status import DeliveryOutcome, ErrorType, ReleaseReason, RunStatus, WebhookTarget
 
 
 class RunField(NamedTuple):
@@ -28,6 +30,18 @@ class RunField(NamedTuple):
     summary: bool = True
     timestamp: bool = False
     description: str | None = None
+
+
+class Delivery(TypedDict):
+    """One webhook attempt for a run's ending, as its `deliveries` list shows it."""
+
+    webhook_id: str
+    target: WebhookTarget
+    attempt: int
+    at: str
+    status_code: int | None
+    error: str | None
+    outcome: DeliveryOutcome
 
 
 def _ts(name: str, stored: str) -> RunField:
@@ -57,6 +71,10 @@ RUN_FIELDS: tuple[RunField, ...] = (
     RunField("record_lost", "record_lost", bool),
     RunField("triggered_by", "triggered_by", str | None,
              description="the name of the API token that triggered it"),
+    RunField("callback_url", "callback_url", str | None, summary=False,
+             description="where the trigger asked for this run's ending to be POSTed"),
+    RunField("deliveries", "deliveries", list[Delivery], summary=False,
+             description="each webhook attempt for this run's ending, oldest first"),
 )
 
 #: Fields of the record hash that only the scripts read: never shown.
@@ -115,6 +133,8 @@ class Run:
     #: the name of the API token that triggered it (None: no name known)
     triggered_by: str | None = None
     logs: list[str] = field(default_factory=list)
+    callback_url: str | None = None
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def terminal(self) -> bool:
@@ -142,6 +162,8 @@ class Run:
             record_lost=raw.get("record_lost") == "1",
             triggered_by=_text(raw, "triggered_by"),
             logs=list(logs or []),
+            callback_url=_text(raw, "callback_url"),
+            deliveries=_json(raw, "deliveries") or [],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,4 +188,6 @@ class Run:
             # the record was rebuilt by its worker after Redis lost it (restarted empty)
             "record_lost": self.record_lost,
             "triggered_by": self.triggered_by,
+            "callback_url": self.callback_url,
+            "deliveries": self.deliveries,
         }

@@ -10,6 +10,8 @@ the `#:` comment above it: docs/configuration.md is generated from those comment
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -120,7 +122,7 @@ class Settings:
     #: saying how much.
     max_log_line: int = _env("TEST_RUN_MAX_LOG_LINE", 4096)
     #: TEST_RUN_MAX_STREAMS — event streams (`GET …/events`) one web process serves at once
-    #: (each holds a gunicorn thread; the default is 2 workers × 8 threads): one more answers
+    #: (each holds a gunicorn thread; the default is 2 workers × 12 threads): one more answers
     #: 503 `too_many_streams`, so watchers can never take every thread from triggers.
     max_streams: int = _env("TEST_RUN_MAX_STREAMS", 4)
     #: TEST_RUN_MAX_STREAMS_PER_CLIENT — event streams one caller (its token's name, else its
@@ -184,6 +186,40 @@ class Settings:
     #: builds it): one round trip, one atomic step. `false` publishes through kombu after the
     #: script instead (the path RabbitMQ and a broker elsewhere always take).
     fused_admission: bool = _env("TEST_RUN_FUSED_ADMISSION", True)
+
+    #: TEST_RUN_MAX_WAIT — the longest `?wait=<seconds>` a trigger or a read may ask for (a
+    #: request that waits holds a gunicorn thread); more is 400 `invalid_request`.
+    max_wait: float = _env("TEST_RUN_MAX_WAIT", 60.0)
+    #: TEST_RUN_MAX_WAITERS — requests one web process lets wait (`?wait=`) at once, each on a
+    #: Redis connection of the waiters' own pool (never the request path's); one more is
+    #: answered at once with the run as it is and a `Retry-After`. Keep TEST_RUN_MAX_STREAMS
+    #: plus this below gunicorn's threads per worker, so triggers always find a thread.
+    max_waiters: int = _env("TEST_RUN_MAX_WAITERS", 4)
+    #: WEBHOOK_URL — the operator's endpoint: every run's ending is POSTed to it, signed
+    #: (Standard Webhooks). Trusted: no address rules apply to it. Needs WEBHOOK_SECRET.
+    webhook_url: str | None = _env("WEBHOOK_URL", None, shown="unset (none)")
+    #: WEBHOOK_SECRET — `whsec_<base64>`: signs every webhook (WEBHOOK_URL's and each
+    #: trigger's `callback_url`); without it no webhook is sent and a `callback_url` is 422.
+    #: Never logged, put in an error, stored on a run or shown in a repr.
+    webhook_secret: str | None = _env("WEBHOOK_SECRET", None, repr=False)
+    #: WEBHOOK_ALLOWED_HOSTS — comma-separated hosts a trigger's `callback_url` may name
+    #: (`.example.com` matches its subdomains); unset: any public host. A host listed exactly
+    #: may also be http:// and resolve to a loopback, private or link-local address.
+    webhook_allowed_hosts: tuple[str, ...] = _env("WEBHOOK_ALLOWED_HOSTS", (),
+                                                  shown="unset (any public host)")
+    #: WEBHOOK_RETRY_DELAY — seconds before a failed delivery's first retry (a timeout, a
+    #: connection error, a 5xx or 429); each later one waits twice as long, stretched by a
+    #: random factor of 1–2 (jitter).
+    webhook_retry_delay: float = _env("WEBHOOK_RETRY_DELAY", 5.0)
+    #: WEBHOOK_MAX_ATTEMPTS — attempts per delivery, the first included (10: retries over
+    #: 43–85 minutes with the default delay); a 4xx other than 429 ends it at once.
+    webhook_max_attempts: int = _env("WEBHOOK_MAX_ATTEMPTS", 10)
+    #: WEBHOOK_TIMEOUT — seconds an attempt may take to connect, and to get each answer from
+    #: the receiver, so a slow receiver holds a worker's pool process only briefly.
+    webhook_timeout: float = _env("WEBHOOK_TIMEOUT", 5.0)
+    #: WEBHOOK_QUEUE — the Celery queue of webhook deliveries (the Procfile's worker consumes
+    #: it beside TEST_RUN_QUEUE).
+    webhook_queue: str = _env("WEBHOOK_QUEUE", "testruns-webhooks")
 
     def callers(self) -> list[Token]:
         """Every accepted token with its caller's name (None for API_TOKEN) and scopes."""
@@ -272,11 +308,32 @@ class Settings:
                                 "a run nested deeper could not be read back")
         if int(values.get("worker_metrics_port", cls.worker_metrics_port)) > 65535:
             raise SettingsError("WORKER_METRICS_PORT", "must be a port number (1-65535)")
+        _check_webhooks(values)
         settings = cls(**values)
         settings.callers()  # refuses a malformed API_TOKENS now, not at the first request
         if settings.trigger_rate_limit:
             rate_limit(settings.trigger_rate_limit)
         return settings
+
+
+def _check_webhooks(values: dict[str, Any]) -> None:
+    """WEBHOOK_SECRET must be a usable Standard Webhooks secret, and WEBHOOK_URL needs it."""
+    secret = values.get("webhook_secret")
+    if secret is not None:
+        body = str(secret).removeprefix("whsec_")
+        try:
+            key = base64.b64decode(body + "==", validate=False) if body else b""
+        except (ValueError, binascii.Error):
+            key = b""
+        if not str(secret).startswith("whsec_") or not key:
+            # never echo the value: it is a secret
+            raise SettingsError("WEBHOOK_SECRET", "must be whsec_ followed by base64")
+    url = values.get("webhook_url")
+    if url is not None:
+        if urlsplit(str(url)).scheme not in ("http", "https") or not urlsplit(str(url)).netloc:
+            raise SettingsError("WEBHOOK_URL", "must be an http:// or https:// URL")
+        if secret is None:
+            raise SettingsError("WEBHOOK_URL", "needs WEBHOOK_SECRET to sign what it sends")
 
 
 def rate_limit(raw: str) -> RateLimitItem:

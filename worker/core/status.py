@@ -1,5 +1,5 @@
 """The vocabulary of a run, defined once: its status, why it failed, why its slot was freed,
-and what a trigger does when the workflow is busy.
+what a trigger does when the workflow is busy, and where and how its ending was delivered.
 
 The Lua scripts never spell these strings themselves: `worker/core/lua/text.py` turns every enum
 here into a Lua table when the scripts are loaded (`STATUS.QUEUED`, `ERROR.TIMEOUT`,
@@ -65,6 +65,22 @@ class ConflictPolicy(StrEnum):
 
     REJECT = "reject"    # 409 naming the holder
     REPLACE = "replace"  # cancel the holder and take the slot, in one atomic step
+
+
+class WebhookTarget(StrEnum):
+    """Where a run's ending is delivered (a delivery's `target`)."""
+
+    WEBHOOK_URL = "webhook_url"    # the operator's WEBHOOK_URL: every run
+    CALLBACK_URL = "callback_url"  # the trigger's own callback_url
+
+
+class DeliveryOutcome(StrEnum):
+    """How one webhook attempt ended (a delivery's `outcome`)."""
+
+    DELIVERED = "delivered"  # a 2xx: done
+    RETRYING = "retrying"    # a timeout, a connection error, a 5xx or 429: tried again later
+    GAVE_UP = "gave_up"      # a 3xx or 4xx (not 429), or the last attempt failed: done
+    REFUSED = "refused"      # the callback_url now resolves where it may not go: done
 
 
 class EventKind(StrEnum):

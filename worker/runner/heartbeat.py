@@ -9,7 +9,10 @@ It also fences: when a renewal fails and the next beat would come too late to sa
 (Redis away, a partition), the run's process is killed now, before the lease can lapse, so a
 lapsed slot never has a body still executing behind it. Such a run is recorded `lost`.
 
-And it ends queued runs revoked from outside (Flower) within an interval (worker/runner/revokes.py).
+And it ends queued runs revoked from outside (Flower) within an interval (worker/runner/revokes.py),
+and it sweeps the webhooks (worker/core/webhooks.py): it publishes the deliveries that are due
+(a retry whose time came, a claim whose task never ran) and hands over the endings a process
+died before handing over.
 
 It runs on its own thread so a slow Redis never stalls the worker's event loop, and it keeps
 going through a warm shutdown until the last run it watches has ended.
@@ -26,6 +29,7 @@ from typing import Any
 from celery import bootsteps
 from celery.worker import state
 
+from .. import workflows
 from ..core.celery_app import TASK_NAME
 from ..core.keys import workflow_of
 from ..core.lifecycle import lifecycle
@@ -93,7 +97,20 @@ class HeartbeatStep(bootsteps.StartStopStep):
                 if not app.stops.fenced(request.id):  # killed already: never renew
                     self.beat(app, request, hostname, ttl, interval)
             revoked.end_queued(store)  # a revoke from Flower frees a queued run's slot now
+            self.sweep_webhooks(app)
             wait.wait(interval)
+
+    @staticmethod
+    def sweep_webhooks(app: Any) -> None:
+        webhooks = getattr(app, "webhooks", None)
+        if webhooks is None:
+            return
+        try:
+            webhooks.sweep_outboxes([w.id for w in workflows.all_workflows()])
+            if webhooks.enabled:
+                webhooks.claim_due()
+        except Exception as exc:  # noqa: BLE001 - Redis away: the next beat sweeps again
+            logger.warning("webhook sweep failed (%s); retrying at the next beat", exc)
 
     def beat(self, app: Any, request: Any, hostname: str | None, ttl: float,
              interval: float) -> None:

@@ -1,4 +1,5 @@
-"""The test-run task: confirm it may run, run the workflow body, return its JSON result.
+"""The test-run task: confirm it may run, run the workflow body, return its JSON result; and
+the webhook task, which makes one delivery attempt (worker/runner/delivery.py).
 
 Outcomes are recorded by the signal handlers (worker/runner/signals.py), which see every ending,
 including the ones that happen outside this function (hard limit, killed child, revoke).
@@ -13,7 +14,7 @@ from celery import Celery, Task
 from celery.exceptions import Ignore
 
 from .. import workflows
-from ..core.celery_app import TASK_NAME
+from ..core.celery_app import TASK_NAME, WEBHOOK_TASK
 from ..core.errors import InvalidResult, WorkflowUnavailable
 from ..core.jsonshape import nesting_exceeds
 from ..core.keys import workflow_of
@@ -21,6 +22,7 @@ from ..core.lua import Started
 from ..core.settings import Settings
 from ..core.store import RunStore
 from ..workflows import RunContext
+from . import delivery
 from .runlog import run_logger
 
 
@@ -65,3 +67,13 @@ def register(app: Celery) -> None:
               ignore_result=True, typing=False)
     def run_test(self: Task, run_id: str) -> Any:
         return execute(self, run_id)
+
+    webhooks = getattr(app, "webhooks", None)
+    if webhooks is None:
+        return
+    # one webhook attempt, on WEBHOOK_QUEUE; its time limits bound a slow receiver
+    @app.task(name=WEBHOOK_TASK, shared=False, acks_late=False, max_retries=0,
+              ignore_result=True, typing=False, time_limit=webhooks.attempt_limit_s,
+              soft_time_limit=webhooks.attempt_limit_s - 3)
+    def deliver_webhook(webhook_id: str, token: str) -> None:
+        delivery.attempt(webhooks, webhook_id, token)

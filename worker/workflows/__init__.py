@@ -1,7 +1,8 @@
-"""The workflow registry: plain functions `fn(ctx, input) -> JSON value`, registered by id.
+"""The workflow registry: plain functions `fn(ctx, input) -> JSON value`, registered by id,
+each with an optional input schema (a pydantic model or a JSON Schema dict: inputs.py).
 
-Modules named in WORKFLOW_MODULES are imported by both processes: the web to know what exists,
-the worker to run it.
+Modules named in WORKFLOW_MODULES are imported by both processes: the web to know what exists
+and to check a trigger's input before a slot is taken, the worker to run it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from ..core.keys import valid_workflow_id
+from .inputs import InputProblem, InputSchema
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,12 @@ class Workflow:
     id: str
     description: str
     fn: WorkflowFn
+    #: None: any JSON object is accepted (as before schemas existed)
+    input_schema: InputSchema | None = None
+
+    def input_problems(self, input: Any) -> list[InputProblem]:
+        """How `input` does not fit this workflow's schema (empty: it fits, or no schema)."""
+        return self.input_schema.problems(input) if self.input_schema is not None else []
 
 
 class WorkflowError(Exception):
@@ -43,17 +53,26 @@ class WorkflowError(Exception):
 _registry: dict[str, Workflow] = {}
 
 
-def workflow(workflow_id: str, *, description: str = "") -> Callable[[WorkflowFn], WorkflowFn]:
-    """Register `fn` under `workflow_id`; re-registering the same function is harmless."""
+def workflow(workflow_id: str, *, description: str = "",
+             input_schema: type[BaseModel] | dict[str, Any] | None = None,
+             ) -> Callable[[WorkflowFn], WorkflowFn]:
+    """Register `fn` under `workflow_id`; re-registering the same function is harmless.
+    `input_schema`: a pydantic model or a JSON Schema dict the input must fit (checked by the
+    web before a slot is taken); without one, any JSON object is accepted."""
     if not valid_workflow_id(workflow_id):
         raise WorkflowError(f"invalid workflow id {workflow_id!r}")
+    try:
+        schema = InputSchema.of(input_schema) if input_schema is not None else None
+    except TypeError as exc:
+        raise WorkflowError(f"workflow {workflow_id!r}: {exc}") from None
 
     def register(fn: WorkflowFn) -> WorkflowFn:
         existing = _registry.get(workflow_id)
         if existing and existing.fn.__qualname__ != fn.__qualname__:
             raise WorkflowError(f"workflow id {workflow_id!r} is registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
-        _registry[workflow_id] = Workflow(workflow_id, description or (doc[0] if doc else ""), fn)
+        _registry[workflow_id] = Workflow(workflow_id, description or (doc[0] if doc else ""),
+                                          fn, schema)
         return fn
 
     return register

@@ -1,4 +1,6 @@
-"""The bundled example workflows: one per way a run can end."""
+"""The bundled example workflows: one per way a run can end. `sleep` and `fail` declare their
+input as pydantic models, `echo` as a JSON Schema dict (the two kinds `@workflow` takes); `hang`
+declares none, so it takes any JSON object."""
 
 from __future__ import annotations
 
@@ -7,11 +9,26 @@ import time
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import RunContext, workflow
 
+#: echo takes any object: the schema says so, and the page keeps its JSON box for it
+ECHO_INPUT = {"type": "object", "description": "any JSON object; returned as it is"}
 
-@workflow("echo", description="Returns its input.")
+
+class SleepInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", title="SleepInput")
+    seconds: float = Field(5, ge=0, description="how long to sleep (clamped to end just "
+                           "before the soft time limit)")
+
+
+class FailInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", title="FailInput")
+    message: str = Field("boom", max_length=1000, description="the error the run fails with")
+
+
+@workflow("echo", description="Returns its input.", input_schema=ECHO_INPUT)
 def echo(ctx: RunContext, input: dict[str, Any]) -> Any:
     ctx.logger.info("echoing %d field(s)", len(input))
     return input
@@ -22,7 +39,7 @@ SLEEP_MARGIN = 1.0
 
 
 @workflow("sleep", description="Sleeps input.seconds (default 5), logging a line a second; "
-          "clamped to end just before the soft time limit.")
+          "clamped to end just before the soft time limit.", input_schema=SleepInput)
 def sleep(ctx: RunContext, input: dict[str, Any]) -> Any:
     requested = float(input.get("seconds", 5))
     if not math.isfinite(requested) or requested < 0:
@@ -46,7 +63,8 @@ def sleep(ctx: RunContext, input: dict[str, Any]) -> Any:
     return {"slept": seconds}
 
 
-@workflow("fail", description="Raises with input.message (default 'boom').")
+@workflow("fail", description="Raises with input.message (default 'boom').",
+          input_schema=FailInput)
 def fail(ctx: RunContext, input: dict[str, Any]) -> Any:
     ctx.logger.info("about to fail")
     raise RuntimeError(str(input.get("message", "boom")))

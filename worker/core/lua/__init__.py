@@ -19,6 +19,8 @@ reply enums (replies.py: `STATUS.RUNNING`, `REASON.REPLACED`, `TERMINAL[status]`
 - ending.py     Finish, ForceRelease
 - reading.py    Read, RunSnapshot
 - workers.py    Advertise, Workers (worker liveness)
+- webhooks.py   Attach, TakeEnding, DeliveryLog (a run's side); WebhookSchedule, WebhookClaim,
+                WebhookBegin, WebhookEnd (the deliveries' side, hash tag `{_webhooks}`)
 """
 
 from __future__ import annotations
@@ -39,14 +41,28 @@ from .replies import (
 )
 from .running import AppendLog, Beat, Heartbeat, Refused, Start, Started
 from .text import HERE, prelude, source
+from .webhooks import (
+    Attach,
+    Attempt,
+    DeliveryLog,
+    TakeEnding,
+    WebhookBegin,
+    WebhookClaim,
+    WebhookEnd,
+    WebhookSchedule,
+)
 from .workers import Advertise, WorkerInfo, Workers
 
 ALL: tuple[type[LuaScript], ...] = (Admit, Start, Finish, Read, Heartbeat, ForceRelease,
-                                    Advertise, Workers, AppendLog)
+                                    Advertise, Workers, AppendLog, Attach, TakeEnding,
+                                    DeliveryLog, WebhookSchedule, WebhookClaim, WebhookBegin,
+                                    WebhookEnd)
 
 __all__ = [
     "ALL", "HERE", "VOCABULARY",
     "Admit", "AdmitReply", "AdmitResult", "Admitted", "AlreadyAdmitted", "AppendLog",
+    "Attach", "Attempt", "DeliveryLog", "TakeEnding", "WebhookBegin", "WebhookClaim",
+    "WebhookEnd", "WebhookSchedule",
     "Advertise", "Beat", "BeatVerdict", "Busy", "Finish", "FinishMode", "FinishReply",
     "Finished", "ForceRelease", "ForceReleased", "Heartbeat", "LogReply", "LuaScript", "Read",
     "ReadFields", "Refused", "RunSnapshot", "Start", "StartReply", "Started", "WorkerInfo",

@@ -50,6 +50,7 @@ if not current then
   -- Redis lost the record (restarted empty): the worker still knows the outcome
   redis.call('HSET', run, 'run_id', run_id, 'workflow_id', workflow_id, 'type', 'test',
     'record_lost', '1', 'input', '{}')
+  redis.call('EXPIRE', run, retention)  -- before record_end: the outbox copies its TTL
 end
 local settled = ''
 if current and mode ~= FINISH_MODE.OUTCOME then

@@ -32,9 +32,26 @@ local function release(slot, run, run_id, reason, now)
   return 0
 end
 
+-- The endings outbox: every ending is noted in its workflow's `<prefix>:{<workflow>}:ended`
+-- (a sorted set, run id -> when it ended), in the same atomic step that records it. The
+-- process that recorded the ending hands it to the webhooks and takes it out
+-- (worker/core/webhooks.py); one that a crash left behind is found by the next sweep (a
+-- worker's heartbeat, `testruns reconcile`), so no ending misses its webhooks. Its name is
+-- built from the events key (the same hash tag, as keep_newest builds names); it keeps at
+-- most OUTBOX_MAX entries and lives as long as the longest-lived run it names.
+local OUTBOX_MAX = 1000
+local function note_ending(run, events, now)
+  local tag = string.match(events, '^(.*}):events:')
+  local outbox = tag .. ':ended'
+  redis.call('ZADD', outbox, now, string.sub(events, #tag + 9))
+  redis.call('ZREMRANGEBYRANK', outbox, 0, -(OUTBOX_MAX + 1))
+  local ttl = redis.call('PTTL', run)
+  if ttl > 0 and redis.call('PTTL', outbox) < ttl then redis.call('PEXPIRE', outbox, ttl) end
+end
+
 -- End a run that has not ended: its terminal status, when, and why; with `reason`, also why
--- and when its slot was freed (when the caller knows it is already gone). One HSET, and the
--- status event on the run's stream `events`.
+-- and when its slot was freed (when the caller knows it is already gone). One HSET, the
+-- status event on the run's stream `events`, and the ending in the outbox (note_ending).
 local function record_end(run, events, status, error_type, err, now, reason)
   if reason then
     redis.call('HSET', run, 'status', status, 'finished_ms', now, 'error_type', error_type,
@@ -44,6 +61,7 @@ local function record_end(run, events, status, error_type, err, now, reason)
       'error', err)
   end
   emit_status(events, run, status, now)
+  note_ending(run, events, now)
 end
 
 -- A queued or running run whose slot is gone (or held by another run) has lost its lease:

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from enum import Enum, StrEnum
 
-from ..status import ConflictPolicy, ErrorType, EventKind, ReleaseReason, RunStatus
+from ..status import (
+    ConflictPolicy,
+    DeliveryOutcome,
+    ErrorType,
+    EventKind,
+    ReleaseReason,
+    RunStatus,
+)
 
 
 class AdmitReply(StrEnum):
@@ -65,4 +72,5 @@ VOCABULARY: dict[str, type[Enum]] = {
     "STATUS": RunStatus, "ERROR": ErrorType, "REASON": ReleaseReason, "POLICY": ConflictPolicy,
     "ADMIT": AdmitReply, "START": StartReply, "FINISH": FinishReply, "FINISH_MODE": FinishMode,
     "BEAT": BeatVerdict, "EVENT": EventKind, "READ": ReadFields, "LOG": LogReply,
+    "DELIVERY": DeliveryOutcome,
 }
