@@ -36,6 +36,9 @@ AMQP_SUBSET = frozenset({
     "test_worker_main_process_sigkill_frees_the_slot_within_the_heartbeat_ttl",
     "test_cold_shutdown_ends_the_run_and_frees_the_slot",
     "test_revoke_sent_while_no_worker_is_up_holds_when_one_starts",
+    "test_a_waiting_run_is_taken_by_the_idle_worker_not_reserved_by_the_busy_one",
+    "test_a_run_whose_worker_dies_mid_run_never_executes_again",
+    "test_every_ending_settles_its_delivery",
 })
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
