@@ -90,13 +90,16 @@ def delete_queue(config: dict[str, str]) -> None:
 
 
 def answers(url: str, timeout: float = 0.5) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672),
-                                      timeout=timeout):
-            return True
-    except OSError:
-        return False
+    """True if a node of the URL (or of any URL in a `;`-separated list) accepts a connection."""
+    for chunk in (c for c in url.split(";") if c.strip()):
+        parts = urlsplit(chunk.strip())
+        try:
+            with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672),
+                                          timeout=timeout):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def queued_messages(config: dict[str, str]) -> int:

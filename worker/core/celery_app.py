@@ -41,7 +41,9 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, o
         "socket_connect_timeout": settings.io_timeout,
     }
     if fail_fast:
-        transport.update(max_retries=1, interval_start=0, interval_step=0.1, interval_max=0.1,
+        # (a RabbitMQ list: each URL tried once, within the connect timeout)
+        transport.update(max_retries=rabbit.failover_retries(settings.broker_url),
+                         interval_start=0, interval_step=0.1, interval_max=0.1,
                          connect_retries_timeout=settings.io_timeout)
         if settings.broker_url.startswith(("redis", "rediss", "unix", sentinel.SCHEME)):
             # a half-open broker connection must not hang a request thread (kombu's default
@@ -49,6 +51,10 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, o
             transport["socket_timeout"] = max(1.0, settings.io_timeout * 2)
     backend_transport: dict[str, object] = {}
     read_timeout = max(1.0, settings.io_timeout * 2)
+    if fail_fast and rabbit.is_amqp(settings.broker_url):
+        # a 202 means RabbitMQ took the message (a quorum queue: a majority of its nodes): a
+        # message written to a node as it dies answers 503 instead of vanishing unseen
+        transport["confirm_publish"] = True
     if sentinel.is_sentinel(settings.broker_url):
         transport.update(sentinel.transport_options(
             settings.sentinel_master, settings.sentinel_password, settings.io_timeout,
@@ -91,7 +97,7 @@ def delivery_options(settings: Settings) -> dict[str, object]:
     """When a worker takes a message and when it acks it: a run must not sit reserved by a busy
     worker while another is idle, and is never re-run (docs/guarantees.md#delivery-policy)."""
     if rabbit.is_amqp(settings.broker_url):
-        return rabbit.delivery_options()  # late ack, prefetch 1 per process
+        return rabbit.delivery_options(settings.queue_type)  # late ack, prefetch 1 per process
     return {
         # test runs are never re-run: ack early (when a pool process starts it), one at a time
         "task_acks_late": False,

@@ -1,4 +1,9 @@
-"""RabbitMQ as the broker: the part of the delivery policy that differs from Redis.
+"""RabbitMQ as the broker: kombu's failover list (`amqp://a;amqp://b;…`), quorum queues, and
+the part of the delivery policy that differs from Redis (docs/scaling.md says why).
+
+kombu splits a `;`-separated broker URL into alternates and, when a connection fails, moves on
+to the next one round robin — for the web's publishes, its readiness probe and a worker's
+consumer alike. Celery reads the whole string as `broker_url`, so a list needs nothing else.
 
 On Redis a worker takes a message only when a pool process is free (`worker_disable_prefetch`,
 which Celery applies to Redis only). On RabbitMQ the same promise — a busy worker reserves no
@@ -15,6 +20,8 @@ from urllib.parse import urlsplit
 
 SCHEMES = ("amqp", "amqps", "pyamqp")
 SEPARATOR = ";"
+#: TEST_RUN_QUEUE_TYPE's values (Celery's `task_default_queue_type`)
+QUEUE_TYPES = ("classic", "quorum")
 
 
 def urls(url: str) -> list[str]:
@@ -28,7 +35,7 @@ def is_amqp(url: str) -> bool:
     return bool(first) and urlsplit(first[0]).scheme in SCHEMES
 
 
-def delivery_options() -> dict[str, object]:
+def delivery_options(queue_type: str) -> dict[str, object]:
     """Celery settings of the delivery policy on RabbitMQ (worker/core/celery_app.py has the
     Redis one)."""
     return {
@@ -47,4 +54,12 @@ def delivery_options() -> dict[str, object]:
         # each ends (worker/runner/consumer.py): Celery's own reduction skips quorum queues
         # and is given back per ack, not per ended run
         "worker_enable_prefetch_count_reduction": False,
+        # declared by whichever side touches the queue first (web or worker): both must agree
+        "task_default_queue_type": queue_type,
     }
+
+
+def failover_retries(url: str) -> int:
+    """Connection retries for a fail-fast producer: enough to try every URL of the list once
+    (at least one retry, as for a single broker)."""
+    return max(1, len(urls(url)) - 1)

@@ -35,6 +35,7 @@ def create_worker_app(settings: Settings | None = None) -> WorkerCelery:
     settings = settings or Settings.from_env()
     app = cast(WorkerCelery, create_celery(settings, cls=WorkerCelery))
     app.stops = Stops(app.store)
+    app.conf.worker_consumer = consumer.PATH  # no native delayed delivery (quorum queues)
     app.steps["consumer"].add(consumer.PrefetchAfterReconnect)
     celeryd_after_setup.connect(_quiet_the_reconnect_warning, weak=False)
     tasks.register(app)

@@ -1,7 +1,14 @@
-"""The worker's consumer on RabbitMQ: an exact prefetch after a lost broker connection — so a
-busy worker reserves no waiting run, even then.
+"""The worker's consumer on RabbitMQ: Celery's own, less the native-delayed-delivery step, plus
+an exact prefetch after a lost broker connection — so a busy worker reserves no waiting run,
+even then.
 
-Runs ack late on RabbitMQ, so a worker's prefetch (one per pool
+**No delayed delivery.** Celery adds that step whenever a queue is a quorum queue: at every
+consumer (re)start it connects to every URL of the broker list, declares 28 `celery_delayed_*`
+queues and their exchanges, and retries a node that is down with growing sleeps (measured: 17 s
+with one of three nodes SIGKILLed) — all before the consumer takes its next message. It serves
+only ETA and countdown tasks, which test runs never are (a run starts now or expires).
+
+**After a reconnect.** Runs ack late on RabbitMQ, so a worker's prefetch (one per pool
 process) is used up by the runs it executes. When its broker connection drops (a node dies, a
 rolling restart) those runs keep executing, but their deliveries went back to the queue with the
 connection (the start check refuses them when they come round): the new connection's prefetch
@@ -22,13 +29,29 @@ from typing import Any
 
 from celery import bootsteps
 from celery.worker import state
+from celery.worker.consumer import Consumer
 
 from ..core.celery_app import TASK_NAME
 
 logger = logging.getLogger(__name__)
 
+DELAYED_DELIVERY_STEP = "celery.worker.consumer.delayed_delivery:DelayedDelivery"
 #: how often, after a reconnect, the worker looks whether runs from before it have ended
 POLL_S = 0.25
+
+
+class TestRunConsumer(Consumer):
+    """Celery's consumer without DelayedDelivery (`worker_consumer` names this class)."""
+
+    __test__ = False  # not a pytest class
+
+    class Blueprint(Consumer.Blueprint):
+        default_steps = [step for step in Consumer.Blueprint.default_steps
+                         if step != DELAYED_DELIVERY_STEP]
+
+
+#: the `worker_consumer` setting's value
+PATH = f"{__name__}:{TestRunConsumer.__name__}"
 
 
 class PrefetchAfterReconnect(bootsteps.StartStopStep):
