@@ -39,9 +39,11 @@ def test_a_list_is_split_and_each_node_tried_once_by_the_web():
     transport = config_for(CELERY_BROKER_URL=NODES)["broker_transport_options"]
     assert isinstance(transport, dict)
     assert transport["max_retries"] == 2  # three attempts: h1, h2, h3
+    assert transport["connect_retries_timeout"] == 1.5  # 0.5 s each
     assert transport["confirm_publish"] is True  # a 202 means RabbitMQ has the message
     single = config_for(CELERY_BROKER_URL="amqp://h1//")["broker_transport_options"]
     assert isinstance(single, dict) and single["max_retries"] == 1
+    assert single["connect_retries_timeout"] == 0.5
     redis = config_for()["broker_transport_options"]
     assert isinstance(redis, dict) and "confirm_publish" not in redis
 

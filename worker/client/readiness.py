@@ -89,9 +89,10 @@ class Readiness:
         if self._broker is None:
             self._broker = self.celery.connection_for_write()
         conn = self._broker
-        # every URL of a RabbitMQ list once, within the connect timeout
-        conn.ensure_connection(max_retries=rabbit.failover_retries(self.settings.broker_url),
-                               timeout=self.settings.io_timeout)
+        # every node of a RabbitMQ list once, each within the connect timeout
+        url = self.settings.broker_url
+        conn.ensure_connection(max_retries=rabbit.failover_retries(url),
+                               timeout=self.settings.io_timeout * rabbit.nodes(url))
         if conn.transport.driver_type == "redis":
             conn.default_channel.client.ping()
         else:

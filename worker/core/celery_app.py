@@ -41,10 +41,11 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, o
         "socket_connect_timeout": settings.io_timeout,
     }
     if fail_fast:
-        # (a RabbitMQ list: each URL tried once, within the connect timeout)
+        # (a RabbitMQ list: each node tried once, each within the connect timeout)
         transport.update(max_retries=rabbit.failover_retries(settings.broker_url),
                          interval_start=0, interval_step=0.1, interval_max=0.1,
-                         connect_retries_timeout=settings.io_timeout)
+                         connect_retries_timeout=settings.io_timeout
+                         * rabbit.nodes(settings.broker_url))
         if settings.broker_url.startswith(("redis", "rediss", "unix", sentinel.SCHEME)):
             # a half-open broker connection must not hang a request thread (kombu's default
             # is no timeout); the web only publishes, so no blocking BRPOP is cut short

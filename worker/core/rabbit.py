@@ -59,7 +59,12 @@ def delivery_options(queue_type: str) -> dict[str, object]:
     }
 
 
+def nodes(url: str) -> int:
+    """How many brokers a fail-fast client tries: each node of a RabbitMQ list, else one."""
+    return len(urls(url)) if is_amqp(url) else 1
+
+
 def failover_retries(url: str) -> int:
-    """Connection retries for a fail-fast producer: enough to try every URL of the list once
+    """Connection retries for a fail-fast client: enough to try every node of the list once
     (at least one retry, as for a single broker)."""
-    return max(1, len(urls(url)) - 1)
+    return max(1, nodes(url) - 1)
