@@ -13,11 +13,15 @@ TEST_AMQP_FULL=1 (set by `make soak`) runs every matrix test against RabbitMQ.""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from urllib.parse import urlsplit
 
 import redis
 from kombu import Connection
+
+from tests.support.procs import Worker, holds_throughout
+from worker.core.celery_app import TASK_NAME
 
 ALL = ("redis", "redis-broker", "amqp")
 DEFAULT = ALL
@@ -110,3 +114,27 @@ def queued_messages(config: dict[str, str]) -> int:
         return int(redis.Redis.from_url(url).llen(queue))
     with Connection(url) as conn:
         return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
+
+
+def on_rabbitmq(config: dict[str, str]) -> bool:
+    return config.get("CELERY_BROKER_URL", "").startswith("amqp")
+
+
+def received(worker: Worker, run_id: str) -> int:
+    """Deliveries of the run the worker took (its log's `received` lines)."""
+    return worker.log().count(f"{TASK_NAME}[{run_id}] received")
+
+
+def ignored(worker: Worker, run_id: str) -> int:
+    """Deliveries of the run its start check refused (Celery's `ignored` lines)."""
+    return worker.log().count(f"{TASK_NAME}[{run_id}] ignored")
+
+
+def assert_queue_stays_empty(config: dict[str, str], worker: Worker) -> None:
+    """Stop the worker (warm: the acks it has scheduled go out first; a SIGKILL a millisecond
+    after a run ended could beat its ack), then nothing may come back to the queue: a delivery
+    it left unacked is requeued the moment its connection closes (RabbitMQ)."""
+    worker.signal(signal.SIGTERM)
+    worker.wait_exit(30)
+    holds_throughout(lambda: queued_messages(config) == 0, 1.5,
+                     "an empty queue after the worker's connection closed")
