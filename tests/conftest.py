@@ -29,9 +29,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("broker", brokers.enabled(), indirect=True, scope="session")
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     """Say plainly which brokers the matrix runs, and why one is skipped."""
-    return brokers.header()
+    from tests.support import rabbit_cluster
+
+    cluster = ("3-node RabbitMQ cluster: "
+               + ("SKIPPED (TEST_BROKERS leaves out amqp)" if "amqp" not in brokers.enabled()
+                  else "started by tests/chaos/test_rabbit_cluster.py" if rabbit_cluster.installed()
+                  else "SKIPPED (no rabbitmq-server installed)"))
+    return [brokers.header(), cluster]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -177,6 +177,9 @@ def test_soak_mixed_outcomes_with_random_kills(config, redis_client):
 @pytest.mark.timeout(3600)
 def test_long_soak(config, redis_client):
     total = int(os.environ.get("LONG_SOAK_RUNS", "5000"))
+    # 250 runs a workflow: keep every record (the default cap, 200, deletes the oldest, and the
+    # soak reads them all at the end)
     config = dict(config, TEST_RUN_TIME_LIMIT="2", TEST_RUN_SOFT_TIME_LIMIT="1.5",
-                  TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL), TEST_RUN_QUEUE_TIMEOUT="20")
+                  TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL), TEST_RUN_QUEUE_TIMEOUT="20",
+                  TEST_RUN_MAX_RUNS_PER_WORKFLOW=str(total))
     soak(config, redis_client, total, seed=int(time.time()))

@@ -155,3 +155,34 @@ def test_reconcile_survives_idempotency_keys_that_look_like_indexes(idle_client,
     trigger(idle_client, "echo", headers={"Idempotency-Key": "x}:runs"})
     assert cli(config, "reconcile") == {"freed_slots": [], "settled_runs": [],
                                          "endings_handed_over": []}
+
+
+# -- alive -------------------------------------------------------------------------------------
+
+def cli_exit(config: dict[str, str], *args: str) -> tuple[int, Any]:
+    proc = subprocess.run([*MODULE, *args], env=base_env(config), cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_alive_is_a_workers_liveness_probe_that_never_blames_it_for_redis(config):
+    """0 while the worker advertises; 1 once its advertisement lapsed (it died) or for a name
+    never seen; 0 with `alive: null` when Redis cannot be read (no restart for an outage)."""
+    from devtools.redis_server import free_port
+    from tests.support.procs import Worker, wait_for
+
+    worker = Worker(config, concurrency=1).wait_ready()
+    try:
+        code, answer = wait_for(lambda: (lambda r: r if r[0] == 0 else None)(
+            cli_exit(config, "alive", worker.hostname)), 10, "the worker to advertise")
+        assert answer["alive"] is True and answer["expires_in_s"] > 0
+        assert cli_exit(config, "alive", "nobody@nowhere") == \
+            (1, {"hostname": "nobody@nowhere", "alive": False, "expires_in_s": None})
+        down = dict(config, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+        code, answer = cli_exit(down, "alive", worker.hostname)
+        assert code == 0 and answer["alive"] is None and "redis" in answer["why"]
+        worker.kill_group()  # no clean shutdown: the advertisement lapses with its TTL (3 s)
+        wait_for(lambda: cli_exit(config, "alive", worker.hostname)[0] == 1, 10,
+                 "the dead worker's advertisement to lapse")
+    finally:
+        worker.kill_group()

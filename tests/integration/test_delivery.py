@@ -1,10 +1,13 @@
 """No double runs, whatever the broker delivers: a run's message delivered again after the run
-ended, published twice while queued, or redelivered after its `expires` while the run executes
-— the task's start check lets exactly one delivery execute the body. Real prefork workers on
-the test's private queue."""
+ended, published twice while queued, redelivered after its `expires` while the run executes, or
+handed to another worker when the one running it died (RabbitMQ, late ack) — the task's start
+check lets exactly one delivery execute the body. Real prefork workers on the test's private
+queue."""
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,11 +21,17 @@ from tests.support.api import (
     wait_status,
     wait_terminal,
 )
-from tests.support.broker import queued_messages
+from tests.support.broker import (
+    assert_queue_stays_empty,
+    ignored,
+    on_rabbitmq,
+    queued_messages,
+    received,
+)
 from tests.support.procs import Worker, wait_for
 from web import create_app
 from worker.core.celery_app import TASK_NAME
-from worker.core.status import RunStatus
+from worker.core.status import ErrorType, RunStatus
 
 pytestmark = pytest.mark.broker_matrix
 
@@ -33,14 +42,6 @@ def publish_duplicate(app, config: dict[str, str], run_id: str, **options) -> No
         TASK_NAME, args=[run_id], task_id=run_id, queue=config["TEST_RUN_QUEUE"],
         ignore_result=True, **options,
     )
-
-
-def received(worker: Worker, run_id: str) -> int:
-    return worker.log().count(f"{TASK_NAME}[{run_id}] received")
-
-
-def ignored(worker: Worker, run_id: str) -> int:
-    return worker.log().count(f"{TASK_NAME}[{run_id}] ignored")
 
 
 def test_a_duplicate_delivered_after_the_run_ended_does_not_run_it_again(
@@ -121,4 +122,35 @@ def test_an_expired_duplicate_of_a_running_run_leaves_it_running(config, redis_c
     finally:
         worker.kill_group()
     assert [e["event"] for e in body_events(redis_client, config, rid)] == ["start", "end"]
+
+
+def test_a_run_whose_worker_dies_mid_run_never_executes_again(config, redis_client):
+    """The worker running a body dies with its pool (SIGKILL to the group). On RabbitMQ its
+    unacked delivery comes straight back and the idle worker takes it: the start check refuses
+    it (the run already started), so the body runs once and the run ends `lost` with its lease.
+    On Redis the message was acked when the run started, so nothing comes back at all."""
+    config = dict(config, TEST_RUN_TIME_LIMIT="60", TEST_RUN_SOFT_TIME_LIMIT="50")
+    client = create_app(config).test_client()
+    dying = Worker(config, concurrency=1).wait_ready()
+    spare = None
+    try:
+        rid = trigger(client, "probe", {"mode": "sleep", "seconds": 30})["run_id"]
+        wait_status(client, rid, RunStatus.RUNNING)
+        wait_for(lambda: body_events(redis_client, config, rid), 10, "the body to start")
+        spare = Worker(config, concurrency=1).wait_ready()
+        os.killpg(dying.pid, signal.SIGKILL)
+        if on_rabbitmq(config):
+            wait_for(lambda: ignored(spare, rid) == 1, 10, "the redelivery to be refused")
+        done = wait_terminal(client, rid, timeout=10)
+        assert done["status"] == RunStatus.LOST, done
+        assert done["error_type"] == ErrorType.HEARTBEAT_LOST
+        assert received(spare, rid) == (1 if on_rabbitmq(config) else 0)
+        assert [e["event"] for e in body_events(redis_client, config, rid)] == ["start"]
+        # the refused redelivery was acked, not left to come back again
+        assert_queue_stays_empty(config, spare)
+    finally:
+        dying.kill_group()
+        if spare is not None:
+            spare.kill_group()
+
 

@@ -13,11 +13,15 @@ TEST_AMQP_FULL=1 (set by `make soak`) runs every matrix test against RabbitMQ.""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from urllib.parse import urlsplit
 
 import redis
 from kombu import Connection
+
+from tests.support.procs import Worker, holds_throughout
+from worker.core.celery_app import TASK_NAME
 
 ALL = ("redis", "redis-broker", "amqp")
 DEFAULT = ALL
@@ -36,6 +40,9 @@ AMQP_SUBSET = frozenset({
     "test_worker_main_process_sigkill_frees_the_slot_within_the_heartbeat_ttl",
     "test_cold_shutdown_ends_the_run_and_frees_the_slot",
     "test_revoke_sent_while_no_worker_is_up_holds_when_one_starts",
+    "test_a_waiting_run_is_taken_by_the_idle_worker_not_reserved_by_the_busy_one",
+    "test_a_run_whose_worker_dies_mid_run_never_executes_again",
+    "test_every_ending_settles_its_delivery",
 })
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
@@ -89,13 +96,16 @@ def delete_queue(config: dict[str, str]) -> None:
 
 
 def answers(url: str, timeout: float = 0.5) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672),
-                                      timeout=timeout):
-            return True
-    except OSError:
-        return False
+    """True if a node of the URL (or of any URL in a `;`-separated list) accepts a connection."""
+    for chunk in (c for c in url.split(";") if c.strip()):
+        parts = urlsplit(chunk.strip())
+        try:
+            with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672),
+                                          timeout=timeout):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def queued_messages(config: dict[str, str]) -> int:
@@ -106,3 +116,27 @@ def queued_messages(config: dict[str, str]) -> int:
         return int(redis.Redis.from_url(url).llen(queue))
     with Connection(url) as conn:
         return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
+
+
+def on_rabbitmq(config: dict[str, str]) -> bool:
+    return config.get("CELERY_BROKER_URL", "").startswith("amqp")
+
+
+def received(worker: Worker, run_id: str) -> int:
+    """Deliveries of the run the worker took (its log's `received` lines)."""
+    return worker.log().count(f"{TASK_NAME}[{run_id}] received")
+
+
+def ignored(worker: Worker, run_id: str) -> int:
+    """Deliveries of the run its start check refused (Celery's `ignored` lines)."""
+    return worker.log().count(f"{TASK_NAME}[{run_id}] ignored")
+
+
+def assert_queue_stays_empty(config: dict[str, str], worker: Worker) -> None:
+    """Stop the worker (warm: the acks it has scheduled go out first; a SIGKILL a millisecond
+    after a run ended could beat its ack), then nothing may come back to the queue: a delivery
+    it left unacked is requeued the moment its connection closes (RabbitMQ)."""
+    worker.signal(signal.SIGTERM)
+    worker.wait_exit(30)
+    holds_throughout(lambda: queued_messages(config) == 0, 1.5,
+                     "an empty queue after the worker's connection closed")

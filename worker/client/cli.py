@@ -1,5 +1,6 @@
-"""Operator escape hatch: `testruns {list,release,reconcile,check}` (or `python -m worker …`).
-`list` shows the workers online (their advertisements) and the slots held.
+"""Operator escape hatch: `testruns {list,alive,release,reconcile,check}` (or `python -m worker
+…`). `list` shows the workers online (their advertisements) and the slots held; `alive <host>`
+is a worker's liveness probe (exit 1 only when Redis answers and its advertisement lapsed).
 
 This module parses the arguments and prints the answer as JSON; what each command does is in
 worker/client/operator.py. Not on any request path, so it may SCAN. `release` is recorded on
@@ -25,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="workers online, and slots held: holder, age, last "
                                 "heartbeat, lease left")
+    alive = sub.add_parser("alive", help="liveness probe: exit 1 if the worker's advertisement "
+                                         "lapsed (0 when Redis cannot tell)")
+    alive.add_argument("hostname", help="the worker's --hostname, e.g. worker1@host")
     release = sub.add_parser("release", help="force-free a workflow's slot (recorded)")
     release.add_argument("workflow_id")
     sub.add_parser("reconcile", help="free slots of ended runs; settle runs with no slot; "
@@ -39,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     hooks = webhooks.install(celery)
     if args.command == "list":
         result: Any = {"workers": operator.workers(store), "slots": operator.slots(store)}
+    elif args.command == "alive":
+        result = operator.alive(store, args.hostname)
     elif args.command == "release":
         result = operator.release(store, args.workflow_id)
     elif args.command == "reconcile":
@@ -47,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         result = operator.check(store)
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
-    return 1 if args.command == "check" and not result["ok"] else 0
+    failed = (args.command == "check" and not result["ok"]) or \
+        (args.command == "alive" and result["alive"] is False)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

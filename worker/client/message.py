@@ -7,13 +7,17 @@ is not out). The message must then be exactly what `send_task` would have pushed
 would read it differently. So it is built with Celery's and kombu's own code:
 
 - Celery's `app.amqp.create_task_message` (protocol 2: headers, properties, body), called with
-  the arguments `TestRunService._publish` gives `send_task`; the parts that do not depend on
-  the run are taken from it once per process, the rest (ids, `argsrepr`, `expires`) is set per
-  run as Celery sets it;
+  the arguments `publish` below gives `send_task`; the parts that do not depend on the run are
+  taken from it once per process, the rest (ids, `argsrepr`, `expires`) is set per run as
+  Celery sets it;
 - kombu's producer and Redis channel steps: the JSON serializer (`kombu.serialization`), the
   envelope of `Channel.prepare_message`, the base64 body encoding and `delivery_info` /
   `delivery_tag` of `Channel._inplace_augment_message`, the priority list name of
   `Channel._q_for_pri`, and kombu's JSON for what `Channel._put` LPUSHes.
+
+`publish` is the other path: kombu's own publish of the run, after the admit script (RabbitMQ,
+a broker elsewhere, a replace). On RabbitMQ the web publishes with confirms, so it returns once
+the broker has the message (a quorum queue: a majority of its nodes).
 
 tests/integration/test_message_contract.py captures what kombu itself pushes for the same run
 and compares field by field, so a Celery or kombu upgrade that changes the format fails there.
@@ -88,7 +92,7 @@ class MessageBuilder:
         self.app = app
         self._expires = timedelta(seconds=settings.queue_timeout)
         # Celery's own message for a placeholder run, called as send_task calls it for
-        # TestRunService._publish's arguments (protocol 2: headers, properties, body)
+        # publish()'s arguments below (protocol 2: headers, properties, body)
         headers, properties, body, _ = app.amqp.create_task_message(
             _PLACEHOLDER, TASK_NAME, [_PLACEHOLDER], None, None, None, None, None,
             settings.queue_timeout, 0, None, None, None, _PLACEHOLDER, settings.time_limit,
@@ -162,3 +166,20 @@ _SLOT_RE = re.compile(r'"<<(\w+)>>"')
 #: a string as JSON text, as json.dumps writes it (kombu's JSON is the standard library's for
 #: plain values)
 _quoted: Callable[[str], str] = encode_basestring_ascii
+
+
+def publish(celery: Celery, settings: Settings, run_id: str) -> None:
+    """Publish the run's task through kombu; raises whatever the publish raised."""
+    with celery.producer_or_acquire() as producer:
+        try:
+            celery.send_task(
+                TASK_NAME, args=[run_id], task_id=run_id, queue=settings.queue,
+                expires=settings.queue_timeout, time_limit=settings.time_limit,
+                soft_time_limit=settings.soft_time_limit, ignore_result=True, retry=False,
+                producer=producer, confirm_timeout=max(1.0, settings.io_timeout * 2),
+            )
+        except BaseException:
+            # a confirm that comes late would answer for the next publish on this channel:
+            # the next one starts on a fresh connection
+            producer.connection.collect()
+            raise

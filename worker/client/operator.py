@@ -1,5 +1,5 @@
 """The operator's view and repairs, for the CLI (worker/client/cli.py): the slots held, the
-workers online, a forced release, reconcile, the eviction check.
+workers online, one worker's liveness, a forced release, reconcile, the eviction check.
 
 Not on any request path, so it may SCAN: the scan over a prefix's keys (`workflows_with`) and
 the other operator reads (`run_ids`, `slot_ttl_ms`) live here, on the store's client, not in
@@ -83,6 +83,20 @@ def workers(store: RunStore) -> list[dict[str, Any]]:
             "expires_in_s": round(found.seconds_left, 1),
         })
     return sorted(out, key=lambda w: w["hostname"])
+
+
+def alive(store: RunStore, hostname: str) -> dict[str, Any]:
+    """A liveness probe for one worker: is its advertisement current (one script call, no
+    broker round trip)? `alive` is None when Redis cannot be read: an outage of Redis is not
+    the worker's fault, and a probe must not restart every worker for it."""
+    try:
+        found = {w.hostname: w for w in store.connection.scripts.workers.list(
+            store.keys, store.settings.queue)}
+    except Exception as exc:  # noqa: BLE001 - unreachable, timed out: cannot tell
+        return {"hostname": hostname, "alive": None, "why": f"redis: {type(exc).__name__}"}
+    worker = found.get(hostname)
+    return {"hostname": hostname, "alive": worker is not None,
+            "expires_in_s": round(worker.seconds_left, 1) if worker else None}
 
 
 def release(store: RunStore, workflow_id: str) -> dict[str, Any]:

@@ -7,7 +7,8 @@ check in flight and share its answer). A check is one Redis PING on the store's 
 connection, and for the broker: nothing more when it is the same Redis (CELERY_BROKER_URL ==
 REDIS_URL: the PING answered for it), else one liveness probe on a broker connection this
 process keeps open between checks (a PING for a Redis broker, a heartbeat frame for AMQP),
-reconnected only after it failed.
+reconnected only after it failed — at once, so a RabbitMQ node lost under it fails over to the
+next URL of the list within the same check.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from celery import Celery
 
+from ..core import rabbit
 from ..core.errors import Dependency
 from ..core.settings import Settings
 from ..core.store import RunStore
@@ -64,20 +66,37 @@ class Readiness:
             return UNREACHABLE
 
     def _broker_state(self) -> str:
+        kept = self._broker is not None
         try:
-            if self._broker is None:
-                self._broker = self.celery.connection_for_write()
-            conn = self._broker
-            conn.ensure_connection(max_retries=1, timeout=self.settings.io_timeout)
-            if conn.transport.driver_type == "redis":
-                conn.default_channel.client.ping()
-            else:
-                conn.connection.send_heartbeat()
+            self._probe_broker()
             return OK
         except Exception as exc:  # noqa: BLE001
-            logger.warning("readiness: broker unreachable: %s: %s", type(exc).__name__, exc)
+            failure = exc
             self._drop_broker()
-            return UNREACHABLE
+        if kept:
+            # the kept connection died (e.g. its RabbitMQ node did): a fresh one, which fails
+            # over through a URL list, says whether the broker is still there
+            try:
+                self._probe_broker()
+                return OK
+            except Exception as exc:  # noqa: BLE001
+                failure = exc
+                self._drop_broker()
+        logger.warning("readiness: broker unreachable: %s: %s", type(failure).__name__, failure)
+        return UNREACHABLE
+
+    def _probe_broker(self) -> None:
+        if self._broker is None:
+            self._broker = self.celery.connection_for_write()
+        conn = self._broker
+        # every node of a RabbitMQ list once, each within the connect timeout
+        url = self.settings.broker_url
+        conn.ensure_connection(max_retries=rabbit.failover_retries(url),
+                               timeout=self.settings.io_timeout * rabbit.nodes(url))
+        if conn.transport.driver_type == "redis":
+            conn.default_channel.client.ping()
+        else:
+            conn.connection.send_heartbeat()
 
     def _drop_broker(self) -> None:
         conn, self._broker = self._broker, None

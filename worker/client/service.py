@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import workflows
 from ..core import gauges, webhooks
-from ..core.celery_app import TASK_NAME, TestRunCelery
+from ..core.celery_app import TestRunCelery
 from ..core.errors import (
     Dependency,
     Forbidden,
@@ -224,14 +224,8 @@ class TestRunService:
         return builder.queue_key, builder.build(run_id)
 
     def _publish(self, admission: Admitted) -> None:
-        settings = self.settings
         try:
-            self.celery.send_task(
-                TASK_NAME, args=[admission.run_id], task_id=admission.run_id,
-                queue=settings.queue, expires=settings.queue_timeout,
-                time_limit=settings.time_limit, soft_time_limit=settings.soft_time_limit,
-                ignore_result=True, retry=False,
-            )
+            message.publish(self.celery, self.settings, admission.run_id)
         except BaseException as exc:
             unwound = self._unwind(admission.run_id, exc)
             if not isinstance(exc, Exception):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from celery import Celery
 
 from .. import workflows
-from . import sentinel
+from . import rabbit, sentinel
 from .settings import Settings
 from .store import RunStore
 
@@ -43,14 +43,21 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, o
         "socket_connect_timeout": settings.io_timeout,
     }
     if fail_fast:
-        transport.update(max_retries=1, interval_start=0, interval_step=0.1, interval_max=0.1,
-                         connect_retries_timeout=settings.io_timeout)
+        # (a RabbitMQ list: each node tried once, each within the connect timeout)
+        transport.update(max_retries=rabbit.failover_retries(settings.broker_url),
+                         interval_start=0, interval_step=0.1, interval_max=0.1,
+                         connect_retries_timeout=settings.io_timeout
+                         * rabbit.nodes(settings.broker_url))
         if settings.broker_url.startswith(("redis", "rediss", "unix", sentinel.SCHEME)):
             # a half-open broker connection must not hang a request thread (kombu's default
             # is no timeout); the web only publishes, so no blocking BRPOP is cut short
             transport["socket_timeout"] = max(1.0, settings.io_timeout * 2)
     backend_transport: dict[str, object] = {}
     read_timeout = max(1.0, settings.io_timeout * 2)
+    if fail_fast and rabbit.is_amqp(settings.broker_url):
+        # a 202 means RabbitMQ took the message (a quorum queue: a majority of its nodes): a
+        # message written to a node as it dies answers 503 instead of vanishing unseen
+        transport["confirm_publish"] = True
     if sentinel.is_sentinel(settings.broker_url):
         transport.update(sentinel.transport_options(
             settings.sentinel_master, settings.sentinel_password, settings.io_timeout,
@@ -74,17 +81,7 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, o
                         WEBHOOK_TASK: {"queue": settings.webhook_queue}},
         "task_time_limit": settings.time_limit,
         "task_soft_time_limit": settings.soft_time_limit,
-        # test runs are never re-run: ack early, take one message at a time
-        "task_acks_late": False,
-        "task_reject_on_worker_lost": False,
-        "worker_prefetch_multiplier": 1,
-        # take a message only when a pool process is free: a run must not sit reserved by a
-        # busy worker (or die with it, unacked until visibility_timeout) while another worker
-        # is idle. Redis broker only; RabbitMQ redelivers a dead consumer's messages at once.
-        "worker_disable_prefetch": True,
-        # Celery 6's default, stated now: it only cancels acks_late tasks (ours ack early, so a
-        # broker outage never stops a running run) and it silences a warning on every reconnect
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        **delivery_options(settings),
         # Flower sees runs once a worker receives them; a task-sent event would cost every
         # admission a third Redis command (PUBLISH), so it is off
         "worker_send_task_events": True,
@@ -97,6 +94,25 @@ def celery_config(settings: Settings, *, fail_fast: bool = False) -> dict[str, o
         "result_backend_transport_options": backend_transport,
         "worker_hijack_root_logger": True,
         "worker_redirect_stdouts": False,
+    }
+
+
+def delivery_options(settings: Settings) -> dict[str, object]:
+    """When a worker takes a message and when it acks it: a run must not sit reserved by a busy
+    worker while another is idle, and is never re-run (docs/guarantees.md#delivery-policy)."""
+    if rabbit.is_amqp(settings.broker_url):
+        return rabbit.delivery_options(settings.queue_type)  # late ack, prefetch 1 per process
+    return {
+        # test runs are never re-run: ack early (when a pool process starts it), one at a time
+        "task_acks_late": False,
+        "task_reject_on_worker_lost": False,
+        "worker_prefetch_multiplier": 1,
+        # take a message only when a pool process is free (or die with it, unacked until
+        # visibility_timeout) — Celery applies this to Redis brokers only
+        "worker_disable_prefetch": True,
+        # Celery 6's default, stated now: it only cancels acks_late tasks (none on Redis, so a
+        # broker outage never stops a running run) and it silences a warning on every reconnect
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
     }
 
 

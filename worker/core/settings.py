@@ -23,6 +23,7 @@ from limits import RateLimitItem
 
 from .errors import SettingsError
 from .keys import PREFIX_FORBIDDEN
+from .rabbit import QUEUE_TYPES, is_amqp, urls
 from .scopes import Token, parse_tokens
 from .sentinel import is_sentinel, safe_url, sentinels_of
 
@@ -55,6 +56,10 @@ class Settings:
     #: REDIS_URL — broker and result backend unless overridden; slots and run records live here.
     redis_url: str = _env("REDIS_URL", DEFAULT_REDIS_URL)
     #: CELERY_BROKER_URL — the broker; RabbitMQ (`amqp://…`) works too, tracking stays in Redis.
+    #: A RabbitMQ cluster is kombu's failover list, `amqp://u:pw@h1:5672//;amqp://u:pw@h2:5672//;…`
+    #: (every URL `amqp://`/`amqps://`): a connection that fails moves on to the next node, for
+    #: the web's publishes, its readiness check and the workers alike (see
+    #: [scaling.md](scaling.md#the-broker-rabbitmq)).
     broker_url: str = _env("CELERY_BROKER_URL", DEFAULT_REDIS_URL, shown="`REDIS_URL`")
     #: CELERY_RESULT_BACKEND — must be Redis (`redis://`, `rediss://`, `unix://`, `sentinel://`):
     #: slots and run records are kept in it; anything else is refused at start with a message
@@ -136,6 +141,12 @@ class Settings:
     stream_keepalive: float = _env("TEST_RUN_STREAM_KEEPALIVE", 15.0)
     #: TEST_RUN_QUEUE — the Celery queue test runs are published to and consumed from.
     queue: str = _env("TEST_RUN_QUEUE", "testruns")
+    #: TEST_RUN_QUEUE_TYPE — `classic` or `quorum`: the RabbitMQ queue type TEST_RUN_QUEUE is
+    #: declared with. A quorum queue is replicated across a cluster's nodes and confirms a
+    #: message once a majority has it, so losing a node (its leader too) loses none. RabbitMQ
+    #: only; every process must agree, and a queue's type is fixed when it is first declared
+    #: (changing it needs a new queue name). See [scaling.md](scaling.md#quorum-queues-or-classic).
+    queue_type: str = _env("TEST_RUN_QUEUE_TYPE", "classic")
     #: TEST_RUN_KEY_PREFIX — prefix of every Redis key this service writes (Celery's and
     #: kombu's own keys keep their names: the queue `TEST_RUN_QUEUE`, `_kombu.binding.*`,
     #: `celery-task-meta-<run_id>` for revoked runs).
@@ -284,6 +295,7 @@ class Settings:
                     raise SettingsError(
                         "REDIS_SENTINEL_MASTER",
                         f"must name the master when {variable} is a sentinel:// URL")
+        _check_broker(str(values["broker_url"]), values)
         prefix = values.get("key_prefix", cls.key_prefix)
         if set(prefix) & PREFIX_FORBIDDEN or any(c.isspace() for c in prefix):
             raise SettingsError(
@@ -334,6 +346,21 @@ def _check_webhooks(values: dict[str, Any]) -> None:
             raise SettingsError("WEBHOOK_URL", "must be an http:// or https:// URL")
         if secret is None:
             raise SettingsError("WEBHOOK_URL", "needs WEBHOOK_SECRET to sign what it sends")
+
+
+def _check_broker(broker_url: str, values: dict[str, Any]) -> None:
+    """A RabbitMQ failover list names only RabbitMQ nodes; a quorum queue needs RabbitMQ."""
+    if is_amqp(broker_url) and not all(is_amqp(url) for url in urls(broker_url)):
+        raise SettingsError("CELERY_BROKER_URL", "a `;`-separated RabbitMQ list must name only "
+                            f"amqp:// or amqps:// URLs, got {safe_url(broker_url)!r}")
+    queue_type = str(values.get("queue_type", Settings.queue_type)).lower()
+    if queue_type not in QUEUE_TYPES:
+        raise SettingsError("TEST_RUN_QUEUE_TYPE", f"must be one of {', '.join(QUEUE_TYPES)}, "
+                            f"got {queue_type!r}")
+    if queue_type != "classic" and not is_amqp(broker_url):
+        raise SettingsError("TEST_RUN_QUEUE_TYPE", f"{queue_type} queues need a RabbitMQ "
+                            f"broker (amqp://), got {safe_url(broker_url)!r}")
+    values["queue_type"] = queue_type
 
 
 def rate_limit(raw: str) -> RateLimitItem:

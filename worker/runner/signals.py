@@ -107,7 +107,8 @@ def on_revoked(sender: Any = None, request: Any = None, terminated: bool = False
 
 def on_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
     """A cold shutdown (SIGQUIT) sends task_retry for the run it interrupts; nothing re-runs
-    it (early ack), so this is its end."""
+    it (on RabbitMQ its unacked delivery comes back, and the start check refuses it), so this
+    is its end."""
     store = _store(sender)
     if store is not None:
         _finish(store, getattr(request, "id", None), RunStatus.FAILED,

@@ -62,8 +62,9 @@ def check_result(workflow_id: str, result: Any, settings: Settings) -> None:
 
 
 def register(app: Celery) -> None:
-    # shared=False: each app gets its own task, not every app created after it in the process
-    @app.task(name=TASK_NAME, bind=True, shared=False, acks_late=False, max_retries=0,
+    # shared=False: each app gets its own task, not every app created after it in the process;
+    # acks_late comes from the app's delivery policy (late on RabbitMQ, early on Redis)
+    @app.task(name=TASK_NAME, bind=True, shared=False, max_retries=0,
               ignore_result=True, typing=False)
     def run_test(self: Task, run_id: str) -> Any:
         return execute(self, run_id)
