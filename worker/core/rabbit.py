@@ -56,6 +56,10 @@ def delivery_options(queue_type: str) -> dict[str, object]:
         "worker_enable_prefetch_count_reduction": False,
         # declared by whichever side touches the queue first (web or worker): both must agree
         "task_default_queue_type": queue_type,
+        # …and every other queue we route to (the webhooks' queue) is of the same type: a
+        # classic queue lives on one node, and a worker that cannot declare it while that node
+        # is down stops consuming the runs' queue too
+        "task_create_missing_queue_type": queue_type,
     }
 
 
