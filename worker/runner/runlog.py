@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING
+
+from ..core.errors import REDIS_OUTAGES
 
 if TYPE_CHECKING:  # the store is only handed through the log record
     from ..core.store import RunStore
@@ -27,8 +30,32 @@ class RunLogHandler(logging.Handler):
             return
         try:
             store.append_log(run_id, self.format(record))
-        except Exception:  # noqa: BLE001
+            if run_id in _dropping:  # Redis is back: a later outage warns again
+                _dropping.discard(run_id)
+        except REDIS_OUTAGES as exc:
+            # Redis away (restarting, a partition): the line is lost, the run goes on. One line
+            # in the worker's log, not a traceback per log line (a workflow that logs every
+            # second would print one each second until Redis is back)
+            _warn_dropped(run_id, exc)
+        except Exception:  # noqa: BLE001 - a bug of ours: logging prints its traceback
             self.handleError(record)
+
+
+_dropped_lock = threading.Lock()
+#: runs whose lines are being dropped now (a warning was printed; cleared when one gets through)
+_dropping: set[str] = set()
+
+
+def _warn_dropped(run_id: str, exc: BaseException) -> None:
+    with _dropped_lock:
+        if run_id in _dropping:
+            return
+        _dropping.add(run_id)
+        if len(_dropping) > 1000:  # a bound, not a record: the warning may come again
+            _dropping.clear()
+    logging.getLogger(__name__).warning(
+        "test run %s: its log lines are dropped while Redis does not answer (%s: %s)",
+        run_id, type(exc).__name__, exc)
 
 
 class UTCFormatter(logging.Formatter):
