@@ -36,6 +36,7 @@ AMQP_SUBSET = frozenset({
     "test_worker_main_process_sigkill_frees_the_slot_within_the_heartbeat_ttl",
     "test_cold_shutdown_ends_the_run_and_frees_the_slot",
     "test_revoke_sent_while_no_worker_is_up_holds_when_one_starts",
+    "test_sigterm_drains_then_stops_running_runs_and_leaves_queued_ones_to_the_next_worker",
 })
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
