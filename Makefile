@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # flowerconfig.py and the Procfile. Flower's password has no default: `make run` creates a
 # random one per checkout in .flower-auth (git-ignored) and prints it.
 
-.PHONY: run test prove soak bench lint install lock clean browser mutations docs
+.PHONY: run test prove soak bench lint install lock clean browser prometheus mutations docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ run: install
 	@$(BIN)/python -m devtools.banner
 	$(BIN)/python -m devtools.with_redis -- $(BIN)/honcho start
 
-test: install browser
+test: install browser prometheus
 	$(BIN)/python -m devtools.with_redis -- $(BIN)/python -m pytest -m "not soak" $(PYTEST_ARGS)
 
 # The browser tests drive Debian's chromium (Playwright's own browser download fails here, so
@@ -46,6 +46,16 @@ browser:
 	  { echo "make: installing chromium for the browser tests" >&2; apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "make: no chromium and not root: the browser tests will skip" >&2; }
+
+# The alert rules' tests (promtool check/test rules) and the real-Prometheus test need Debian's
+# `prometheus` package (it brings promtool); installed when missing and we may (root), without
+# its recommends, else they skip and say so.
+prometheus:
+	@command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  { echo "make: installing prometheus (promtool) for the alert rules' tests" >&2; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus >/dev/null; } || \
+	  echo "make: no promtool and not root: the alert rules' tests will skip" >&2; }
 
 # The contract fuzzed longer than `make test` does (schemathesis, examples per route), and
 # the model-based tests (tests/model/) with ten times the examples of `make test`.
