@@ -162,8 +162,22 @@ class MetricsHooks(LifecycleHooks):
 HOOKS = MetricsHooks()
 
 
+#: the endings an alert counts (deploy/prometheus/alerts.yml: runs that died without an
+#: outcome), created at 0 for each registered workflow: Prometheus' rate() and increase() see
+#: a series only from its second sample, so a counter born at 1 would hide its first run
+ALERTED_ENDINGS = ((RunStatus.LOST, ErrorType.HEARTBEAT_LOST),
+                   (RunStatus.FAILED, ErrorType.WORKER_LOST))
+
+
 def subscribe() -> None:
+    """Count this process's lifecycle (once per process), starting the alerted endings at 0."""
+    from .. import workflows  # loaded by now: the app that subscribes has loaded them
+
     lifecycle.subscribe(HOOKS)
+    finished = metrics().finished
+    for workflow in workflows.all_workflows():
+        for status, error_type in ALERTED_ENDINGS:
+            finished.labels(workflow.id, status.value, error_type.value)
 
 
 class _Local(Collector):
