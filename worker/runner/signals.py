@@ -17,6 +17,7 @@ from ..core.celery_app import TASK_NAME
 from ..core.status import ErrorType, ReleaseReason, RunStatus
 from ..core.store import RunStore
 from .outcomes import classify
+from .revokes import end_revoked
 from .stops import StopKind, Stops
 
 logger = logging.getLogger(__name__)
@@ -111,13 +112,18 @@ def on_revoked(sender: Any = None, request: Any = None, terminated: bool = False
         _finish(store, run_id, RunStatus.EXPIRED, error_type=ErrorType.QUEUE_TIMEOUT,
                 error="waited longer than the queue timeout for a worker",
                 reason=ReleaseReason.EXPIRED, only_if_queued=True)
-    else:
-        # cancel already recorded this (and freed the slot) before it revoked; this covers a
-        # revoke sent by someone else, e.g. from Flower. Without terminate, a running body
-        # goes on, so only a queued run (or a killed process) ends as cancelled.
+    elif terminated:
+        # a revoke with terminate sent by someone else (the service's cancel records the end
+        # itself and never revokes): its process was killed, so the run ends here
         _finish(store, run_id, RunStatus.CANCELLED, error_type=ErrorType.CANCELLED,
-                error="revoked" + (" while running" if terminated else " while queued"),
-                reason=ReleaseReason.CANCELLED, only_if_queued=not terminated)
+                error="revoked while running", reason=ReleaseReason.CANCELLED)
+    elif run_id:
+        # a queued run revoked from outside (Flower) whose message a worker discarded: the
+        # same answer as the heartbeat's sweep gives it (worker/runner/revokes.py)
+        try:
+            end_revoked(store, run_id)
+        except Exception:  # noqa: BLE001 - never crash the worker; the lease is the backstop
+            logger.exception("could not record the revoke of test run %s", run_id)
 
 
 def on_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
