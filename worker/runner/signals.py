@@ -49,18 +49,14 @@ def on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
 
 
 def _stopped(sender: Any, store: RunStore, run_id: str | None,
-             exception: BaseException | None = None, *,
-             kinds: frozenset[StopKind] = frozenset(StopKind)) -> bool:
+             exception: BaseException | None = None) -> bool:
     """Record the end of a run whose process this worker stopped itself (worker/runner/
     stops.py says why: fenced → lost; on request → cancelled; its drain ran out at a
-    shutdown → cancelled, worker_shutdown); True if it did. Only a stop of one of `kinds` is
-    taken. A hard time limit's hung process is killed there first, then classified as usual
-    (False)."""
+    shutdown → cancelled, worker_shutdown); True if it did. A kill surfaces as a lost worker
+    or as a revoke (terminated): both ask. A hard time limit's hung process is killed there
+    first, then classified as usual (False)."""
     stops: Stops | None = getattr(sender.app, "stops", None)
     if stops is None:
-        return False
-    found = stops.peek(run_id or "")
-    if found is not None and found.kind not in kinds:
         return False
     stop = stops.take(run_id, exception)
     if stop is None or stop.kind is StopKind.TIME_LIMIT:
@@ -79,11 +75,6 @@ def _stopped(sender: Any, store: RunStore, run_id: str | None,
         _finish(store, run_id, RunStatus.CANCELLED, error_type=ErrorType.CANCELLED,
                 error=stop.why, reason=ReleaseReason.CANCELLED)
     return True
-
-
-#: the stops a revoke (a process the pool terminated) records itself; a stop on request
-#: leaves it to the revoke's own branch, which records the same cancel
-_REVOKE_STOPS = frozenset({StopKind.FENCED, StopKind.SHUTDOWN})
 
 
 def on_failure(sender: Any = None, task_id: str | None = None,
@@ -105,7 +96,7 @@ def on_revoked(sender: Any = None, request: Any = None, terminated: bool = False
     if store is None:
         return
     run_id = getattr(request, "id", None) or getattr(request, "task_id", None)
-    if _stopped(sender, store, run_id, kinds=_REVOKE_STOPS):
+    if _stopped(sender, store, run_id):
         return
     if expired:
         # only a run still queued expires: this may be a late duplicate of a started run
