@@ -46,7 +46,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OWNED_ENV = "TESTRUNS_METRICS_DIR_OWNED"
 
 RUN_SECONDS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200)
-WAIT_SECONDS = (0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+#: finer around 150 s, half the default queue timeout (TestRunQueueWaitHigh's threshold)
+WAIT_SECONDS = (0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 150, 180, 240, 300)
 
 
 def prepare_multiprocess(kind: str) -> str:
