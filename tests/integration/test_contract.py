@@ -78,7 +78,7 @@ def test_every_answer_is_declared_and_none_is_a_5xx(api_schema, label, mode):
         response = case.call(timeout=10)
         if response.status_code == 414 and request_line(response.request) > REQUEST_LINE_LIMIT:
             reject()  # gunicorn's own answer: the app never saw it (below)
-        case.validate_response(response, checks=CHECKS, transport_kwargs={"timeout": 10})
+        case.validate_response(response, checks=CHECKS, transport_kwargs=dict(timeout=10))
 
     check()
 
