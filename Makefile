@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # flowerconfig.py and the Procfile. Flower's password has no default: `make run` creates a
 # random one per checkout in .flower-auth (git-ignored) and prints it.
 
-.PHONY: run test prove soak bench lint install lock clean browser nginx mutations docs
+.PHONY: run test prove soak bench lint install lock clean browser nginx prometheus mutations docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,7 @@ run: install nginx
 # serial, 2.0 min with 3 processes, on 2 cores). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 3
 
-test: install browser nginx
+test: install browser nginx prometheus
 	$(BIN)/python -m devtools.with_redis -- $(BIN)/python -m pytest -m "not soak" \
 	  -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
@@ -52,6 +52,16 @@ browser:
 	  { echo "make: installing chromium for the browser tests" >&2; apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "make: no chromium and not root: the browser tests will skip" >&2; }
+
+# The alert rules' tests (promtool check/test rules) and the real-Prometheus test need Debian's
+# `prometheus` package (it brings promtool); installed when missing and we may (root), without
+# its recommends, else they skip and say so.
+prometheus:
+	@command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  { echo "make: installing prometheus (promtool) for the alert rules' tests" >&2; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus >/dev/null; } || \
+	  echo "make: no promtool and not root: the alert rules' tests will skip" >&2; }
 
 # The web's front is Debian's nginx (web/front.py, the Procfile's web line): installed when
 # missing and we may (root), as chromium is; else `make run` says what to install and the

@@ -44,6 +44,8 @@ class WebMetrics:
         r = worker_metrics.metrics().registry
         self.unavailable = Counter("testrun_unavailable", "Answers 503, by what was unreachable "
                                    "(redis, broker) or too_many_streams", ["what"], registry=r)
+        for what in ("redis", "broker"):  # at 0: an alert's rate() sees the first 503
+            self.unavailable.labels(what)
         self.latency = Histogram("testrun_http_request_duration_seconds", "Request latency by "
                                  "route (its pattern), method and status",
                                  ["route", "method", "status"], registry=r)

@@ -1,7 +1,9 @@
 """Soak: many runs over 20 workflows with mixed outcomes (succeed, fail, sleep,
 hang, cancel) while worker processes are killed at random. At the end every run is terminal,
 no slot is held, and no workflow ever had two runs executing at once — checked against the
-times the workflow bodies themselves recorded and the times this test killed processes.
+times the workflow bodies themselves recorded and the times this test killed processes. Each run
+is judged by its record as first read terminal: past TEST_RUN_MAX_RUNS_PER_WORKFLOW runs of a
+workflow the oldest records are deleted, and the check is that exactly those are gone.
 
 `make test` runs SOAK_RUNS (default 500; 300 on another broker); `make soak` runs 5,000."""
 
@@ -18,6 +20,7 @@ import pytest
 from tests.support.api import body_events, ts
 from tests.support.procs import Worker, alive, wait_for
 from web import create_app
+from worker.core.settings import Settings
 from worker.core.status import TERMINAL, RunStatus
 
 pytestmark = pytest.mark.broker_matrix
@@ -80,6 +83,8 @@ def soak(config: dict[str, str], redis_client, total: int, seed: int) -> None:
     in_flight: dict[str, str] = {}     # workflow → its current run
     cancels: dict[str, float] = {}    # run → when to cancel it
     admitted: list[str] = []
+    # each run's record as first read terminal: the record cap may delete it later
+    ended: dict[str, dict] = {}
     conflicts = 0
     started = time.monotonic()
     next_strike = started + rng.uniform(1, 3)
@@ -92,6 +97,7 @@ def soak(config: dict[str, str], redis_client, total: int, seed: int) -> None:
                 if rid:
                     run = client.get(f"/api/test-runs/{rid}").get_json()
                     if run["status"] in TERMINAL:
+                        ended[rid] = run
                         del in_flight[wf]
                     elif rid in cancels and time.monotonic() >= cancels.pop(rid):
                         assert client.post(f"/api/test-runs/{rid}/cancel").status_code in (
@@ -118,10 +124,11 @@ def soak(config: dict[str, str], redis_client, total: int, seed: int) -> None:
             time.sleep(0.01)  # pacing of the driver loop, not synchronisation
         elapsed = time.monotonic() - started
 
-        runs = [client.get(f"/api/test-runs/{rid}").get_json() for rid in admitted]
+        runs = [ended[rid] for rid in admitted]
         statuses = Counter(r["status"] for r in runs)
+        trimmed = check_record_cap(client, admitted, ended, config)
         print(f"\nsoak: {total} runs in {elapsed:.1f}s, {statuses}, kills {dict(killer.kills)}, "
-              f"409s while catching up {conflicts}")
+              f"409s while catching up {conflicts}, records trimmed by the cap {trimmed}")
         assert all(r["status"] in TERMINAL for r in runs)
         for wf in WORKFLOWS:
             assert client.get(f"/api/workflows/{wf}").get_json()["active_run_id"] is None
@@ -131,6 +138,26 @@ def soak(config: dict[str, str], redis_client, total: int, seed: int) -> None:
         check_no_overlap(runs, body_events(redis_client, config), killer.died_at)
     finally:
         killer.close()
+
+
+def check_record_cap(client, admitted: list[str], ended: dict[str, dict],
+                     config: dict[str, str]) -> int:
+    """TEST_RUN_MAX_RUNS_PER_WORKFLOW keeps each workflow's newest runs: those still read as
+    the terminal record first seen, the older ones are gone (404). How many were trimmed."""
+    cap = Settings.from_env(overrides=config).max_runs_per_workflow
+    by_workflow: dict[str, list[str]] = defaultdict(list)
+    for rid in admitted:  # one run at a time per workflow: admission order is index order
+        by_workflow[ended[rid]["workflow_id"]].append(rid)
+    trimmed = 0
+    for rids in by_workflow.values():
+        gone, kept = rids[:-cap], rids[-cap:]
+        for rid in gone:
+            assert client.get(f"/api/test-runs/{rid}").status_code == 404, rid
+        for rid in kept:
+            now = client.get(f"/api/test-runs/{rid}").get_json()
+            assert now["status"] == ended[rid]["status"] in TERMINAL, (now, ended[rid])
+        trimmed += len(gone)
+    return trimmed
 
 
 def check_no_overlap(runs: list[dict], events: list[dict], died_at: dict[int, float]) -> None:
@@ -177,9 +204,6 @@ def test_soak_mixed_outcomes_with_random_kills(config, redis_client):
 @pytest.mark.timeout(3600)
 def test_long_soak(config, redis_client):
     total = int(os.environ.get("LONG_SOAK_RUNS", "5000"))
-    # 250 runs a workflow: keep every record (the default cap, 200, deletes the oldest, and the
-    # soak reads them all at the end)
     config = dict(config, TEST_RUN_TIME_LIMIT="2", TEST_RUN_SOFT_TIME_LIMIT="1.5",
-                  TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL), TEST_RUN_QUEUE_TIMEOUT="20",
-                  TEST_RUN_MAX_RUNS_PER_WORKFLOW=str(total))
+                  TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL), TEST_RUN_QUEUE_TIMEOUT="20")
     soak(config, redis_client, total, seed=int(time.time()))

@@ -46,7 +46,7 @@ def test_ten_thousand_replace_triggers_leave_at_most_the_cap(config, redis_clien
 
         def queued(script_keys, args, client=None, pipe=pipe):
             real_call(script_keys, args, pipe)
-            return [lua.AdmitReply.ADMITTED, args[0], "", "", "0"]  # read back below instead
+            return [lua.AdmitReply.ADMITTED, args[0], "", "", "0", ""]  # read back below
 
         monkeypatch.setattr(admit, "_call", queued)
         for _ in range(1000):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -60,6 +60,17 @@ CASES = [(label, GenerationMode.POSITIVE) for label in OPERATIONS] + [
     (label, GenerationMode.NEGATIVE) for label in NEGATABLE]
 
 
+#: gunicorn's `limit_request_line` (its default, which gunicorn.conf.py keeps): a longer request
+#: line — 1,000 examples a route (`make prove`) do make a query string of over 4 KB — is answered
+#: 414 by gunicorn itself before the app sees it, a limit of the transport, not of the API
+REQUEST_LINE_LIMIT = 4094
+
+
+def request_line(request) -> int:
+    """The length of `METHOD /path?query HTTP/1.1` as sent."""
+    return len(f"{request.method} {request.path_url} HTTP/1.1")
+
+
 @pytest.mark.parametrize("label, mode", CASES)
 def test_every_answer_is_declared_and_none_is_a_5xx(api_schema, label, mode):
     operation = operations(api_schema)[label]
@@ -68,7 +79,10 @@ def test_every_answer_is_declared_and_none_is_a_5xx(api_schema, label, mode):
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     def check(case) -> None:
-        case.call_and_validate(checks=CHECKS, timeout=10)
+        response = case.call(timeout=10)
+        if response.status_code == 414 and request_line(response.request) > REQUEST_LINE_LIMIT:
+            reject()  # gunicorn's own answer: the app never saw it (below)
+        case.validate_response(response, checks=CHECKS, transport_kwargs=dict(timeout=10))
 
     check()
 

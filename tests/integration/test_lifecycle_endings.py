@@ -119,3 +119,22 @@ def test_a_replace_and_an_operator_release_each_end_their_holder_once(idle_clien
     assert heard.endings() == [(first, RunStatus.CANCELLED, ErrorType.CANCELLED),
                                (second, RunStatus.CANCELLED, ErrorType.CANCELLED)]
     assert heard.released_ == [(first, ReleaseReason.REPLACED), (second, ReleaseReason.FORCED)]
+
+
+def test_a_replace_and_an_operator_release_of_running_runs_observe_their_duration(
+        idle_client, store, heard):
+    """run_duration is observed for every ending of a run that started: replaced and
+    force-released ones too (their scripts say when it started)."""
+    first = trigger(idle_client, "echo")["run_id"]
+    store.start(first, "w@test")
+    second = trigger(idle_client, "echo", query_string={"on_conflict": "replace"})["run_id"]
+    store.start(second, "w@test")
+    assert store.force_release("echo") == second
+    durations = {run_id: duration for run_id, _, _, duration in heard.finished_}
+    assert set(durations) == {first, second}
+    assert all(d is not None and 0 <= d < 5 for d in durations.values()), durations
+    # a holder replaced or released while still queued never started: no duration
+    third = trigger(idle_client, "echo")["run_id"]
+    fourth = trigger(idle_client, "echo", query_string={"on_conflict": "replace"})["run_id"]
+    assert store.force_release("echo") == fourth
+    assert [d for r, _, _, d in heard.finished_ if r in (third, fourth)] == [None, None]

@@ -154,7 +154,7 @@ def test_the_worker_exporter_adds_up_its_pool_children(stack, sequence):
             for w in ("echo", "fail", "soak-00", "probe")} == {
         "echo": 1, "fail": 1, "soak-00": 1, "probe": 1}
     finished = {(dict(labels)["workflow"], dict(labels)["status"], dict(labels)["error_type"]): v
-                for (name, labels), v in m.items() if name == "testrun_runs_finished_total"}
+                for (name, labels), v in m.items() if name == "testrun_runs_finished_total" and v}
     assert finished == {
         ("echo", RunStatus.SUCCEEDED.value, ""): 1,
         ("fail", RunStatus.FAILED.value, ErrorType.ERROR.value): 1,
@@ -172,7 +172,12 @@ def test_the_worker_exporter_adds_up_its_pool_children(stack, sequence):
     assert value(m, "testrun_fencings_total") == 0
     assert value(m, "testrun_slots_held") == 0
     assert value(m, "testrun_runs_active", status=RunStatus.RUNNING.value) == 0
+    assert value(m, "testrun_oldest_slot_age_seconds", status=RunStatus.RUNNING.value) == 0
     assert value(m, "testrun_workers_online") == 1
+    # what the alert rules compare with: the settings, and `testruns check`'s answer
+    assert value(m, "testrun_limit_seconds", setting="TEST_RUN_TIME_LIMIT") == 3
+    assert value(m, "testrun_limit_seconds", setting="TEST_RUN_QUEUE_TIMEOUT") == 30
+    assert value(m, "testrun_redis_eviction_safe") == 1
 
 
 def test_web_and_worker_log_json_lines_with_the_run_id(stack, sequence):

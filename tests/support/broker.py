@@ -43,6 +43,7 @@ AMQP_SUBSET = frozenset({
     "test_a_waiting_run_is_taken_by_the_idle_worker_not_reserved_by_the_busy_one",
     "test_a_run_whose_worker_dies_mid_run_never_executes_again",
     "test_every_ending_settles_its_delivery",
+    "test_sigterm_drains_then_stops_running_runs_and_leaves_queued_ones_to_the_next_worker",
 })
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 

@@ -161,3 +161,37 @@ class NamedHosts:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+
+class Loopback:
+    """One namespace with only its own loopback up: a machine where nothing answers on
+    127.0.0.1 (the root namespace's services, e.g. its RabbitMQ, are out of reach)."""
+
+    def __init__(self) -> None:
+        self.name = f"trlo{secrets.token_hex(3)}"
+
+    def create(self) -> Loopback:
+        _ip("netns", "add", self.name)
+        try:
+            _ip("-n", self.name, "link", "set", "lo", "up")
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.name]
+
+    def pids(self) -> list[int]:
+        return [int(p) for p in _ip("netns", "pids", self.name, check=False).stdout.split()]
+
+    def remove(self) -> None:
+        """SIGKILL every process inside (each one started in it, by this test), then the
+        namespace; safe to call twice."""
+        for pid in self.pids():
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        wait_for(lambda: not self.pids(), 10, f"the processes in {self.name} to die")
+        _ip("netns", "del", self.name, check=False)

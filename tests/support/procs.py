@@ -224,3 +224,34 @@ class Front(Proc):
             return self.wait_exit(timeout)
         finally:
             self.kill_group()
+
+
+class Flower(Proc):
+    """`celery -A worker flower --conf=flowerconfig.py`, as the Procfile runs it, on a free
+    port with the given basic-auth credentials."""
+
+    def __init__(self, env: Mapping[str, str], auth: str = "ops:secret") -> None:
+        self.port = free_port()
+        full_env = base_env({**env, "FLOWER_PORT": str(self.port), "FLOWER_BASIC_AUTH": auth})
+        argv = [str(BIN / "celery"), "-A", "worker", "flower", "--conf=flowerconfig.py"]
+        super().__init__(argv, full_env, "flower")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 30) -> Flower:
+        import urllib.request
+
+        def ready() -> bool:
+            if not self.alive():
+                raise AssertionError(f"flower exited early:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthcheck", timeout=1) as resp:
+                    return resp.status == 200
+            except OSError:
+                return False
+
+        try:
+            wait_for(ready, timeout, "flower to answer")
+        except BaseException:
+            self.kill_group()
+            raise
+        return self

@@ -288,9 +288,10 @@ class TestRunService:
         a worker comes within TEST_RUN_QUEUE_TIMEOUT, else it ends `expired`."""
         return self._online.get()
 
-    def live_state(self) -> tuple[int, dict[str, int], int]:
-        """Slots held, holders by status and workers online, over the registered workflows
-        (the metrics' gauges; two pipelined round trips, no SCAN)."""
+    def live_state(self) -> gauges.Live:
+        """Slots held, holders by status and the oldest one's age, workers online and Redis'
+        eviction policy, over the registered workflows (the metrics' gauges; two pipelined
+        round trips, no SCAN)."""
         return gauges.live_state(self.store, [w.id for w in workflows.all_workflows()])
 
     # -- health -------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -35,6 +36,9 @@ from .errors import REDIS_OUTAGES
 from .lifecycle import LifecycleHooks, lifecycle
 from .status import DeliveryOutcome, ErrorType, ReleaseReason, RunStatus, WebhookTarget
 
+if TYPE_CHECKING:
+    from .gauges import Live
+
 logger = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -42,7 +46,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OWNED_ENV = "TESTRUNS_METRICS_DIR_OWNED"
 
 RUN_SECONDS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200)
-WAIT_SECONDS = (0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+#: finer around 150 s, half the default queue timeout (TestRunQueueWaitHigh's threshold)
+WAIT_SECONDS = (0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 150, 180, 240, 300)
 
 
 def prepare_multiprocess(kind: str) -> str:
@@ -166,8 +171,22 @@ class MetricsHooks(LifecycleHooks):
 HOOKS = MetricsHooks()
 
 
+#: the endings an alert counts (deploy/prometheus/alerts.yml: runs that died without an
+#: outcome), created at 0 for each registered workflow: Prometheus' rate() and increase() see
+#: a series only from its second sample, so a counter born at 1 would hide its first run
+ALERTED_ENDINGS = ((RunStatus.LOST, ErrorType.HEARTBEAT_LOST),
+                   (RunStatus.FAILED, ErrorType.WORKER_LOST))
+
+
 def subscribe() -> None:
+    """Count this process's lifecycle (once per process), starting the alerted endings at 0."""
+    from .. import workflows  # loaded by now: the app that subscribes has loaded them
+
     lifecycle.subscribe(HOOKS)
+    finished = metrics().finished
+    for workflow in workflows.all_workflows():
+        for status, error_type in ALERTED_ENDINGS:
+            finished.labels(workflow.id, status.value, error_type.value)
 
 
 class _Local(Collector):
@@ -179,29 +198,49 @@ class _Local(Collector):
 
 
 class LiveState(Collector):
-    """Gauges read from Redis when scraped, at a bounded cost: one pipeline of GETs over the
-    registered workflows' slots (the workflow registry is the index: no SCAN) and the workers
-    count, then one pipeline reading each holder's status. Nothing is yielded while Redis is
-    unreachable (the scrape still answers)."""
+    """Gauges read from Redis when scraped (worker/core/gauges.py), at a bounded cost: one
+    pipeline of GETs over the registered workflows' slots (the workflow registry is the
+    index: no SCAN) with the workers count, Redis' clock and its eviction policy, then one
+    pipeline reading each holder's status and times. Also the settings the alert rules
+    compare them with. Nothing is yielded while Redis is unreachable (the scrape still
+    answers)."""
 
-    def __init__(self, read: Callable[[], tuple[int, dict[str, int], int]]) -> None:
+    def __init__(self, read: Callable[[], Live]) -> None:
         self._read = read
 
     def collect(self) -> Iterator[Metric]:
         try:
-            held, by_status, online = self._read()
+            live = self._read()
         except REDIS_OUTAGES as exc:
             logger.warning("metrics: could not read the live state from Redis: %s", exc)
             return
-        yield GaugeMetricFamily("testrun_slots_held", "Workflow slots held now", value=held)
+        yield GaugeMetricFamily("testrun_slots_held", "Workflow slots held now",
+                                value=live.held)
         runs = GaugeMetricFamily("testrun_runs_active", "Runs holding a slot, by status",
                                  labels=["status"])
+        oldest = GaugeMetricFamily(
+            "testrun_oldest_slot_age_seconds", "Age of the oldest run holding a slot, by its "
+            "status: a queued run's since its admission, a running run's since its start, on "
+            "Redis' clock (0: none)", labels=["status"])
         for status in (RunStatus.QUEUED, RunStatus.RUNNING):
-            runs.add_metric([status.value], by_status.get(status.value, 0))
+            runs.add_metric([status.value], live.by_status.get(status.value, 0))
+            oldest.add_metric([status.value], live.oldest_s.get(status.value, 0.0))
         yield runs
+        yield oldest
         yield GaugeMetricFamily("testrun_workers_online",
                                 "Workers advertising that they consume the test-run queue",
-                                value=online)
+                                value=live.online)
+        if live.eviction_safe is not None:
+            yield GaugeMetricFamily(
+                "testrun_redis_eviction_safe", "1 when Redis' maxmemory-policy is noeviction; "
+                "0 when memory pressure could evict slot keys (`testruns check`)",
+                value=1 if live.eviction_safe else 0)
+        limits = GaugeMetricFamily("testrun_limit_seconds", "This process's settings that "
+                                   "bound a run (TEST_RUN_TIME_LIMIT, …), for alert rules",
+                                   labels=["setting"])
+        for name, seconds in live.limits.items():
+            limits.add_metric([name], seconds)
+        yield limits
 
 
 def scrape_registry(live: Collector | None = None) -> CollectorRegistry:

@@ -89,6 +89,12 @@ class Settings:
     #: TEST_RUN_HEARTBEAT_TTL — lease of a running run's slot, renewed every third of it by the
     #: worker's main process; a dead worker frees its slots within this many seconds.
     heartbeat_ttl: float = _env("TEST_RUN_HEARTBEAT_TTL", 30.0)
+    #: TEST_RUN_SHUTDOWN_GRACE — a worker's drain time: after a warm shutdown (SIGTERM, a
+    #: deploy) it takes no new run and lets running ones finish for this many seconds, then
+    #: stops those still running: they end `cancelled` (`error_type: worker_shutdown`), slot
+    #: freed. Give the process manager a stop timeout above it (see
+    #: [Deploys](operations.md#deploys-graceful-worker-restarts)).
+    shutdown_grace: float = _env("TEST_RUN_SHUTDOWN_GRACE", 30.0)
     #: TEST_RUN_RETENTION — seconds run records, their logs and idempotency keys are kept.
     retention: int = _env("TEST_RUN_RETENTION", 7 * 24 * 3600)
     #: WORKFLOW_MODULES — comma-separated modules whose import registers workflows.

@@ -38,6 +38,8 @@ class ErrorType(StrEnum):
     WORKER_LOST = "worker_lost"          # the pool child or the worker died mid-run
     ENQUEUE_FAILED = "enqueue_failed"    # the broker refused or could not be reached
     CANCELLED = "cancelled"              # a person (or a replace, or an operator) cancelled it
+    #: still running when its worker's drain time (TEST_RUN_SHUTDOWN_GRACE) ran out: a deploy
+    WORKER_SHUTDOWN = "worker_shutdown"
     QUEUE_TIMEOUT = "queue_timeout"      # waited longer than TEST_RUN_QUEUE_TIMEOUT
     HEARTBEAT_LOST = "heartbeat_lost"    # running, and its worker stopped renewing the lease
     WORKFLOW_NOT_FOUND = "workflow_not_found"  # the worker does not know the workflow
@@ -58,6 +60,7 @@ class ReleaseReason(StrEnum):
     REPLACED = "replaced"            # a trigger with on_conflict=replace took over
     LEASE_EXPIRED = "lease_expired"  # nobody renewed it: found free when the run was read
     FORCED = "forced"                # an operator released it by hand
+    WORKER_SHUTDOWN = "worker_shutdown"  # its worker stopped it at the end of its drain time
 
 
 class ConflictPolicy(StrEnum):

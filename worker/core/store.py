@@ -105,7 +105,8 @@ class RunStore:
                 lifecycle.took_over(holder, workflow_id, result.run_id, reason)
                 if reason is ReleaseReason.REPLACED:  # admit.lua recorded it cancelled
                     lifecycle.finished(holder, workflow_id, RunStatus.CANCELLED,
-                                       ErrorType.CANCELLED)
+                                       ErrorType.CANCELLED,
+                                       duration_s=result.previous_duration_s)
                 lifecycle.released(holder, workflow_id, reason)
             lifecycle.admitted(result.run_id, workflow_id, triggered_by=triggered_by)
         elif isinstance(result, Busy):
@@ -292,7 +293,7 @@ class RunStore:
             return None
         if freed.ended:
             lifecycle.finished(freed.holder, workflow_id, RunStatus.CANCELLED,
-                               ErrorType.CANCELLED)
+                               ErrorType.CANCELLED, duration_s=freed.duration_s)
         lifecycle.released(freed.holder, workflow_id, reason)
         lifecycle.forced(freed.holder, workflow_id, reason)
         return freed.holder

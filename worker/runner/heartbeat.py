@@ -15,7 +15,8 @@ and it sweeps the webhooks (worker/core/webhooks.py): it publishes the deliverie
 died before handing over.
 
 It runs on its own thread so a slow Redis never stalls the worker's event loop, and it keeps
-going through a warm shutdown until the last run it watches has ended.
+going through a warm shutdown until the last run it watches has ended — for at most
+TEST_RUN_SHUTDOWN_GRACE: then it stops the runs still running (worker/runner/drain.py).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from ..core.lifecycle import lifecycle
 from ..core.lua import BeatVerdict
 from ..core.status import ENDED_OVER_ITS_HEAD
 from ..core.store import RunStore
+from .drain import Drain
 from .revokes import RevokedRuns
+from .stops import StopKind
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +53,15 @@ class HeartbeatStep(bootsteps.StartStopStep):
         self._stopping = threading.Event()
         self._worker: Any = None
         self._renewed: dict[str, float] = {}  # run id → last successful renewal (time.time)
+        self._drain: Drain | None = None
+        self._wake = threading.Event()  # set by stop(): recompute the wait against the drain
 
     def start(self, parent: Any) -> None:
         app = parent.app
         if not hasattr(app, "stops"):  # not our worker app
             return
         self._worker = parent
+        self._drain = Drain(app.settings.shutdown_grace)
         try:
             warning = app.store.eviction_warning()
         except Exception as exc:  # noqa: BLE001 - Redis not up yet: the worker still starts
@@ -67,8 +73,12 @@ class HeartbeatStep(bootsteps.StartStopStep):
         self._thread.start()
 
     def stop(self, parent: Any) -> None:
-        # not stopped here: a warm shutdown waits for running runs, which keep their lease
+        """A warm shutdown (called before the pool waits for its processes): the heartbeat
+        goes on renewing the running runs' leases, for the drain time at most."""
+        if self._drain is not None:
+            self._drain.begin(len(self._running()))
         self._stopping.set()
+        self._wake.set()
 
     def _running(self) -> list[Any]:
         for _ in range(3):
@@ -84,7 +94,6 @@ class HeartbeatStep(bootsteps.StartStopStep):
         ttl = app.settings.heartbeat_ttl
         store: RunStore = app.store
         hostname = getattr(self._worker, "hostname", None)
-        wait = threading.Event()
         revoked = RevokedRuns()
         while True:
             running = self._running()
@@ -98,7 +107,22 @@ class HeartbeatStep(bootsteps.StartStopStep):
                     self.beat(app, request, hostname, ttl, interval)
             revoked.end_queued(store)  # a revoke from Flower frees a queued run's slot now
             self.sweep_webhooks(app)
-            wait.wait(interval)
+            drain = self._drain
+            if drain is not None and drain.over():
+                self.stop_draining(app, running, drain)
+            self._wake.wait(drain.wait(interval) if drain is not None else interval)
+            self._wake.clear()
+
+    def stop_draining(self, app: Any, running: list[Any], drain: Drain) -> None:
+        """The drain time is over: stop each run still running, saying why first (stops.py),
+        so its signal handler records it `cancelled`, `worker_shutdown`."""
+        for request in running:
+            stop = app.stops.peek(request.id)
+            if stop is not None:
+                continue  # already being stopped (fenced, cancelled, this drain)
+            app.stops.shutdown(request.id, drain.why())
+            if not self._stop(request, request.worker_pid, drain.why()):
+                app.stops.unfence(request.id, StopKind.SHUTDOWN)
 
     @staticmethod
     def sweep_webhooks(app: Any) -> None:

@@ -1,22 +1,30 @@
-"""Runs revoked from outside (Flower's "revoke", `celery control revoke`) end at once.
+"""Runs revoked from outside (Flower's "revoke", `celery control revoke`) end at once, and a
+revoke near a run's queue timeout has one answer.
 
 Celery keeps a revoke of a queued task in the worker's memory (`celery.worker.state.revoked`)
 and acts on it only when a pool process is free to take the message; until then the run would
 hold its workflow's slot (measured: held while every pool process was busy). The heartbeat
 thread in the worker's main process, where the revoke command lands, calls `end_queued` every
-heartbeat interval: each newly revoked run that is still queued is recorded `cancelled` and its
-slot freed through finish.lua (QUEUED_ONLY mode: a run that started goes on, as Celery's own
-revoke without terminate leaves it; a late message is refused by the start check).
+heartbeat interval: each newly revoked run that is still queued is ended through finish.lua
+(QUEUED_ONLY mode: a run that started goes on, as Celery's own revoke without terminate leaves
+it; a late message is refused by the start check).
+
+Celery puts the runs it expires (a message pulled after its `expires` header) in the same set,
+and a revoke can land in a run's last milliseconds, so the heartbeat's sweep, Celery discarding
+a revoked message and Celery expiring it could each record the run first, some `cancelled` and
+some `expired`. `end_revoked` settles it for all three (signals.py's on_revoked calls it too):
+a revoked queued run reads **`cancelled` if more than EXPIRY_MARGIN_S of its queue time was
+left, by Redis' clock, when its end is recorded; otherwise `expired`** — what Celery's expiry
+says of the same message, whose `expires` the web computed a few milliseconds before Redis
+stamped `created_ms` (the margin also absorbs a web/worker clock skew under a second).
 
 The service's own cancel and replace never revoke (they record the end and send
-`stop_test_run`), so what lands here is someone else's revoke. A run past its queue timeout is
-left to the expiry path (Celery puts expired tasks in the same set), so it reads `expired`.
+`stop_test_run`), so what lands here is someone else's revoke.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 from celery.worker import state
 
@@ -27,6 +35,28 @@ from ..core.store import RunStore
 logger = logging.getLogger(__name__)
 
 REVOKED_ERROR = "revoked while queued"
+#: a revoked queued run with no more queue time left than this reads `expired`
+EXPIRY_MARGIN_S = 1.0
+EXPIRED_ERROR = ("revoked with under a second of its queue time left: recorded as expired, "
+                 "as Celery's own expiry of its message would")
+
+
+def end_revoked(store: RunStore, run_id: str) -> bool:
+    """End a revoked run that is still queued: `cancelled`, or `expired` when its queue time
+    is (all but) over by Redis' clock. True if this call ended it."""
+    run = store.get(run_id)
+    if run is None or run.status is not RunStatus.QUEUED:
+        return False
+    seconds, micros = store.connection.redis.time()
+    now_ms = seconds * 1000 + micros // 1000
+    left_s = store.settings.queue_timeout - (now_ms - (run.created_ms or now_ms)) / 1000
+    if left_s <= EXPIRY_MARGIN_S:
+        return store.finish(run_id, RunStatus.EXPIRED, error_type=ErrorType.QUEUE_TIMEOUT,
+                            error=EXPIRED_ERROR, reason=ReleaseReason.EXPIRED,
+                            only_if_queued=True)
+    return store.finish(run_id, RunStatus.CANCELLED, error_type=ErrorType.CANCELLED,
+                        error=REVOKED_ERROR, reason=ReleaseReason.CANCELLED,
+                        only_if_queued=True)
 
 
 class RevokedRuns:
@@ -46,25 +76,10 @@ class RevokedRuns:
                 self._seen.add(run_id)
                 continue
             try:
-                if self._end(store, run_id):
+                if end_revoked(store, run_id):
                     ended.append(run_id)
+                    logger.info("test run %s: revoked while queued; ended, slot freed", run_id)
                 self._seen.add(run_id)
             except Exception as exc:  # noqa: BLE001 - Redis away: the next beat tries again
                 logger.warning("could not end revoked test run %s: %s", run_id, exc)
-        return ended
-
-    @staticmethod
-    def _end(store: RunStore, run_id: str) -> bool:
-        run = store.get(run_id)
-        if run is None or run.status is not RunStatus.QUEUED:
-            return False
-        if run.created_ms and time.time() * 1000 - run.created_ms > \
-                store.settings.queue_timeout * 1000:
-            return False  # Celery revoked it for its expiry: the expiry path records that
-        ended = store.finish(run_id, RunStatus.CANCELLED, error_type=ErrorType.CANCELLED,
-                             error=REVOKED_ERROR, reason=ReleaseReason.CANCELLED,
-                             only_if_queued=True)
-        if ended:
-            logger.info("test run %s: revoked while queued; recorded cancelled, slot freed",
-                        run_id)
         return ended

@@ -17,6 +17,7 @@ from ..core.celery_app import TASK_NAME
 from ..core.status import ErrorType, ReleaseReason, RunStatus
 from ..core.store import RunStore
 from .outcomes import classify
+from .revokes import end_revoked
 from .stops import StopKind, Stops
 
 logger = logging.getLogger(__name__)
@@ -48,12 +49,14 @@ def on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
 
 
 def _stopped(sender: Any, store: RunStore, run_id: str | None,
-             exception: BaseException | None = None, *, fenced_only: bool = False) -> bool:
+             exception: BaseException | None = None) -> bool:
     """Record the end of a run whose process this worker stopped itself (worker/runner/
-    stops.py says why: fenced → lost, on request → cancelled); True if it did. A hard time
-    limit's hung process is killed there first, then classified as usual (False)."""
+    stops.py says why: fenced → lost; on request → cancelled; its drain ran out at a
+    shutdown → cancelled, worker_shutdown); True if it did. A kill surfaces as a lost worker
+    or as a revoke (terminated): both ask. A hard time limit's hung process is killed there
+    first, then classified as usual (False)."""
     stops: Stops | None = getattr(sender.app, "stops", None)
-    if stops is None or (fenced_only and not stops.fenced(run_id or "")):
+    if stops is None:
         return False
     stop = stops.take(run_id, exception)
     if stop is None or stop.kind is StopKind.TIME_LIMIT:
@@ -62,6 +65,10 @@ def _stopped(sender: Any, store: RunStore, run_id: str | None,
         # our heartbeat killed it: Redis was away too long to keep its lease
         _finish(store, run_id, RunStatus.LOST, error_type=ErrorType.HEARTBEAT_LOST,
                 error=f"stopped by its worker: {stop.why}", reason=ReleaseReason.LEASE_EXPIRED)
+    elif stop.kind is StopKind.SHUTDOWN:
+        # a deploy: the worker could not wait for it any longer (worker/runner/drain.py)
+        _finish(store, run_id, RunStatus.CANCELLED, error_type=ErrorType.WORKER_SHUTDOWN,
+                error=stop.why, reason=ReleaseReason.WORKER_SHUTDOWN)
     else:
         # killed on request (a cancel, a replace, an operator), which surfaces as a lost
         # worker: record what it is; the cancel has usually recorded it already
@@ -89,20 +96,25 @@ def on_revoked(sender: Any = None, request: Any = None, terminated: bool = False
     if store is None:
         return
     run_id = getattr(request, "id", None) or getattr(request, "task_id", None)
-    if _stopped(sender, store, run_id, fenced_only=True):
+    if _stopped(sender, store, run_id):
         return
     if expired:
         # only a run still queued expires: this may be a late duplicate of a started run
         _finish(store, run_id, RunStatus.EXPIRED, error_type=ErrorType.QUEUE_TIMEOUT,
                 error="waited longer than the queue timeout for a worker",
                 reason=ReleaseReason.EXPIRED, only_if_queued=True)
-    else:
-        # cancel already recorded this (and freed the slot) before it revoked; this covers a
-        # revoke sent by someone else, e.g. from Flower. Without terminate, a running body
-        # goes on, so only a queued run (or a killed process) ends as cancelled.
+    elif terminated:
+        # a revoke with terminate sent by someone else (the service's cancel records the end
+        # itself and never revokes): its process was killed, so the run ends here
         _finish(store, run_id, RunStatus.CANCELLED, error_type=ErrorType.CANCELLED,
-                error="revoked" + (" while running" if terminated else " while queued"),
-                reason=ReleaseReason.CANCELLED, only_if_queued=not terminated)
+                error="revoked while running", reason=ReleaseReason.CANCELLED)
+    elif run_id:
+        # a queued run revoked from outside (Flower) whose message a worker discarded: the
+        # same answer as the heartbeat's sweep gives it (worker/runner/revokes.py)
+        try:
+            end_revoked(store, run_id)
+        except Exception:  # noqa: BLE001 - never crash the worker; the lease is the backstop
+            logger.exception("could not record the revoke of test run %s", run_id)
 
 
 def on_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:

@@ -3,9 +3,11 @@
 A process killed by its worker surfaces in Celery as a lost worker (`WorkerLostError`) or a
 revoke, which alone would read `worker_lost`. Whoever stops a run records why here first — the
 heartbeat when it fences a run (its lease could not be renewed in time: `lost`), the
-`stop_test_run` command when a cancel, a replace or an operator asked (`cancelled`), the hard
-time limit (the hung process is killed before its slot is freed: `timed_out`, classified as
-usual) — and the signal handler that records the run's end asks once (`take`).
+`stop_test_run` command when a cancel, a replace or an operator asked (`cancelled`), the
+worker's drain at a warm shutdown when TEST_RUN_SHUTDOWN_GRACE ran out (`cancelled`,
+`worker_shutdown`: worker/runner/drain.py), the hard time limit (the hung process is killed
+before its slot is freed: `timed_out`, classified as usual) — and the signal handler that
+records the run's end asks once (`take`).
 
 One instance lives on the worker's app (`app.stops`), in the worker's main process, where the
 heartbeat, the remote-control commands and the hard-limit and lost-worker signals all run.
@@ -31,6 +33,7 @@ class StopKind(Enum):
     FENCED = "fenced"        # the heartbeat killed it: its lease could not be renewed in time
     REQUESTED = "requested"  # stop_test_run: a cancel, a replace or an operator's release
     TIME_LIMIT = "time_limit"  # the hard limit: its hung process was killed first
+    SHUTDOWN = "shutdown"    # still running when its worker's drain time ran out (a deploy)
 
 
 @dataclass(frozen=True)
@@ -53,16 +56,26 @@ class Stops:
         with self._lock:
             self._stops[run_id] = Stop(StopKind.FENCED, why)
 
-    def unfence(self, run_id: str) -> None:
+    def unfence(self, run_id: str, kind: StopKind = StopKind.FENCED) -> None:
         """The kill did not happen (the process had moved on): nothing to record."""
         with self._lock:
-            if (found := self._stops.get(run_id)) and found.kind is StopKind.FENCED:
+            if (found := self._stops.get(run_id)) and found.kind is kind:
                 del self._stops[run_id]
 
     def fenced(self, run_id: str) -> bool:
         with self._lock:
             found = self._stops.get(run_id)
         return found is not None and found.kind is StopKind.FENCED
+
+    def shutdown(self, run_id: str, why: str) -> None:
+        """The drain is about to kill a run its warm shutdown could not wait for any longer."""
+        with self._lock:
+            self._stops.setdefault(run_id, Stop(StopKind.SHUTDOWN, why))
+
+    def peek(self, run_id: str) -> Stop | None:
+        """Why the run's process was stopped, without taking the answer."""
+        with self._lock:
+            return self._stops.get(run_id)
 
     def requested(self, run_id: str) -> None:
         """stop_test_run is about to kill this run's process: its end is a cancel."""

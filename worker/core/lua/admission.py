@@ -8,19 +8,21 @@ from typing import Any
 
 from ..keys import Keys
 from ..status import ConflictPolicy, ReleaseReason
-from .base import LuaScript, compact_json
+from .base import LuaScript, compact_json, ms_to_seconds
 from .replies import AdmitReply
 
 
 @dataclass(frozen=True)
 class Admitted:
     """The new run holds the slot; `previous_holder` is the run it took the slot from, and
-    `previous_release` how (RECLAIMED: that run had ended; REPLACED: on_conflict=replace)."""
+    `previous_release` how (RECLAIMED: that run had ended; REPLACED: on_conflict=replace).
+    `previous_duration_s`: a replaced holder's start to its end (None: it never started)."""
 
     run_id: str
     created_ms: int
     previous_holder: str | None = None
     previous_release: ReleaseReason | None = None
+    previous_duration_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -68,5 +70,7 @@ class Admit(LuaScript):
             return Busy(reply[1])
         if kind is AdmitReply.EXISTING:
             return AlreadyAdmitted(reply[1])
-        return Admitted(reply[1], int(reply[4]), reply[2] or None,
-                        ReleaseReason(reply[3]) if reply[3] else None)
+        created_ms, started = int(reply[4]), ms_to_seconds(reply[5])
+        return Admitted(reply[1], created_ms, reply[2] or None,
+                        ReleaseReason(reply[3]) if reply[3] else None,
+                        created_ms / 1000 - started if started is not None else None)

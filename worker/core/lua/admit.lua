@@ -28,9 +28,11 @@
 --                        (two-step path: the caller publishes after this script)
 --
 -- Replies:
---   {ADMIT.ADMITTED, run_id, previous_holder, previous_release, created_ms}
+--   {ADMIT.ADMITTED, run_id, previous_holder, previous_release, created_ms, holder_started_ms}
 --       the slot is the new run's; previous_holder is '' or the run it took the slot from,
---       previous_release '' or how (REASON.RECLAIMED: it had ended; REASON.REPLACED)
+--       previous_release '' or how (REASON.RECLAIMED: it had ended; REASON.REPLACED);
+--       holder_started_ms: when a replaced holder had started ('' if it never did, and on a
+--       repeat): its duration ends at created_ms, when this call recorded it cancelled
 --   {ADMIT.EXISTING, run_id}    the idempotency key already admitted run_id, or this call
 --                               already admitted it (a repeat after its run left the slot):
 --                               nothing written
@@ -55,7 +57,7 @@ local queue, message = KEYS[6], ARGV[12]
 local holder = redis.call('GET', slot)
 if holder == run_id then
   local prior = redis.call('HMGET', run, 'previous_holder', 'previous_release', 'created_ms')
-  return {ADMIT.ADMITTED, run_id, prior[1] or '', prior[2] or '', prior[3] or '0'}
+  return {ADMIT.ADMITTED, run_id, prior[1] or '', prior[2] or '', prior[3] or '0', ''}
 end
 -- this very call ran before and its run has since left the slot (cancelled, ended, lapsed):
 -- answer with that run, never admit it a second time over its record
@@ -74,7 +76,7 @@ if use_key == '1' then
 end
 
 local now = now_ms()
-local previous_release = ''
+local previous_release, holder_started = '', ''
 if holder then
   local holder_run = run_prefix .. holder
   local holder_status = redis.call('HGET', holder_run, 'status')
@@ -83,6 +85,7 @@ if holder then
     release(slot, holder_run, holder, REASON.RECLAIMED, now)
     previous_release = REASON.RECLAIMED
   elseif on_conflict == POLICY.REPLACE then
+    holder_started = redis.call('HGET', holder_run, 'started_ms') or ''
     record_end(holder_run, events_prefix .. holder, STATUS.CANCELLED, ERROR.CANCELLED,
       'replaced by test run ' .. run_id, now)
     release(slot, holder_run, holder, REASON.REPLACED, now)
@@ -108,4 +111,4 @@ keep_newest(index, run_prefix, events_prefix, max_runs, run_id)
 if use_key == '1' then redis.call('SET', idem, run_id, 'EX', retention) end
 if use_key == '1' then redis.call('HSET', run, 'idempotency_key', idem) end
 if message ~= '' then redis.call('LPUSH', queue, message) end
-return {ADMIT.ADMITTED, run_id, holder or '', previous_release, tostring(now)}
+return {ADMIT.ADMITTED, run_id, holder or '', previous_release, tostring(now), holder_started}

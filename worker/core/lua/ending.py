@@ -61,10 +61,12 @@ class Finish(LuaScript):
 
 @dataclass(frozen=True)
 class ForceReleased:
-    """The run whose slot was freed; `ended`: this call also recorded it cancelled."""
+    """The run whose slot was freed; `ended`: this call also recorded it cancelled;
+    `duration_s`: its start to this call (None: it never started)."""
 
     holder: str
     ended: bool
+    duration_s: float | None = None
 
 
 class ForceRelease(LuaScript):
@@ -76,4 +78,8 @@ class ForceRelease(LuaScript):
         reply = self._call([keys.slot(workflow_id)],
                            [keys.run_prefix(workflow_id), reason.value, expected or "",
                             keys.events_prefix(workflow_id)])
-        return ForceReleased(str(reply[0]), bool(reply[1])) if reply else None
+        if not reply:
+            return None
+        started, now = ms_to_seconds(reply[2]), ms_to_seconds(reply[3])
+        return ForceReleased(str(reply[0]), bool(reply[1]),
+                             now - started if started is not None and now is not None else None)

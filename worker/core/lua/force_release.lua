@@ -9,8 +9,10 @@
 -- ARGV[4]  events_prefix <prefix>:{<workflow>}:events:  (the holder's event stream)
 --
 -- Replies:
---   {holder_run_id, ended}   the run whose slot this call freed; ended is '1' when this call
---                            also ended it (recorded it cancelled), else ''
+--   {holder_run_id, ended, started_ms, now_ms}   the run whose slot this call freed; ended is
+--                            '1' when this call also ended it (recorded it cancelled), else '';
+--                            started_ms: when it had started ('' if it never did); now_ms: when
+--                            this call freed it (its end, when ended)
 --   false (nil)     nothing freed: the slot was free, or held by another than `expected`
 --
 -- Safe to repeat: a second call finds the slot free (or a new holder) and frees nothing (and
@@ -31,4 +33,4 @@ if status and not TERMINAL[status] then
   ended = '1'
 end
 release(slot, run, holder, reason, now)
-return {holder, ended}
+return {holder, ended, redis.call('HGET', run, 'started_ms') or '', tostring(now)}
