@@ -100,7 +100,8 @@ TRIGGER_422 = s.one_of(s.InvalidInputBody, s.InvalidCallbackUrlBody, s.Idempoten
     _422=TRIGGER_422, _429=s.RateLimitedBody))
 def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeaders,
             body: s.TriggerBody) -> Response:
-    """Start a test run: 202 "started" (queued; it has not completed).
+    """Start a test run: 202 "started" (queued, or pending with on_conflict=queue: it has not
+    completed); 200 with `joined` for on_conflict=join.
 
     With `?wait=`: 200 and the whole run as soon as it ends, else 202 and the run as it is
     when the wait is over. 409 names the run in progress; 422 shows what in the input does not
@@ -116,13 +117,14 @@ def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeader
         # the common refusal (every click while a run is in progress): rendered here by the one
         # renderer, not through Flask's exception handling, which costs the 409 more (profiled)
         return errors.render(exc)
+    joined = {"joined": True} if triggered.joined else {}
     if query.wait is None:
         return _run_response(triggered.run, 202 if triggered.created else 200,
                              fresh=triggered.created,
-                             workers_online=service().workers_online())
+                             workers_online=service().workers_online(), **joined)
     run, busy = _wait(triggered.run, query.wait)
     resp = _run_response(run, 200 if run.terminal else 202,
-                         workers_online=service().workers_online())
+                         workers_online=service().workers_online(), **joined)
     return _busy(resp) if busy else resp
 
 
@@ -182,6 +184,7 @@ def get_run_logs(path: s.RunPath, query: s.LogsQuery) -> Response:
     _202=s.CancelledRun, _403=s.CrossSiteRequestBody, _404=NO_RUN, _409=s.RunFinishedBody,
     _415=s.UnsupportedMediaTypeBody))
 def cancel_run(path: s.RunPath) -> Response:
-    """Cancel a queued or running run: its slot is free when this answers."""
+    """Cancel a pending, queued or running run: it reads `cancelled` when this answers; a
+    running run's slot passes once its body has stopped."""
     return _run_response(service().cancel(path.run_id, only_by=g.caller.cancels_only_its_own),
                          202)

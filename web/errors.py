@@ -78,7 +78,7 @@ ANSWERS: dict[type[TestRunError], Answer] = {
     # the service's
     WorkflowNotFound: Answer(404),
     RunNotFound: Answer(404),
-    RunInProgress: Answer(409, links_run=True),
+    RunInProgress: Answer(409, links_run=True, retry_after=True),
     RunFinished: Answer(409),
     PayloadTooLarge: Answer(413),
     InvalidInput: Answer(422),

@@ -72,7 +72,7 @@ def test_hang_is_ended_by_the_hard_limit(client):
     assert_slot_free(client, "hang")
 
 
-def test_cancel_while_running_stops_the_body_and_frees_the_slot(config, redis_client):
+def test_cancel_while_running_stops_the_body_then_frees_the_slot(config, redis_client):
     from web import create_app
 
     # a long time limit, so only the cancel can end the run
@@ -87,10 +87,12 @@ def test_cancel_while_running_stops_the_body_and_frees_the_slot(config, redis_cl
         resp = client.post(f"/api/test-runs/{rid}/cancel")
         assert resp.status_code == 202
         assert resp.get_json()["status"] == RunStatus.CANCELLED
-        assert active_run_id(client, "probe") is None  # freed at once, not by task_revoked
-        # the stop killed its process (not the heartbeat), so the body never records its end
+        # strict single-flight: it reads cancelled at once, but the slot passes only once its
+        # worker confirms the body stopped (the kill's signal records it): never before
         pid = body_events(redis_client, config, rid)[0]["pid"]
-        wait_for(lambda: not alive(pid), 5, "the cancelled run's process to die")
+        wait_for(lambda: active_run_id(client, "probe") is None, 10,
+                 "the worker to confirm the body stopped")
+        assert not alive(pid), "the slot was free while the cancelled body still ran"
         assert f"test run stopped run_id={rid} workflow_id=probe pid={pid} why=cancelled " \
                "by request" in worker.log()
         assert [e["event"] for e in body_events(redis_client, config, rid)] == ["start"]

@@ -128,6 +128,10 @@ def test_a_replace_and_an_operator_release_of_running_runs_observe_their_duratio
     first = trigger(idle_client, "echo")["run_id"]
     store.start(first, "w@test")
     second = trigger(idle_client, "echo", query_string={"on_conflict": "replace"})["run_id"]
+    # the first had a body: the second is pending until its worker confirms the body stopped
+    assert store.get(second).status is RunStatus.PENDING
+    assert store.finish(first, RunStatus.CANCELLED, error_type=ErrorType.CANCELLED) is False
+    assert store.holders(["echo"]) == {"echo": second}  # promoted by that release
     store.start(second, "w@test")
     assert store.force_release("echo") == second
     durations = {run_id: duration for run_id, _, _, duration in heard.finished_}

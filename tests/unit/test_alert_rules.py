@@ -79,7 +79,7 @@ def exported() -> set[str]:
     web_metrics()  # the web's own register beside the lifecycle's
     families = list(metrics().registry.collect())
     queued = RunStatus.QUEUED.value
-    live = Live(1, {queued: 1}, 1, {queued: 1.0}, True, limits(Settings()))
+    live = Live(1, {queued: 1}, 1, 0, {queued: 1.0}, True, limits(Settings()))
     families += list(LiveState(lambda: live).collect())
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"),
                 "gauge": ("",)}

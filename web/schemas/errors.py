@@ -116,6 +116,17 @@ class RunNotFoundBody(ErrorBody, error_class=RunNotFound):
 class RunInProgressBody(ErrorBody, error_class=RunInProgress):
     run_id: str = Field(description="the run in progress")
     status_url: str = Field(description="its URL")
+    status: RunStatus | None = Field(None, description="its status (cancelled: its body is "
+                                     "stopping; the slot passes once it has)")
+    started_at: str | None = Field(None, description="when it started (null: not yet)")
+    last_heartbeat_at: str | None = Field(None, description="its worker's last lease renewal")
+    lease_expires_at: str | None = Field(None, description="when its lease lapses unless "
+                                         "renewed")
+    pending_run_id: str | None = Field(None, description="the run waiting to take the slot "
+                                       "next (on_conflict=queue), if any")
+    retry_after: int = Field(description="seconds to wait, as the Retry-After header: its "
+                             "remaining hard time limit if it runs, its remaining queue "
+                             "timeout if it waits for a worker; at least 1")
 
 
 class RunFinishedBody(ErrorBody, error_class=RunFinished):

@@ -174,8 +174,11 @@ class WaitQuery(_Params):
 
 class TriggerQuery(WaitQuery):
     on_conflict: ConflictPolicy = Field(
-        ConflictPolicy.REJECT, description="reject: 409 while a run is in progress; replace: "
-        "cancel it and start this one, atomically")
+        ConflictPolicy.REJECT, description="what to do while a run is in progress: reject: "
+        "409 (with Retry-After); queue: become the workflow's one pending run (202, "
+        "`pending`), superseding an older one, run as soon as the slot is free; join: the run "
+        "in progress (or pending) with the same input and workflow version (200, `joined`), "
+        "else as reject; replace: cancel it and run this one once its body has stopped")
 
 
 class TriggerHeaders(_Params):

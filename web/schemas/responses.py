@@ -84,10 +84,14 @@ class TriggeredRun(RunOut):
     workers_online: int | None = Field(
         None, description="workers consuming the test-run queue (advertised in Redis, read "
         "at most a second ago); null when it could not be read")
+    joined: bool | None = Field(
+        None, description="on_conflict=join: true when this is the run in progress (or the "
+        "pending run) with the same input and workflow version (200)")
 
 
 class CancelledRun(RunOut):
-    """The run, now cancelled; its slot is already free."""
+    """The run, now cancelled. A queued run's slot is already free; a running run's passes
+    once its worker confirms the body stopped (or its lease lapses); a pending run had none."""
 
 
 class WorkflowOut(_Out):
@@ -95,6 +99,12 @@ class WorkflowOut(_Out):
     description: str
     active_run_id: str | None = Field(description="the run holding the workflow's slot")
     active_run: ActiveRun | None = Field(None, description="only when one workflow is read")
+    pending_run_id: str | None = Field(
+        None, description="the run waiting to take the slot next (on_conflict=queue)")
+    pending_run: ActiveRun | None = Field(None, description="only when one workflow is read")
+    version: str | None = Field(
+        None, description="the workflow's version: `version=` on @workflow, else a hash of "
+        "its source (what on_conflict=join compares); only when one workflow is read")
     input_schema: dict[str, Any] | None = Field(
         None, description="the JSON Schema a trigger's input must fit (null: any JSON object); "
         "only when one workflow is read")
@@ -103,10 +113,14 @@ class WorkflowOut(_Out):
     def of(cls, state: WorkflowState, *, detail: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"id": state.workflow.id,
                                "description": state.workflow.description,
-                               "active_run_id": state.active_run_id}
+                               "active_run_id": state.active_run_id,
+                               "pending_run_id": state.pending_run_id}
         if state.active_run is not None:
             out["active_run"] = ActiveRun.of(state.active_run)
+        if state.pending_run is not None:
+            out["pending_run"] = ActiveRun.of(state.pending_run)
         if detail:
+            out["version"] = state.workflow.version
             schema = state.workflow.input_schema
             out["input_schema"] = schema.json_schema if schema is not None else None
         return cls.model_validate(out).model_dump(mode="json", exclude_unset=True)

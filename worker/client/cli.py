@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from ..core import webhooks
+from ..core import publish, webhooks
 from ..core.celery_app import create_celery
 from ..core.settings import Settings
 from . import operator
@@ -25,19 +25,22 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Inspect and repair test-run slots.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="workers online, and slots held: holder, age, last "
-                                "heartbeat, lease left")
+                                "heartbeat, lease left, the pending run")
     alive = sub.add_parser("alive", help="liveness probe: exit 1 if the worker's advertisement "
                                          "lapsed (0 when Redis cannot tell)")
     alive.add_argument("hostname", help="the worker's --hostname, e.g. worker1@host")
     release = sub.add_parser("release", help="force-free a workflow's slot (recorded)")
     release.add_argument("workflow_id")
-    sub.add_parser("reconcile", help="free slots of ended runs; settle runs with no slot; "
-                                     "hand over endings their webhooks missed")
+    sub.add_parser("reconcile", help="free slots of ended runs; promote pending runs into "
+                                     "free slots, publish promoted runs a crash left "
+                                     "unpublished; settle runs with no slot; hand over "
+                                     "endings their webhooks missed")
     sub.add_parser("check", help="check Redis settings that could evict slot keys "
                                  "(exit 1 when they could)")
     args = parser.parse_args(argv)
 
     celery = create_celery(Settings.from_env(), fail_fast=True)
+    publish.install(celery)  # a run promoted by a release here is published from here
     store = celery.store
     # the endings this command records (release, reconcile) are handed to the webhooks here
     hooks = webhooks.install(celery)

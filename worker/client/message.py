@@ -15,9 +15,10 @@ would read it differently. So it is built with Celery's and kombu's own code:
   `delivery_tag` of `Channel._inplace_augment_message`, the priority list name of
   `Channel._q_for_pri`, and kombu's JSON for what `Channel._put` LPUSHes.
 
-`publish` is the other path: kombu's own publish of the run, after the admit script (RabbitMQ,
-a broker elsewhere, a replace). On RabbitMQ the web publishes with confirms, so it returns once
-the broker has the message (a quorum queue: a majority of its nodes).
+The other path is kombu's own publish of the run, after the admit script (RabbitMQ, a broker
+elsewhere, a callback_url to attach first): worker/core/publish.py. On RabbitMQ the web
+publishes with confirms, so it returns once the broker has the message (a quorum queue: a
+majority of its nodes).
 
 tests/integration/test_message_contract.py captures what kombu itself pushes for the same run
 and compares field by field, so a Celery or kombu upgrade that changes the format fails there.
@@ -107,7 +108,7 @@ class MessageBuilder:
         steps = RedisChannel.priority_steps
         step = steps[bisect(steps, priority) - 1]
         self.queue_key = f"{settings.queue}{RedisChannel.sep}{step}" if step else settings.queue
-        # Producer.publish (delivery_mode of the queue's exchange; no `expiration`: expiry.py
+        # Producer.publish (delivery_mode of the queue's exchange; no `expiration`: publish.py
         # keeps the queue timeout off the broker, as the `expires` header only),
         # Channel.prepare_message (the envelope, priority),
         # Channel._inplace_augment_message (base64 body, delivery_info, delivery_tag)
@@ -133,16 +134,20 @@ class MessageBuilder:
         # kombu's JSON (what Channel._put LPUSHes), cut at the per-run values
         self._parts = _SLOT_RE.split(kombu_json(envelope))
 
-    def build(self, run_id: str) -> str:
+    def build(self, run_id: str, *, later_s: float = 0.0) -> str:
         """The JSON text `Channel._put` would LPUSH for `send_task(TASK_NAME, args=[run_id],
-        task_id=run_id, expires=queue timeout, time limits, ignore_result=True)`."""
+        task_id=run_id, expires=queue timeout, time limits, ignore_result=True)`. `later_s`:
+        a pending run's message, pushed when it is promoted (at most that many seconds from
+        now), expires that much later; its start check counts the queue timeout from the
+        promotion itself."""
         app = self.app
         body = self._body[0] + _quoted(run_id) + self._body[1]
         values = {
             "id": run_id,
             "argsrepr": self._argsrepr.replace(_PLACEHOLDER, run_id),
             # as_task_v2: now in the app's timezone + expires, ISO 8601
-            "expires": (datetime.now(app.timezone) + self._expires).isoformat(),
+            "expires": (datetime.now(app.timezone) + self._expires
+                        + timedelta(seconds=later_s)).isoformat(),
             "body": _BASE64.encode(body),
             "reply_to": app.thread_oid,  # send_task's reply_to: the app's id in this thread
             "delivery_tag": str(uuid4()),
@@ -166,20 +171,3 @@ _SLOT_RE = re.compile(r'"<<(\w+)>>"')
 #: a string as JSON text, as json.dumps writes it (kombu's JSON is the standard library's for
 #: plain values)
 _quoted: Callable[[str], str] = encode_basestring_ascii
-
-
-def publish(celery: Celery, settings: Settings, run_id: str) -> None:
-    """Publish the run's task through kombu; raises whatever the publish raised."""
-    with celery.producer_or_acquire() as producer:
-        try:
-            celery.send_task(
-                TASK_NAME, args=[run_id], task_id=run_id, queue=settings.queue,
-                expires=settings.queue_timeout, time_limit=settings.time_limit,
-                soft_time_limit=settings.soft_time_limit, ignore_result=True, retry=False,
-                producer=producer, confirm_timeout=max(1.0, settings.io_timeout * 2),
-            )
-        except BaseException:
-            # a confirm that comes late would answer for the next publish on this channel:
-            # the next one starts on a fresh connection
-            producer.connection.collect()
-            raise

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..core.runs import iso
-from ..core.status import ReleaseReason
+from ..core.status import ReleaseReason, RunStatus
 from ..core.store import RunStore
 from ..core.webhooks import Webhooks
 
@@ -43,12 +43,22 @@ def slot_ttl_ms(store: RunStore, workflow_id: str) -> int | None:
 
 # -- the commands ---------------------------------------------------------------------------------
 def slots(store: RunStore) -> list[dict[str, Any]]:
-    """Every slot held: its holder, status, age, last heartbeat and lease left."""
-    out = []
+    """Every slot held (or with a run pending): its holder, status, age, last heartbeat, lease
+    left, and the pending run."""
+    out: list[dict[str, Any]] = []
     now_ms = int(time.time() * 1000)
-    for workflow_id in workflows_with(store, "slot"):
-        holder = store.holders([workflow_id])[workflow_id]
+    for workflow_id in sorted(set(workflows_with(store, "slot"))
+                              | set(workflows_with(store, "waiting"))):
+        holder, waiting = store.slots([workflow_id])[workflow_id]
+        pending = store.get(waiting) if waiting else None
+        pending_out: dict[str, Any] | None = None
+        if pending is not None and not pending.terminal:
+            pending_out = {"run_id": pending.run_id, "status": pending.status.value,
+                           "age_s": round((now_ms - (pending.created_ms or now_ms)) / 1000, 1)}
         if not holder:
+            if pending_out:
+                out.append({"workflow_id": workflow_id, "run_id": None, "status": None,
+                            "pending_run": pending_out})
             continue
         run = store.get(holder)
         out.append({
@@ -60,6 +70,7 @@ def slots(store: RunStore) -> list[dict[str, Any]]:
             "last_heartbeat_at": iso(run.heartbeat_ms) if run else None,
             "lease_left_s": (slot_ttl_ms(store, workflow_id) or 0) / 1000,
             "worker": run.worker if run else None,
+            "pending_run": pending_out,
         })
     return sorted(out, key=lambda s: s["workflow_id"])
 
@@ -114,10 +125,12 @@ def release(store: RunStore, workflow_id: str) -> dict[str, Any]:
 
 
 def reconcile(store: RunStore, webhooks: Webhooks | None = None) -> dict[str, list[str]]:
-    """Free slots whose holder is terminal or gone; settle runs whose slot is gone; hand
-    over the endings left in the outboxes (a process died before it handed them to the
+    """Free slots whose holder is terminal or gone (never one whose body may still be
+    stopping); promote pending runs into free slots, and publish a promoted run whose publish a
+    crash cut off (`publish_due`, its promotion half done); settle runs whose slot is gone;
+    hand over the endings left in the outboxes (a process died before it handed them to the
     webhooks: worker/core/webhooks.py)."""
-    freed, settled = [], []
+    freed, settled, promoted, republished = [], [], [], []
     for workflow_id in workflows_with(store, "slot"):
         holder = store.holders([workflow_id])[workflow_id]
         if not holder:
@@ -126,16 +139,29 @@ def reconcile(store: RunStore, webhooks: Webhooks | None = None) -> dict[str, li
         if (run is None or run.terminal) and store.force_release(
                 workflow_id, ReleaseReason.RECLAIMED, expected=holder) == holder:
             freed.append(holder)
+    for workflow_id in workflows_with(store, "waiting"):
+        done = store.upkeep(workflow_id)
+        if done.promoted:
+            promoted.append(done.promoted)
+        if done.expired:
+            settled.append(f"{done.expired}: expired")
+    redis = store.connection.redis
     for workflow_id in workflows_with(store, "runs"):
         for run_id in run_ids(store, workflow_id):
             # reading settles expired/lost, atomically and once; the read says if it did
             snap = store.snapshot(run_id)
             if snap is not None and snap.settled:
                 settled.append(f"{run_id}: {snap.run.status.value}")
+            elif (snap is not None and snap.run.status is RunStatus.QUEUED
+                  and run_id not in promoted and store.publisher is not None
+                  and redis.hget(store.keys.run(workflow_id, run_id), "publish_due")):
+                store.publisher(run_id)  # a second delivery, if any, is refused at its start
+                republished.append(run_id)
     handed: list[str] = []
     if webhooks is not None:
         handed = webhooks.sweep_outboxes(list(workflows_with(store, "ended")), everything=True)
-    return {"freed_slots": freed, "settled_runs": settled, "endings_handed_over": handed}
+    return {"freed_slots": freed, "promoted_runs": promoted, "republished_runs": republished,
+            "settled_runs": settled, "endings_handed_over": handed}
 
 
 def check(store: RunStore) -> dict[str, Any]:

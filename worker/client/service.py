@@ -1,14 +1,15 @@
 """The service: everything a caller (the HTTP API, the CLI) can ask of test runs.
-Over 300 lines because every call a caller may make is here, with the publish and its unwind.
 
-A trigger takes the slot and writes the queued record in one Redis round trip. When the broker
-is the tracking Redis itself, that same atomic step pushes the task message (the fused path,
-worker/client/message.py): one round trip, nothing to unwind. Otherwise (RabbitMQ, a broker on
-another Redis, or `on_conflict=replace`, whose stop must go out before the new run's message) it
-then publishes the task through kombu; if anything at all goes wrong after the slot was taken, the
-slot is freed and the run is marked failed (`enqueue_failed`) before the error propagates: no
-leaked slot, no run left `queued`. Every method raises only `TestRunError`s (worker/core/errors.py)
-for what its caller must answer; an unreachable Redis or broker is `QueueUnavailable`.
+A trigger takes the slot and writes the queued record in one Redis round trip — or, by its
+`on_conflict`, becomes the pending run, joins the run in progress, or is refused
+(worker/client/conflict.py). When the broker is the tracking Redis itself, that same atomic step
+pushes the task message (the fused path, worker/client/message.py; a pending run keeps it until
+promoted): one round trip, nothing to unwind. Otherwise (RabbitMQ, a broker on another Redis, a
+callback_url to attach first) it then publishes the task through kombu (worker/core/publish.py);
+if anything at all goes wrong after the slot was taken, the slot is freed and the run is marked
+failed (`enqueue_failed`) before the error propagates: no leaked slot, no run left `queued`.
+Every method raises only `TestRunError`s (worker/core/errors.py) for what its caller must
+answer; an unreachable Redis or broker is `QueueUnavailable`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import workflows
-from ..core import gauges, webhooks
+from ..core import gauges, publish, webhooks
 from ..core.celery_app import TestRunCelery
 from ..core.errors import (
     Dependency,
@@ -36,14 +37,13 @@ from ..core.errors import (
     WorkflowNotFound,
     unavailable_on_outage,
 )
-from ..core.keys import new_run_id, workflow_of
-from ..core.lifecycle import lifecycle
-from ..core.lua import Admitted, AlreadyAdmitted, Busy
+from ..core.keys import new_run_id
+from ..core.lua import Admitted, AlreadyAdmitted, Busy, Joined, Pending
 from ..core.runs import Run
 from ..core.scopes import Scope
-from ..core.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
+from ..core.status import ConflictPolicy, ReleaseReason, RunStatus
 from ..workflows import Workflow
-from . import expiry, message, online, stop
+from . import conflict, message, online, stop
 from .ratelimit import TriggerRateLimit
 from .readiness import Readiness
 from .views import LogPage, Triggered, WorkflowState, body_hash
@@ -53,8 +53,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["ENQUEUE_FAILED_ERROR", "LogPage", "TestRunService", "Triggered", "WorkflowState",
            "body_hash"]
 
-#: what a run that could not be enqueued says about it (details: the web's log, by run id)
-ENQUEUE_FAILED_ERROR = "could not enqueue: the broker did not accept the message"
+ENQUEUE_FAILED_ERROR = publish.ENQUEUE_FAILED_ERROR
 
 
 class TestRunService:
@@ -74,7 +73,7 @@ class TestRunService:
         #: the admit script pushes the message itself (the broker is the tracking Redis)
         self.fused = message.fused(self.settings, celery.conf.broker_transport_options)
         self._messages: message.MessageBuilder | None = None  # built on first use, per process
-        expiry.connect()  # this process publishes runs: keep the queue timeout off the broker
+        publish.install(celery)  # this process publishes the runs its scripts promote too
 
     # -- workflows ----------------------------------------------------------------------------
     def known_workflow(self, workflow_id: str) -> Workflow:
@@ -87,16 +86,19 @@ class TestRunService:
         """Every registered workflow with the run holding its slot (one pipeline)."""
         known = workflows.all_workflows()
         with unavailable_on_outage():
-            holders = self.store.holders([w.id for w in known])
-        return [WorkflowState(w, holders.get(w.id)) for w in known]
+            slots = self.store.slots([w.id for w in known])
+        return [WorkflowState(w, *slots[w.id]) for w in known]
 
     def workflow(self, workflow_id: str) -> WorkflowState:
-        """One workflow with the run holding its slot, read in full."""
+        """One workflow with the run holding its slot and its pending run, read in full."""
         found = self.known_workflow(workflow_id)
         with unavailable_on_outage():
-            holder = self.store.holders([found.id]).get(found.id)
+            holder, waiting = self.store.slots([found.id])[found.id]
             run = self.store.get(holder) if holder else None
-        return WorkflowState(found, holder, run)
+            pending = self.store.get(waiting) if waiting else None
+        if pending is not None and pending.terminal:
+            waiting, pending = None, None
+        return WorkflowState(found, holder, waiting, run, pending)
 
     # -- runs ---------------------------------------------------------------------------------
     def run(self, run_id: str) -> Run:
@@ -134,7 +136,8 @@ class TestRunService:
         if size > self.settings.max_input_bytes:
             raise PayloadTooLarge(f"input is {size} bytes as JSON; at most "
                                   f"{self.settings.max_input_bytes} are accepted", field="input")
-        problems = self.known_workflow(workflow_id).input_problems(input)
+        workflow = self.known_workflow(workflow_id)
+        problems = workflow.input_problems(input)
         if problems:
             raise InvalidInput(workflow_id, [p.to_dict() for p in problems])
         if callback_url is not None:  # the SSRF guard (worker/core/egress.py)
@@ -146,38 +149,43 @@ class TestRunService:
                 raise RateLimited(self.settings.trigger_rate_limit, wait)
         run_id = pushed = None
         # a callback_url is attached between the admission and the publish: two steps
-        if self.fused and on_conflict is ConflictPolicy.REJECT and callback_url is None:
+        if self.fused and callback_url is None:
             run_id = new_run_id(workflow_id)
-            pushed = self._message(run_id)
+            pushed = self._message(run_id, on_conflict)
         # nothing was taken if the script did not run; if it ran and both replies were lost,
         # the queued lease frees the slot (queue timeout + grace)
         with unavailable_on_outage():
-            admission = self.store.admit(workflow_id, input_json, on_conflict=on_conflict,
-                                         idempotency_key=idempotency_key,
-                                         triggered_by=triggered_by, run_id=run_id,
-                                         message=pushed)
+            admission = self.store.admit(
+                workflow_id, input_json, on_conflict=on_conflict,
+                idempotency_key=idempotency_key, triggered_by=triggered_by, run_id=run_id,
+                message=pushed, digest=conflict.digest(input), version=workflow.version)
         if isinstance(admission, Busy):
-            raise RunInProgress(workflow_id, admission.holder)
-        if isinstance(admission, AlreadyAdmitted):
+            raise RunInProgress(workflow_id, admission.holder,
+                                **conflict.details(admission, self.settings))
+        if isinstance(admission, (AlreadyAdmitted, Joined)):
             with unavailable_on_outage():
                 run = self.store.get(admission.run_id)
             if run is None:  # only if Redis lost it between two calls
                 raise QueueUnavailable(Dependency.REDIS,
                                        LookupError(f"run {admission.run_id} vanished"))
+            if isinstance(admission, Joined):
+                return Triggered(run, created=False, joined=True)
             if body_hash(run.input) != body_hash(input):
                 raise IdempotencyKeyReused(run.run_id)
             return Triggered(run, created=False)
         if admission.previous_release is ReleaseReason.REPLACED and admission.previous_holder:
-            # before the new run is published, so the kill has a head start on its start
+            # a replaced running run is stopped; the new run is pending until its body is gone
             self._stop(admission.previous_holder)
         if callback_url is not None:
             self._attach(admission, callback_url)
-        if pushed is None:
+        pending = isinstance(admission, Pending)
+        if pushed is None and not pending:
             self._publish(admission)
         return Triggered(Run(run_id=admission.run_id, workflow_id=workflow_id,
-                             status=RunStatus.QUEUED, created_ms=admission.created_ms,
-                             input=input, triggered_by=triggered_by,
-                             callback_url=callback_url), created=True)
+                             status=RunStatus.PENDING if pending else RunStatus.QUEUED,
+                             created_ms=admission.created_ms, input=input,
+                             triggered_by=triggered_by, callback_url=callback_url,
+                             workflow_version=workflow.version), created=True)
 
     def _attach(self, admission: Admitted, callback_url: str) -> None:
         """The run's callback_url, before its message goes out; if Redis fails here the run
@@ -186,7 +194,7 @@ class TestRunService:
             with unavailable_on_outage():
                 self.webhooks.attach(admission.run_id, callback_url)
         except QueueUnavailable as exc:
-            self._unwind(admission.run_id, exc.cause)
+            publish.unwind(self.store, admission.run_id, exc.cause)
             raise
 
     def watch(self, run_id: str, last_event_id: str | None = None) -> Iterator[WatchItem]:
@@ -216,18 +224,21 @@ class TestRunService:
         return wait_for_end(self._waiters, current, cursor, deadline=deadline,
                             slice_s=self.settings.stream_keepalive, gone=gone)
 
-    def _message(self, run_id: str) -> tuple[str, str]:
-        """(the broker's list, the run's message) for the fused admission."""
+    def _message(self, run_id: str, policy: ConflictPolicy) -> tuple[str, str]:
+        """(the broker's list, the run's message) for the fused admission (a run that may
+        become pending: a message valid for its pending time too)."""
         builder = self._messages
         if builder is None:
             builder = self._messages = message.MessageBuilder(self.celery, self.settings)
-        return builder.queue_key, builder.build(run_id)
+        later = (self.settings.pending_timeout
+                 if policy in (ConflictPolicy.QUEUE, ConflictPolicy.REPLACE) else 0.0)
+        return builder.queue_key, builder.build(run_id, later_s=later)
 
     def _publish(self, admission: Admitted) -> None:
         try:
-            message.publish(self.celery, self.settings, admission.run_id)
+            publish.publish(self.celery, self.settings, admission.run_id)
         except BaseException as exc:
-            unwound = self._unwind(admission.run_id, exc)
+            unwound = publish.unwind(self.store, admission.run_id, exc)
             if not isinstance(exc, Exception):
                 raise
             if unwound is False:
@@ -235,29 +246,15 @@ class TestRunService:
                 return
             raise QueueUnavailable(Dependency.BROKER, exc) from exc
 
-    def _unwind(self, run_id: str, exc: BaseException) -> bool | None:
-        """Mark the run failed and free its slot — only while it is still queued, since a
-        publish can raise after the message reached the broker. None if Redis is away too.
-        The cause goes to the log with the run id; the record keeps a stable sentence, since
-        driver text names hosts and ports and the record is kept for days."""
-        lifecycle.enqueue_failed(run_id, workflow_of(run_id) or "",
-                                 f"{type(exc).__name__}: {exc}")
-        try:
-            return self.store.finish(
-                run_id, RunStatus.FAILED, error_type=ErrorType.ENQUEUE_FAILED,
-                error=ENQUEUE_FAILED_ERROR, reason=ReleaseReason.PUBLISH_FAILED,
-                only_if_queued=True)
-        except Exception:  # noqa: BLE001 - Redis also away: the queued lease frees the slot
-            logger.exception("could not release the slot of %s after a failed publish", run_id)
-            return None
-
     def cancel(self, run_id: str, *, only_by: str | None = None) -> Run:
-        """Record the cancel (the source of truth) and free the slot; stop a running run.
+        """Record the cancel (the source of truth); stop a running run.
 
-        A running run's stop is sent first, so the kill is on its way before the slot is free
-        (its worker records the kill as this cancel). A queued run needs no message: its start
-        check refuses it. Cancelling is idempotent: a run that was not terminal when we looked
-        and is cancelled now (by us, a retry of ours, its worker) answers as a success.
+        A running run reads `cancelled` at once, but keeps its slot until its worker confirms
+        the body stopped (or its lease lapses): then the pending run, if any, takes it. A
+        queued run needs no message (its start check refuses it) and frees its slot at once;
+        a pending run never held it. Cancelling is idempotent: a run that was not terminal
+        when we looked and is cancelled now (by us, a retry of ours, its worker) answers as a
+        success.
         `only_by`: the caller may cancel only the runs it triggered (it lacks the `cancel`
         scope); another's run is Forbidden, before anything is written."""
         run = self.run(run_id)

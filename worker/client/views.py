@@ -16,7 +16,8 @@ from ..workflows import Workflow
 @dataclass(frozen=True)
 class Triggered:
     run: Run
-    created: bool  # False when an idempotency key returned an earlier run
+    created: bool  # False when an idempotency key returned an earlier run, or a join
+    joined: bool = False  # on_conflict=join answered with the run in progress (or pending)
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ class LogPage:
 class WorkflowState:
     workflow: Workflow
     active_run_id: str | None
+    pending_run_id: str | None = None  # on_conflict=queue: the run that takes the slot next
     active_run: Run | None = None  # read only when asked for one workflow
+    pending_run: Run | None = None  # read only when asked for one workflow
 
 
 def body_hash(input: Any) -> str:

@@ -71,6 +71,7 @@ class Scripts:
         self.read = lua.Read(client)
         self.heartbeat = lua.Heartbeat(client)
         self.force_release = lua.ForceRelease(client)
+        self.promote = lua.Promote(client)
         self.advertise = lua.Advertise(client)
         self.workers = lua.Workers(client)
         self.append_log = lua.AppendLog(client)
@@ -87,7 +88,12 @@ class Scripts:
         return [self.admit, self.start, self.finish, self.read, self.heartbeat,
                 self.force_release, self.advertise, self.workers, self.append_log,
                 self.attach, self.take_ending, self.delivery_log, self.webhook_schedule,
-                self.webhook_claim, self.webhook_begin, self.webhook_end]
+                self.webhook_claim, self.webhook_begin, self.webhook_end, self.promote]
+
+    def on_promoted(self, hook: lua.OnPromoted) -> None:
+        """Hand each run a script promotes into a freed slot to `hook` (the run store's)."""
+        for script in self.all():
+            script.on_promoted = hook
 
     def load(self) -> None:
         """Load every script now, so no call pays a NOSCRIPT round trip."""

@@ -68,13 +68,16 @@ class RunNotFound(TestRunError):
 
 
 class RunInProgress(TestRunError):
-    """The workflow's slot is held by another run (`run_id`)."""
+    """The workflow's slot is held by another run (`run_id`); `details`: what the caller needs
+    to wait for it (its status, times, the pending run, `retry_after` seconds:
+    worker/client/conflict.py)."""
 
     code = "test_run_in_progress"
 
-    def __init__(self, workflow_id: str, run_id: str) -> None:
+    def __init__(self, workflow_id: str, run_id: str, **details: Any) -> None:
+        details.setdefault("retry_after", 1)
         super().__init__(f"workflow {workflow_id!r} already has a test run in progress",
-                         run_id=run_id)
+                         run_id=run_id, **details)
         self.workflow_id = workflow_id
         self.run_id = run_id
 

@@ -27,6 +27,7 @@ class Live:
     held: int
     by_status: dict[str, int]
     online: int
+    pending: int = 0
     oldest_s: dict[str, float] = field(default_factory=dict)
     eviction_safe: bool | None = None
     limits: dict[str, float] = field(default_factory=dict)
@@ -47,11 +48,14 @@ def live_state(store: RunStore, workflow_ids: Iterable[str]) -> Live:
     pipe = client.pipeline(transaction=False)
     for workflow_id in ids:
         pipe.get(keys.slot(workflow_id))
+    for workflow_id in ids:
+        pipe.exists(keys.pending(workflow_id))
     scripts.workers.count(keys, store.settings.queue, client=pipe)
     pipe.time()
     pipe.config_get("maxmemory-policy")
-    *holders, online, now, policy = pipe.execute(raise_on_error=False)
-    for reply in (*holders, online, now):
+    *replies, online, now, policy = pipe.execute(raise_on_error=False)
+    holders, pending = replies[:len(ids)], replies[len(ids):]
+    for reply in (*replies, online, now):
         if isinstance(reply, Exception):
             raise reply
     held = [(w, str(h)) for w, h in zip(ids, holders, strict=True) if h]
@@ -73,4 +77,5 @@ def live_state(store: RunStore, workflow_ids: Iterable[str]) -> Live:
     safe = None
     if isinstance(policy, dict) and policy.get("maxmemory-policy"):
         safe = policy["maxmemory-policy"] == "noeviction"
-    return Live(len(held), by_status, int(online[0]), oldest, safe, limits(store.settings))
+    return Live(len(held), by_status, int(online[0]), sum(int(p) for p in pending), oldest, safe,
+                limits(store.settings))

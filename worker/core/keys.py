@@ -44,6 +44,12 @@ class Keys:
     def slot(self, workflow_id: str) -> str:
         return f"{self.tag(workflow_id)}:slot"
 
+    def pending(self, workflow_id: str) -> str:
+        """The workflow's pending run's id (on_conflict=queue), with a TTL: the one run that
+        takes the slot when it is freed (lib.lua promote() builds the same name from the
+        slot's)."""
+        return f"{self.tag(workflow_id)}:waiting"
+
     def run_prefix(self, workflow_id: str) -> str:
         return f"{self.tag(workflow_id)}:run:"
 

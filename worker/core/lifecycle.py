@@ -19,9 +19,19 @@ logger = logging.getLogger("worker.lifecycle")
 class LifecycleHooks:
     """The interface: every method a no-op, so a subscriber overrides only what it needs."""
 
-    def admitted(self, run_id: str, workflow_id: str, *, triggered_by: str | None = None) -> None:
+    def admitted(self, run_id: str, workflow_id: str, *, triggered_by: str | None = None,
+                 pending: bool = False) -> None:
         """A trigger took the slot and wrote the queued record (`triggered_by`: the caller's
-        token name, when it has one)."""
+        token name, when it has one), or (`pending`) made it the workflow's pending run."""
+
+    def superseded(self, run_id: str, workflow_id: str, by_run_id: str) -> None:
+        """The pending run `run_id` ended superseded by `by_run_id` (a newer queue trigger)."""
+
+    def joined(self, run_id: str, workflow_id: str) -> None:
+        """A trigger with on_conflict=join was answered with `run_id` (same input, version)."""
+
+    def promoted(self, run_id: str, workflow_id: str) -> None:
+        """The pending run took the freed slot (in the step that freed it) and is queued."""
 
     def conflict(self, run_id: str, workflow_id: str) -> None:
         """A trigger found `run_id` holding the slot (409)."""

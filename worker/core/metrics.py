@@ -84,6 +84,11 @@ class Metrics:
                                  "slot (web)", ["workflow"], registry=r)
         self.cancels = Counter("testrun_cancels", "Cancels recorded (web)", ["workflow"],
                                registry=r)
+        self.superseded = Counter("testrun_superseded", "Pending runs a newer queue trigger "
+                                  "took the place of (web)", ["workflow"], registry=r)
+        self.joins = Counter("testrun_joins", "Join triggers answered with the run in "
+                             "progress or the pending run: same input and version (web)",
+                             ["workflow"], registry=r)
         self.started = Counter("testrun_runs_started", "Runs whose body started (worker)",
                                ["workflow"], registry=r)
         self.refused = Counter("testrun_runs_refused", "Deliveries the start check refused: "
@@ -126,8 +131,14 @@ class MetricsHooks(LifecycleHooks):
     """The lifecycle, counted."""
 
     def admitted(self, run_id: str, workflow_id: str, *,
-                 triggered_by: str | None = None) -> None:
+                 triggered_by: str | None = None, pending: bool = False) -> None:
         metrics().admissions.labels(workflow_id).inc()
+
+    def superseded(self, run_id: str, workflow_id: str, by_run_id: str) -> None:
+        metrics().superseded.labels(workflow_id).inc()
+
+    def joined(self, run_id: str, workflow_id: str) -> None:
+        metrics().joins.labels(workflow_id).inc()
 
     def conflict(self, run_id: str, workflow_id: str) -> None:
         metrics().conflicts.labels(workflow_id).inc()
@@ -216,6 +227,8 @@ class LiveState(Collector):
             return
         yield GaugeMetricFamily("testrun_slots_held", "Workflow slots held now",
                                 value=live.held)
+        yield GaugeMetricFamily("testrun_runs_pending", "Pending runs (on_conflict=queue) "
+                                "waiting for a slot now", value=live.pending)
         runs = GaugeMetricFamily("testrun_runs_active", "Runs holding a slot, by status",
                                  labels=["status"])
         oldest = GaugeMetricFamily(

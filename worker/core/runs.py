@@ -75,6 +75,14 @@ RUN_FIELDS: tuple[RunField, ...] = (
              description="where the trigger asked for this run's ending to be POSTed"),
     RunField("deliveries", "deliveries", list[Delivery], summary=False,
              description="each webhook attempt for this run's ending, oldest first"),
+    RunField("superseded_by", "superseded_by", str | None,
+             description="the newer pending run that took this pending run's place"),
+    RunField("workflow_version", "workflow_version", str | None,
+             description="the workflow's version when triggered (what on_conflict=join "
+             "compares, beside the input)"),
+    RunField("promoted_at", "promoted_ms", str | None, timestamp=True,
+             description="when this run, pending, took the freed slot (its queue timeout "
+             "counts from then)"),
 )
 
 #: Fields of the record hash that only the scripts read: never shown.
@@ -84,6 +92,15 @@ INTERNAL_FIELDS: tuple[str, ...] = (
     "previous_holder",   # the run it took the slot from, and how (admit.lua's repeat answer)
     "previous_release",
     "log_bytes",         # bytes its log used so far (append_log.lua)
+    "input_digest",      # its input as canonical JSON, hashed: what a join compares
+    "pending_until_ms",  # a pending run: when its pending time is over (admit.lua, lib.lua)
+    "lease_ms",          # a pending run: the queued lease it gets when promoted
+    "queue",             # a pending run: the list its stored message is pushed onto
+    "message",           # a pending run: its task message, pushed when promoted (fused)
+    "superseded_run",    # the pending run this one superseded (admit.lua's repeat answer)
+    "stopping",          # cancelled while running: its slot waits for the body to stop (the
+                         # release reason to record then)
+    "publish_due",       # promoted with no stored message: its releaser publishes it
 )
 
 #: The fields a runs list shows by default (its `?fields=full` shows RUN_FIELDS).
@@ -135,6 +152,9 @@ class Run:
     logs: list[str] = field(default_factory=list)
     callback_url: str | None = None
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    superseded_by: str | None = None
+    workflow_version: str | None = None
+    promoted_ms: int | None = None
 
     @property
     def terminal(self) -> bool:
@@ -164,6 +184,9 @@ class Run:
             logs=list(logs or []),
             callback_url=_text(raw, "callback_url"),
             deliveries=_json(raw, "deliveries") or [],
+            superseded_by=_text(raw, "superseded_by"),
+            workflow_version=_text(raw, "workflow_version"),
+            promoted_ms=_ms(raw, "promoted_ms"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,4 +213,7 @@ class Run:
             "triggered_by": self.triggered_by,
             "callback_url": self.callback_url,
             "deliveries": self.deliveries,
+            "superseded_by": self.superseded_by,
+            "workflow_version": self.workflow_version,
+            "promoted_at": iso(self.promoted_ms),
         }

@@ -84,6 +84,10 @@ class Settings:
                                   shown=f"hard limit − min({SOFT_LIMIT_MARGIN:g} s, 20 %)")
     #: TEST_RUN_QUEUE_TIMEOUT — seconds a run may wait for a worker before it ends `expired`.
     queue_timeout: float = _env("TEST_RUN_QUEUE_TIMEOUT", 300.0)
+    #: TEST_RUN_PENDING_TIMEOUT — seconds a pending run (`on_conflict=queue`) may wait for the
+    #: slot before it ends `expired` (`pending_timeout`); once promoted, its queue timeout
+    #: counts from its promotion.
+    pending_timeout: float = _env("TEST_RUN_PENDING_TIMEOUT", 900.0)
     #: TEST_RUN_LEASE_GRACE — added to the queued lease (queue timeout + grace).
     lease_grace: float = _env("TEST_RUN_LEASE_GRACE", 60.0)
     #: TEST_RUN_HEARTBEAT_TTL — lease of a running run's slot, renewed every third of it by the

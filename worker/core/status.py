@@ -12,6 +12,9 @@ from enum import StrEnum
 
 
 class RunStatus(StrEnum):
+    #: `on_conflict=queue` (or a replace of a running run): waits for the slot, with no task
+    #: message out; promoted to `queued` in the same step that frees the slot
+    PENDING = "pending"
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -22,6 +25,8 @@ class RunStatus(StrEnum):
     EXPIRED = "expired"
     #: started, then its lease ran out with no outcome recorded (the worker stopped answering)
     LOST = "lost"
+    #: a pending run a newer `on_conflict=queue` trigger took the place of (`superseded_by`)
+    SUPERSEDED = "superseded"
 
     @property
     def terminal(self) -> bool:
@@ -29,7 +34,8 @@ class RunStatus(StrEnum):
 
 
 #: A terminal status never changes; a run in one holds its slot only until it is released.
-TERMINAL = frozenset(RunStatus) - {RunStatus.QUEUED, RunStatus.RUNNING}
+TERMINAL = frozenset(RunStatus) - {RunStatus.PENDING, RunStatus.QUEUED,
+                                   RunStatus.RUNNING}
 
 
 class ErrorType(StrEnum):
@@ -41,6 +47,8 @@ class ErrorType(StrEnum):
     #: still running when its worker's drain time (TEST_RUN_SHUTDOWN_GRACE) ran out: a deploy
     WORKER_SHUTDOWN = "worker_shutdown"
     QUEUE_TIMEOUT = "queue_timeout"      # waited longer than TEST_RUN_QUEUE_TIMEOUT
+    PENDING_TIMEOUT = "pending_timeout"  # pending longer than TEST_RUN_PENDING_TIMEOUT
+    SUPERSEDED = "superseded"            # a newer queue trigger took its place while pending
     HEARTBEAT_LOST = "heartbeat_lost"    # running, and its worker stopped renewing the lease
     WORKFLOW_NOT_FOUND = "workflow_not_found"  # the worker does not know the workflow
     INVALID_RESULT = "invalid_result"    # the workflow returned something that is not JSON
@@ -67,7 +75,15 @@ class ConflictPolicy(StrEnum):
     """`?on_conflict=`: what a trigger does while another run of the workflow holds the slot."""
 
     REJECT = "reject"    # 409 naming the holder
-    REPLACE = "replace"  # cancel the holder and take the slot, in one atomic step
+    #: cancel the holder and take the slot, in one atomic step (a running holder's slot
+    #: passes once its body is gone: the replacing run is pending until then)
+    REPLACE = "replace"
+    #: become the workflow's one pending run (superseding an older one), promoted when the
+    #: slot is freed
+    QUEUE = "queue"
+    #: the holder (or the pending run) with the same input and workflow version: that run;
+    #: else as reject
+    JOIN = "join"
 
 
 class WebhookTarget(StrEnum):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
@@ -33,7 +33,18 @@ from .errors import RunFinished, RunNotFound
 from .events import clip_line
 from .keys import Keys, new_run_id, workflow_of
 from .lifecycle import lifecycle
-from .lua import AdmitResult, Admitted, Beat, BeatVerdict, Busy, FinishMode, Refused, Started
+from .lua import (
+    AdmitResult,
+    Admitted,
+    Beat,
+    BeatVerdict,
+    Busy,
+    FinishMode,
+    Joined,
+    Pending,
+    Refused,
+    Started,
+)
 from .runs import Run
 from .settings import Settings
 from .status import STATUS_RELEASE_REASON, ConflictPolicy, ErrorType, ReleaseReason, RunStatus
@@ -48,6 +59,9 @@ class RunStore:
         self.keys = Keys(settings.key_prefix)
         self._lock = threading.Lock()
         self._connection: Connection | None = None
+        #: publishes a promoted run whose message the script could not push (the two-step
+        #: path): set by the Celery app that carries this store (worker/core/publish.py)
+        self.publisher: Callable[[str], None] | None = None
 
     # -- connection ---------------------------------------------------------------------------
     @property
@@ -59,8 +73,20 @@ class RunStore:
         if self._connection is None:
             with self._lock:
                 if self._connection is None:
-                    self._connection = connect(self.settings)
+                    connection = connect(self.settings)
+                    connection.scripts.on_promoted(self._promoted)
+                    self._connection = connection
         return self._connection
+
+    def _promoted(self, run_id: str, pushed: bool) -> None:
+        """A script freed a slot and the pending run `run_id` took it, in that same step: its
+        message is out already (`pushed`), or this process publishes it now. A crash before
+        that leaves it queued with `publish_due`: its queued lease ends it, and `testruns
+        reconcile` publishes it."""
+        workflow_id = workflow_of(run_id) or ""
+        lifecycle.promoted(run_id, workflow_id)
+        if not pushed and self.publisher is not None:
+            self.publisher(run_id)
 
     @property
     def _redis(self) -> RedisClient:
@@ -89,29 +115,55 @@ class RunStore:
               on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
               idempotency_key: str | None = None,
               triggered_by: str | None = None, run_id: str | None = None,
-              message: tuple[str, str] | None = None) -> AdmitResult:
-        """Take the slot and write the queued record in one round trip; with `message`
-        ((list, message) for a `run_id` made by the caller), push the task message in the same
-        step (the fused path). `input` may be given as its JSON text already (a str)."""
+              message: tuple[str, str] | None = None, digest: str = "",
+              version: str = "") -> AdmitResult:
+        """Take the slot and write the queued record in one round trip (or, by the policy,
+        make the run the pending one, or join the holder); with `message` ((list, message)
+        for a `run_id` made by the caller), push the task message in the same step (the fused
+        path; a pending run keeps it until promoted). `input` may be given as its JSON text
+        already (a str); `digest` and `version` are what a join compares."""
         result = self._scripts.admit(
             self.keys, workflow_id, run_id or new_run_id(workflow_id), input,
             lease_ms=int(self.settings.queued_lease * 1000),
             retention_s=self.settings.retention, on_conflict=on_conflict,
             idempotency_key=idempotency_key, triggered_by=triggered_by,
-            max_runs=self.settings.max_runs_per_workflow, message=message)
+            max_runs=self.settings.max_runs_per_workflow, message=message,
+            pending_ms=int(self.settings.pending_timeout * 1000), digest=digest,
+            version=version)
         if isinstance(result, Admitted):
-            if result.previous_holder and result.previous_release:
-                holder, reason = result.previous_holder, result.previous_release
-                lifecycle.took_over(holder, workflow_id, result.run_id, reason)
+            holder, reason = result.previous_holder, result.previous_release
+            if holder and reason:
+                if not isinstance(result, Pending):
+                    lifecycle.took_over(holder, workflow_id, result.run_id, reason)
                 if reason is ReleaseReason.REPLACED:  # admit.lua recorded it cancelled
                     lifecycle.finished(holder, workflow_id, RunStatus.CANCELLED,
                                        ErrorType.CANCELLED,
                                        duration_s=result.previous_duration_s)
-                lifecycle.released(holder, workflow_id, reason)
-            lifecycle.admitted(result.run_id, workflow_id, triggered_by=triggered_by)
-        elif isinstance(result, Busy):
-            lifecycle.conflict(result.holder, workflow_id)
+                if not (isinstance(result, Pending) and reason is ReleaseReason.REPLACED):
+                    lifecycle.released(holder, workflow_id, reason)
+            if result.superseded:
+                lifecycle.finished(result.superseded, workflow_id, RunStatus.SUPERSEDED,
+                                   ErrorType.SUPERSEDED)
+                lifecycle.superseded(result.superseded, workflow_id, result.run_id)
+            lifecycle.admitted(result.run_id, workflow_id, triggered_by=triggered_by,
+                               pending=isinstance(result, Pending))
+        elif isinstance(result, (Busy, Joined)):
+            if result.reclaimed:
+                lifecycle.released(result.reclaimed, workflow_id, ReleaseReason.RECLAIMED)
+            if isinstance(result, Busy):
+                lifecycle.conflict(result.holder, workflow_id)
+            else:
+                lifecycle.joined(result.run_id, workflow_id)
         return result
+
+    def upkeep(self, workflow_id: str) -> lua.Upkept:
+        """promote.lua: a slot whose lease lapsed passes to the pending run; a pending run past
+        its pending timeout ends expired (a worker's heartbeat sweeps every workflow)."""
+        done = self._scripts.promote(self.keys, workflow_id)
+        if done.expired:
+            lifecycle.finished(done.expired, workflow_id, RunStatus.EXPIRED,
+                               ErrorType.PENDING_TIMEOUT)
+        return done
 
     # -- the task's side (worker) -------------------------------------------------------------
     def start(self, run_id: str, worker: str | None,
@@ -151,7 +203,9 @@ class RunStore:
                             mode).ended
 
     def cancel(self, run_id: str) -> Run:
-        """Mark a run cancelled and free its slot at once; the caller revokes the task."""
+        """Mark a run cancelled; free its slot at once if it was queued (a running run's slot
+        passes once its body has stopped; a pending run never held it). The caller stops a
+        running run's process."""
         done = self._finish(run_id, RunStatus.CANCELLED, ErrorType.CANCELLED,
                             "cancelled by request", NO_RESULT, ReleaseReason.CANCELLED, None,
                             FinishMode.CANCEL)
@@ -176,9 +230,11 @@ class RunStore:
                                duration_s=done.duration_s)
         elif done.settled and done.status is not None:
             # this call found the lease lapsed and recorded that instead (expired / lost)
-            lifecycle.finished(run_id, workflow_id, done.status, _settled_error(done.status),
-                               duration_s=done.duration_s)
-            lifecycle.released(run_id, workflow_id, ReleaseReason.LEASE_EXPIRED)
+            error = done.run.error_type if done.run else None
+            lifecycle.finished(run_id, workflow_id, done.status,
+                               error or _settled_error(done.status), duration_s=done.duration_s)
+            if error is not ErrorType.PENDING_TIMEOUT:  # a pending run held no slot
+                lifecycle.released(run_id, workflow_id, ReleaseReason.LEASE_EXPIRED)
         if done.released:
             lifecycle.released(run_id, workflow_id, reason)
         return done
@@ -274,13 +330,19 @@ class RunStore:
 
     def holders(self, workflow_ids: Iterable[str]) -> dict[str, str | None]:
         """The run id holding each workflow's slot (one pipeline, no scan)."""
+        return {w: pair[0] for w, pair in self.slots(workflow_ids).items()}
+
+    def slots(self, workflow_ids: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
+        """Each workflow's (slot holder, pending run), one pipeline, no scan."""
         ids = list(workflow_ids)
         if not ids:
             return {}
         pipe = self._redis.pipeline(transaction=False)
         for workflow_id in ids:
             pipe.get(self.keys.slot(workflow_id))
-        return dict(zip(ids, pipe.execute(), strict=True))
+            pipe.get(self.keys.pending(workflow_id))
+        replies = pipe.execute()
+        return {w: (replies[2 * i], replies[2 * i + 1]) for i, w in enumerate(ids)}
 
     # -- operator -----------------------------------------------------------------------------
     def force_release(self, workflow_id: str, reason: ReleaseReason = ReleaseReason.FORCED,
@@ -313,9 +375,11 @@ def _settled_error(status: RunStatus) -> ErrorType:
 
 
 def _settled(run: Run) -> None:
-    """A read found `run`'s lease lapsed and ended it (read.lua): raise its ending, once."""
+    """A read found `run`'s lease lapsed (or its pending time over) and ended it (read.lua):
+    raise its ending, once."""
     duration = ((run.finished_ms - run.started_ms) / 1000
                 if run.started_ms and run.finished_ms else None)
     lifecycle.finished(run.run_id, run.workflow_id, run.status,
                        run.error_type or _settled_error(run.status), duration_s=duration)
-    lifecycle.released(run.run_id, run.workflow_id, ReleaseReason.LEASE_EXPIRED)
+    if run.error_type is not ErrorType.PENDING_TIMEOUT:  # a pending run held no slot
+        lifecycle.released(run.run_id, run.workflow_id, ReleaseReason.LEASE_EXPIRED)

@@ -10,7 +10,7 @@ from typing import Any, cast
 from celery.exceptions import CPendingDeprecationWarning
 from celery.signals import celeryd_after_setup
 
-from ..core import webhooks
+from ..core import publish, webhooks
 from ..core.celery_app import TestRunCelery, create_celery
 from ..core.settings import Settings
 from . import consumer, control, exporter, heartbeat, liveness, signals, tasks, worker_logs
@@ -37,6 +37,7 @@ def create_worker_app(settings: Settings | None = None) -> WorkerCelery:
     settings = settings or Settings.from_env()
     app = cast(WorkerCelery, create_celery(settings, cls=WorkerCelery))
     app.stops = Stops(app.store)
+    publish.install(app)  # a run promoted by this worker's release is published by it
     app.webhooks = webhooks.install(app)  # this process's endings are handed over through it
     app.conf.worker_consumer = consumer.PATH  # no native delayed delivery (quorum queues)
     app.steps["consumer"].add(consumer.PrefetchAfterReconnect)

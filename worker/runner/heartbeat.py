@@ -10,7 +10,8 @@ It also fences: when a renewal fails and the next beat would come too late to sa
 lapsed slot never has a body still executing behind it. Such a run is recorded `lost`.
 
 And it ends queued runs revoked from outside (Flower) within an interval (worker/runner/revokes.py),
-and it sweeps the webhooks (worker/core/webhooks.py): it publishes the deliveries that are due
+promotes the pending run of a slot whose lease lapsed (worker/runner/upkeep.py), and it sweeps
+the webhooks (worker/core/webhooks.py): it publishes the deliveries that are due
 (a retry whose time came, a claim whose task never ran) and hands over the endings a process
 died before handing over.
 
@@ -37,6 +38,7 @@ from ..core.lifecycle import lifecycle
 from ..core.lua import BeatVerdict
 from ..core.status import ENDED_OVER_ITS_HEAD
 from ..core.store import RunStore
+from . import upkeep
 from .drain import Drain
 from .revokes import RevokedRuns
 from .stops import StopKind
@@ -106,6 +108,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
                 if not app.stops.fenced(request.id):  # killed already: never renew
                     self.beat(app, request, hostname, ttl, interval)
             revoked.end_queued(store)  # a revoke from Flower frees a queued run's slot now
+            upkeep.sweep(store)  # a lapsed slot passes to its pending run
             self.sweep_webhooks(app)
             drain = self._drain
             if drain is not None and drain.over():

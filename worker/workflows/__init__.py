@@ -7,7 +7,9 @@ and to check a trigger's input before a slot is taken, the worker to run it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import inspect
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -40,6 +42,9 @@ class Workflow:
     fn: WorkflowFn
     #: None: any JSON object is accepted (as before schemas existed)
     input_schema: InputSchema | None = None
+    #: "the same workflow code" for on_conflict=join, recorded on each run: `version=` given to
+    #: @workflow, else a hash of the function's source (its code object's, without source)
+    version: str = ""
 
     def input_problems(self, input: Any) -> list[InputProblem]:
         """How `input` does not fit this workflow's schema (empty: it fits, or no schema)."""
@@ -53,12 +58,24 @@ class WorkflowError(Exception):
 _registry: dict[str, Workflow] = {}
 
 
+def source_version(fn: WorkflowFn) -> str:
+    """A version for a workflow that names none: its function's source, hashed (a function
+    without retrievable source: its bytecode and constants)."""
+    try:
+        text = inspect.getsource(fn).encode()
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        text = (code.co_code + repr(code.co_consts).encode()) if code else repr(fn).encode()
+    return "src-" + hashlib.sha256(text).hexdigest()[:16]
+
+
 def workflow(workflow_id: str, *, description: str = "",
              input_schema: type[BaseModel] | dict[str, Any] | None = None,
-             ) -> Callable[[WorkflowFn], WorkflowFn]:
+             version: str | None = None) -> Callable[[WorkflowFn], WorkflowFn]:
     """Register `fn` under `workflow_id`; re-registering the same function is harmless.
     `input_schema`: a pydantic model or a JSON Schema dict the input must fit (checked by the
-    web before a slot is taken); without one, any JSON object is accepted."""
+    web before a slot is taken); without one, any JSON object is accepted. `version`: what
+    on_conflict=join compares beside the input (default: a hash of the function's source)."""
     if not valid_workflow_id(workflow_id):
         raise WorkflowError(f"invalid workflow id {workflow_id!r}")
     try:
@@ -72,7 +89,7 @@ def workflow(workflow_id: str, *, description: str = "",
             raise WorkflowError(f"workflow id {workflow_id!r} is registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
         _registry[workflow_id] = Workflow(workflow_id, description or (doc[0] if doc else ""),
-                                          fn, schema)
+                                          fn, schema, version or source_version(fn))
         return fn
 
     return register

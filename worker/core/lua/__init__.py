@@ -16,7 +16,7 @@ reply enums (replies.py: `STATUS.RUNNING`, `REASON.REPLACED`, `TERMINAL[status]`
 - base.py       LuaScript, and the decoding several replies share
 - admission.py  Admit (admit.lua)
 - running.py    Start, Heartbeat, AppendLog (the worker's calls while a run executes)
-- ending.py     Finish, ForceRelease
+- ending.py     Finish, ForceRelease, Promote (a pending run's upkeep)
 - reading.py    Read, RunSnapshot
 - workers.py    Advertise, Workers (worker liveness)
 - webhooks.py   Attach, TakeEnding, DeliveryLog (a run's side); WebhookSchedule, WebhookClaim,
@@ -25,9 +25,9 @@ reply enums (replies.py: `STATUS.RUNNING`, `REASON.REPLACED`, `TERMINAL[status]`
 
 from __future__ import annotations
 
-from .admission import Admit, AdmitResult, Admitted, AlreadyAdmitted, Busy
-from .base import LuaScript
-from .ending import Finish, Finished, ForceRelease, ForceReleased
+from .admission import Admit, AdmitResult, Admitted, AlreadyAdmitted, Busy, Joined, Pending
+from .base import LuaScript, OnPromoted
+from .ending import Finish, Finished, ForceRelease, ForceReleased, Promote, Upkept
 from .reading import Read, RunSnapshot
 from .replies import (
     VOCABULARY,
@@ -56,7 +56,7 @@ from .workers import Advertise, WorkerInfo, Workers
 ALL: tuple[type[LuaScript], ...] = (Admit, Start, Finish, Read, Heartbeat, ForceRelease,
                                     Advertise, Workers, AppendLog, Attach, TakeEnding,
                                     DeliveryLog, WebhookSchedule, WebhookClaim, WebhookBegin,
-                                    WebhookEnd)
+                                    WebhookEnd, Promote)
 
 __all__ = [
     "ALL", "HERE", "VOCABULARY",
@@ -66,5 +66,5 @@ __all__ = [
     "Advertise", "Beat", "BeatVerdict", "Busy", "Finish", "FinishMode", "FinishReply",
     "Finished", "ForceRelease", "ForceReleased", "Heartbeat", "LogReply", "LuaScript", "Read",
     "ReadFields", "Refused", "RunSnapshot", "Start", "StartReply", "Started", "WorkerInfo",
-    "Workers", "prelude", "source",
+    "Workers", "prelude", "source", "Joined", "Pending", "Promote", "Upkept", "OnPromoted",
 ]

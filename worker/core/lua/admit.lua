@@ -1,6 +1,7 @@
--- admit.lua: take a workflow's slot for a new run and write the run's queued record, in one
--- atomic step (the trigger's first round trip; the publish follows) — and, on the fused path,
--- push the run's task message too (then the trigger is this one round trip).
+-- admit.lua: a trigger's admission, in one atomic step (the trigger's first round trip; the
+-- publish follows) — take a workflow's slot for a new run and write its queued record, or
+-- make it the workflow's pending run, or join a run with the same input, or refuse; on the
+-- fused path it pushes the run's task message too (then the trigger is this one round trip).
 --
 -- KEYS[1]  slot          <prefix>:{<workflow>}:slot        holder's run id, with a TTL (lease)
 -- KEYS[2]  run           <prefix>:{<workflow>}:run:<run>   the new run's record (hash)
@@ -12,12 +13,13 @@
 --                        when ARGV[12] is not '', else any key of the workflow's hash tag. The
 --                        one key outside the hash tag: the fused path is only taken when the
 --                        broker is this very Redis (worker/message.py), never on a cluster
+-- KEYS[7]  pending       <prefix>:{<workflow>}:waiting     the pending run's id (with a TTL)
 -- ARGV[1]  run_id        the new run's id
 -- ARGV[2]  workflow_id
 -- ARGV[3]  input         the run's input, JSON text
 -- ARGV[4]  lease_ms      the queued lease: queue timeout + grace
 -- ARGV[5]  retention_s   how long records, the index and idempotency keys are kept
--- ARGV[6]  on_conflict   POLICY.REJECT or POLICY.REPLACE
+-- ARGV[6]  on_conflict   a POLICY value: REJECT, REPLACE, QUEUE or JOIN
 -- ARGV[7]  run_prefix    <prefix>:{<workflow>}:run:  (a holder's record is run_prefix .. id)
 -- ARGV[8]  use_key       '1' when an Idempotency-Key came with the request, else '0'
 -- ARGV[9]  events_prefix <prefix>:{<workflow>}:events:  (a replaced holder's stream)
@@ -25,40 +27,61 @@
 -- ARGV[11] max_runs      runs kept per workflow (TEST_RUN_MAX_RUNS_PER_WORKFLOW): older ones
 --                        are deleted with their logs and streams (lib.lua keep_newest)
 -- ARGV[12] message       the task message as kombu's Redis transport would LPUSH it, or ''
---                        (two-step path: the caller publishes after this script)
+--                        (two-step path: the caller publishes after this script). A pending
+--                        run keeps it on its record (`message`, `queue`) until promoted
+-- ARGV[13] pending_ms    how long a run may be pending (TEST_RUN_PENDING_TIMEOUT)
+-- ARGV[14] digest        the input as canonical JSON, hashed (what a join compares)
+-- ARGV[15] version       the workflow's version (what a join compares, beside the digest)
 --
--- Replies:
---   {ADMIT.ADMITTED, run_id, previous_holder, previous_release, created_ms, holder_started_ms}
---       the slot is the new run's; previous_holder is '' or the run it took the slot from,
---       previous_release '' or how (REASON.RECLAIMED: it had ended; REASON.REPLACED);
---       holder_started_ms: when a replaced holder had started ('' if it never did, and on a
---       repeat): its duration ends at created_ms, when this call recorded it cancelled
+-- A holder "has a body" while it runs, and after it was cancelled or replaced while running
+-- until its worker confirms the body stopped (`stopping`: the release reason to record then,
+-- cleared by release()) or its lease lapses: such a holder is never reclaimed, and its slot passes only by release().
+--
+-- Replies: (previous_holder / previous_release: a holder this call reclaimed — REASON.RECLAIMED,
+-- it had ended — or replaced — REASON.REPLACED — else ''; created_ms: now):
+--   {ADMIT.ADMITTED, run_id, previous_holder, previous_release, created_ms, holder_started_ms,
+--    superseded}  the slot is the new run's; holder_started_ms: when a replaced holder had
+--       started ('' if it never did, and on a repeat); superseded: a pending run it took the
+--       place of ('' if none)
+--   {ADMIT.PENDING, run_id, previous_holder, previous_release, created_ms, holder_started_ms,
+--    superseded}  the new run is the workflow's pending run (POLICY.QUEUE; POLICY.REPLACE of a
+--       holder with a body, recorded cancelled here): it takes the slot when the slot is freed
+--   {ADMIT.JOINED, run_id, previous_holder, previous_release, created_ms}  POLICY.JOIN: the
+--       holder or the pending run, triggered with the same digest and version: nothing written
 --   {ADMIT.EXISTING, run_id}    the idempotency key already admitted run_id, or this call
 --                               already admitted it (a repeat after its run left the slot):
 --                               nothing written
---   {ADMIT.CONFLICT, holder}    another live run holds the slot (POLICY.REJECT): nothing written
+--   {ADMIT.CONFLICT, holder, previous_holder, previous_release, now_ms, '', '', status,
+--    started_ms, heartbeat_ms, lease_ms_left, pending_id, queued_since_ms}  another run holds
+--       the slot (POLICY.REJECT; a JOIN with another input): nothing written but a reclaim
 --
 -- Safe to repeat: the same call again (its reply was lost) finds its own run holding the slot
--- and answers ADMITTED as the first call did, from what that call recorded; once its run has
--- left the slot (a cancel came between), the repeat finds the record and answers EXISTING
--- with it rather than admitting the run again over a terminal record; the status events
--- (queued on the new run's stream, cancelled on a replaced holder's) are written only with
--- the change they announce, so a repeat writes none; the message is pushed only with the
--- admission itself, so a repeat never pushes a second one.
+-- (or pending) and answers ADMITTED (PENDING) as the first call did, from what that call
+-- recorded; once its run has left the slot (a cancel came between), the repeat finds the
+-- record and answers EXISTING with it rather than admitting the run again over a terminal
+-- record; the status events are written only with the change they announce, so a repeat
+-- writes none; the message is pushed (or stored) only with the admission itself.
 
 local slot, run, index, idem, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local queue, pending = KEYS[6], KEYS[7]
 local run_id, workflow_id, input = ARGV[1], ARGV[2], ARGV[3]
 local lease_ms, retention = tonumber(ARGV[4]), tonumber(ARGV[5])
 local on_conflict, run_prefix, use_key = ARGV[6], ARGV[7], ARGV[8]
 local events_prefix, triggered_by = ARGV[9], ARGV[10]
 local max_runs = tonumber(ARGV[11])
-local queue, message = KEYS[6], ARGV[12]
+local message = ARGV[12]
+local pending_ms, digest, version = tonumber(ARGV[13]), ARGV[14], ARGV[15]
+
+-- what this very call answered before, rebuilt from its record (a repeat)
+local function answered(kind)
+  local prior = redis.call('HMGET', run, 'previous_holder', 'previous_release', 'created_ms',
+    'superseded_run')
+  return {kind, run_id, prior[1] or '', prior[2] or '', prior[3] or '0', '', prior[4] or ''}
+end
 
 local holder = redis.call('GET', slot)
-if holder == run_id then
-  local prior = redis.call('HMGET', run, 'previous_holder', 'previous_release', 'created_ms')
-  return {ADMIT.ADMITTED, run_id, prior[1] or '', prior[2] or '', prior[3] or '0', ''}
-end
+if holder == run_id then return answered(ADMIT.ADMITTED) end
+if redis.call('GET', pending) == run_id then return answered(ADMIT.PENDING) end
 -- this very call ran before and its run has since left the slot (cancelled, ended, lapsed):
 -- answer with that run, never admit it a second time over its record
 if redis.call('EXISTS', run) == 1 then return {ADMIT.EXISTING, run_id} end
@@ -76,39 +99,101 @@ if use_key == '1' then
 end
 
 local now = now_ms()
-local previous_release, holder_started = '', ''
+-- a lapsed lease left the slot free with a run pending: that run goes first
+if not holder and promote(slot, now) ~= '' then holder = redis.call('GET', slot) end
+local previous, previous_release, holder_started = '', '', ''
 if holder then
-  local holder_run = run_prefix .. holder
-  local holder_status = redis.call('HGET', holder_run, 'status')
-  if (not holder_status) or TERMINAL[holder_status] then
-    -- proof of death: the holder already ended (a missed signal) or its record is gone
-    release(slot, holder_run, holder, REASON.RECLAIMED, now)
-    previous_release = REASON.RECLAIMED
-  elseif on_conflict == POLICY.REPLACE then
-    holder_started = redis.call('HGET', holder_run, 'started_ms') or ''
-    record_end(holder_run, events_prefix .. holder, STATUS.CANCELLED, ERROR.CANCELLED,
-      'replaced by test run ' .. run_id, now)
-    release(slot, holder_run, holder, REASON.REPLACED, now)
-    previous_release = REASON.REPLACED
-  else
-    return {ADMIT.CONFLICT, holder}
+  local status_stopping = redis.call('HMGET', run_prefix .. holder, 'status', 'stopping')
+  local status = status_stopping[1]
+  if (not status) or (TERMINAL[status] and not status_stopping[2]) then
+    -- proof of death: the holder already ended (a missed signal) and its body is gone, or its
+    -- record is gone; the release promotes the pending run if one waits: it holds the slot now
+    release(slot, run_prefix .. holder, holder, REASON.RECLAIMED, now)
+    previous, previous_release = holder, REASON.RECLAIMED
+    holder = redis.call('GET', slot)
   end
 end
 
-redis.call('SET', slot, run_id, 'PX', lease_ms)
-redis.call('HSET', run, 'run_id', run_id, 'workflow_id', workflow_id, 'type', 'test',
-  'status', STATUS.QUEUED, 'created_ms', now, 'input', input)
+-- the pending run `waiting` ends superseded by this one (if it is still pending)
+local function supersede(waiting)
+  local waiting_run = run_prefix .. waiting
+  if redis.call('HGET', waiting_run, 'status') ~= STATUS.PENDING then return '' end
+  record_end(waiting_run, events_prefix .. waiting, STATUS.SUPERSEDED, ERROR.SUPERSEDED,
+    'superseded by test run ' .. run_id, now)
+  redis.call('HSET', waiting_run, 'superseded_by', run_id)
+  redis.call('HDEL', waiting_run, 'message', 'queue')
+  return waiting
+end
+
+local waiting = redis.call('GET', pending)
+local becomes = STATUS.QUEUED
 if holder then
-  redis.call('HSET', run, 'previous_holder', holder, 'previous_release', previous_release)
+  local holder_run = run_prefix .. holder
+  local h = redis.call('HMGET', holder_run, 'status', 'started_ms', 'heartbeat_ms',
+    'input_digest', 'workflow_version', 'created_ms', 'promoted_ms')
+  if on_conflict == POLICY.JOIN then
+    if not TERMINAL[h[1]] and h[4] == digest and h[5] == version then
+      return {ADMIT.JOINED, holder, previous, previous_release, tostring(now)}
+    end
+    if waiting then
+      local w = redis.call('HMGET', run_prefix .. waiting, 'status', 'input_digest',
+        'workflow_version')
+      if w[1] == STATUS.PENDING and w[2] == digest and w[3] == version then
+        return {ADMIT.JOINED, waiting, previous, previous_release, tostring(now)}
+      end
+    end
+  end
+  if on_conflict == POLICY.REPLACE and h[1] == STATUS.QUEUED then
+    -- no body yet (a start check refuses it from now on): the new run takes the slot at once
+    if waiting then supersede(waiting) end
+    redis.call('DEL', pending)
+    record_end(holder_run, events_prefix .. holder, STATUS.CANCELLED, ERROR.CANCELLED,
+      'replaced by test run ' .. run_id, now)
+    release(slot, holder_run, holder, REASON.REPLACED, now)
+    previous, previous_release = holder, REASON.REPLACED
+  elseif on_conflict == POLICY.REPLACE or on_conflict == POLICY.QUEUE then
+    if on_conflict == POLICY.REPLACE and h[1] == STATUS.RUNNING then
+      -- cancelled now; its slot passes when its body has stopped (its worker confirms) or its
+      -- lease lapses: until then the replacing run is the pending one
+      holder_started = h[2] or ''
+      record_end(holder_run, events_prefix .. holder, STATUS.CANCELLED, ERROR.CANCELLED,
+        'replaced by test run ' .. run_id, now)
+      redis.call('HSET', holder_run, 'stopping', REASON.REPLACED)
+      previous, previous_release = holder, REASON.REPLACED
+    end
+    becomes = STATUS.PENDING
+  else
+    return {ADMIT.CONFLICT, holder, previous, previous_release, tostring(now), '', '', h[1] or '',
+      h[2] or '', h[3] or '', tostring(redis.call('PTTL', slot)), waiting or '',
+      h[7] or h[6] or ''}
+  end
+end
+
+local superseded = ''
+if becomes == STATUS.PENDING then
+  if waiting then superseded = supersede(waiting) end
+  redis.call('SET', pending, run_id, 'PX', pending_ms + lease_ms)
+  redis.call('HSET', run, 'pending_until_ms', now + pending_ms, 'lease_ms', lease_ms)
+  if message ~= '' then redis.call('HSET', run, 'message', message, 'queue', queue) end
+  if superseded ~= '' then redis.call('HSET', run, 'superseded_run', superseded) end
+else
+  redis.call('SET', slot, run_id, 'PX', lease_ms)
+end
+redis.call('HSET', run, 'run_id', run_id, 'workflow_id', workflow_id, 'type', 'test',
+  'status', becomes, 'created_ms', now, 'input', input, 'input_digest', digest,
+  'workflow_version', version)
+if previous ~= '' then
+  redis.call('HSET', run, 'previous_holder', previous, 'previous_release', previous_release)
 end
 if triggered_by ~= '' then redis.call('HSET', run, 'triggered_by', triggered_by) end
 redis.call('EXPIRE', run, retention)
-emit_status(events, run, STATUS.QUEUED, now)
+emit_status(events, run, becomes, now)
 redis.call('ZADD', index, now, run_id)
 redis.call('ZREMRANGEBYSCORE', index, '-inf', now - retention * 1000)
 redis.call('EXPIRE', index, retention)
-keep_newest(index, run_prefix, events_prefix, max_runs, run_id)
+keep_newest(index, run_prefix, events_prefix, max_runs, run_id, redis.call('GET', slot) or '')
 if use_key == '1' then redis.call('SET', idem, run_id, 'EX', retention) end
 if use_key == '1' then redis.call('HSET', run, 'idempotency_key', idem) end
-if message ~= '' then redis.call('LPUSH', queue, message) end
-return {ADMIT.ADMITTED, run_id, holder or '', previous_release, tostring(now), holder_started}
+if becomes == STATUS.QUEUED and message ~= '' then redis.call('LPUSH', queue, message) end
+local kind = (becomes == STATUS.PENDING) and ADMIT.PENDING or ADMIT.ADMITTED
+return {kind, run_id, previous, previous_release, tostring(now), holder_started, superseded}

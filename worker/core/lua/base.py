@@ -4,13 +4,17 @@ decoding of the reply parts several scripts give (a run, a time in milliseconds)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import redis
 from redis.commands.core import Script
 
 from ..runs import Run
-from .text import source
+from .text import RELEASING, source
+
+#: told of each run a script promoted into a freed slot: (run id, its message was pushed)
+OnPromoted = Callable[[str, bool], None]
 
 
 def run_from_reply(snapshot: Any) -> Run | None:
@@ -39,10 +43,19 @@ class LuaScript:
 
     def __init__(self, client: redis.Redis) -> None:
         self._script: Script = client.register_script(source(self.name))
+        self._releasing = self.name in RELEASING
+        #: set by the run store: each run this script promotes is handed to it
+        self.on_promoted: OnPromoted | None = None
 
     def load(self) -> None:
         """SCRIPT LOAD now, so the first call is one EVALSHA (no NOSCRIPT round trip)."""
         self._script.sha = self._script.registered_client.script_load(self._script.script)
 
     def _call(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
-        return self._script(keys=keys, args=args, client=client)
+        reply = self._script(keys=keys, args=args, client=client)
+        if not self._releasing or client is not None:
+            return reply
+        reply, promoted, pushed = reply
+        if promoted and self.on_promoted is not None:
+            self.on_promoted(str(promoted), pushed == "1")
+        return reply

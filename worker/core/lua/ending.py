@@ -1,5 +1,6 @@
 """The wrappers that end a run or free a slot: finish.lua (an outcome, a cancel, a failed
-publish) and force_release.lua (the operator's release, reconcile)."""
+publish), force_release.lua (the operator's release, reconcile) and promote.lua (the upkeep
+of a pending run whose slot's lease lapsed)."""
 
 from __future__ import annotations
 
@@ -83,3 +84,22 @@ class ForceRelease(LuaScript):
         started, now = ms_to_seconds(reply[2]), ms_to_seconds(reply[3])
         return ForceReleased(str(reply[0]), bool(reply[1]),
                              now - started if started is not None and now is not None else None)
+
+
+# -- promote.lua --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Upkept:
+    """What promote.lua did: the run it promoted into a lapsed slot, the pending run it ended
+    expired (its pending timeout), or neither (None)."""
+
+    promoted: str | None = None
+    expired: str | None = None
+
+
+class Promote(LuaScript):
+    name = "promote"
+
+    def __call__(self, keys: Keys, workflow_id: str) -> Upkept:
+        reply = self._call([keys.slot(workflow_id), keys.pending(workflow_id)], [])
+        return Upkept(reply[0] or None, reply[1] or None)

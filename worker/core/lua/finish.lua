@@ -21,7 +21,12 @@
 --                                               Redis lost (restarted empty) is recreated
 --                       FINISH_MODE.CANCEL      a person cancels: a lapsed lease is settled
 --                                               first (expired/lost); a missing record is
---                                               MISSING; the reply carries the record
+--                                               MISSING; the reply carries the record. A
+--                                               running run is recorded cancelled but keeps
+--                                               its slot (`stopping`) until its worker
+--                                               confirms the body stopped (an OUTCOME call,
+--                                               which releases it) or its lease lapses; a
+--                                               pending run stops being the pending one
 --                       FINISH_MODE.QUEUED_ONLY a message was revoked or expired before it
 --                                               ran: ends the run only if it is still queued
 --                                               (a late duplicate of a running run's message
@@ -37,6 +42,7 @@
 --       released as above; settled is '1' when this very call found its lease lapsed and
 --       recorded that ending (CANCEL mode: expired or lost, REASON.LEASE_EXPIRED), else ''
 --   {FINISH.MISSING}   no record, in CANCEL or QUEUED_ONLY mode: nothing written
+-- Any release promotes the workflow's pending run in the same step (lib.lua release()).
 
 local slot, run, logs, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local run_id, workflow_id, status = ARGV[1], ARGV[2], ARGV[3]
@@ -63,7 +69,14 @@ local function times()
 end
 
 if current and TERMINAL[current] then
-  local released = release(slot, run, run_id, reason, now)
+  -- a run cancelled while running keeps its slot until its body is gone: only the worker's
+  -- outcome (OUTCOME mode) says so, never a second cancel or a late queued-only call
+  -- (whose release records why it was stopped: cancelled, replaced)
+  local released = 0
+  local stopping = redis.call('HGET', run, 'stopping')
+  if mode == FINISH_MODE.OUTCOME or not stopping then
+    released = release(slot, run, run_id, stopping or reason, now)
+  end
   local started, finished = times()
   local record = (mode == FINISH_MODE.CANCEL) and snapshot(run, logs) or false
   return {FINISH.UNCHANGED, current, released, record, settled, started, finished}
@@ -77,7 +90,18 @@ if result ~= '' then redis.call('HSET', run, 'result', result) end
 if worker ~= '' and redis.call('HEXISTS', run, 'worker') == 0 then
   redis.call('HSET', run, 'worker', worker)
 end
-local released = release(slot, run, run_id, reason, now)
+local released = 0
+if mode == FINISH_MODE.CANCEL and current == STATUS.RUNNING then
+  -- its body may still execute: the slot passes only once it is gone (strict single-flight)
+  redis.call('HSET', run, 'stopping', REASON.CANCELLED)
+elseif current == STATUS.PENDING then
+  -- never held the slot: it only stops being the workflow's pending run
+  local pending = beside(slot, 'waiting')
+  if redis.call('GET', pending) == run_id then redis.call('DEL', pending) end
+  redis.call('HDEL', run, 'message', 'queue')
+else
+  released = release(slot, run, run_id, reason, now)
+end
 redis.call('EXPIRE', run, retention)
 redis.call('EXPIRE', logs, retention)
 redis.call('EXPIRE', events, retention)

@@ -3,7 +3,9 @@
 --
 -- KEYS[1]  slot         <prefix>:{<workflow>}:slot
 -- ARGV[1]  run_prefix   <prefix>:{<workflow>}:run:  (the holder's record is run_prefix .. id)
--- ARGV[2]  reason       the REASON recorded on the holder (REASON.FORCED, REASON.RECLAIMED)
+-- ARGV[2]  reason       the REASON recorded on the holder (REASON.FORCED, REASON.RECLAIMED:
+--                       reconcile, which never frees the slot of a holder whose body may
+--                       still run — cancelled while running, `stopping` — only FORCED does)
 -- ARGV[3]  expected     free the slot only if this run id holds it; '' = whoever holds it
 --                       (so a check-then-release can never free a newer holder)
 -- ARGV[4]  events_prefix <prefix>:{<workflow>}:events:  (the holder's event stream)
@@ -14,6 +16,8 @@
 --                            started_ms: when it had started ('' if it never did); now_ms: when
 --                            this call freed it (its end, when ended)
 --   false (nil)     nothing freed: the slot was free, or held by another than `expected`
+--
+-- The release promotes the workflow's pending run in the same step (lib.lua release()).
 --
 -- Safe to repeat: a second call finds the slot free (or a new holder) and frees nothing (and
 -- writes no second status event).
@@ -26,6 +30,7 @@ if expected ~= '' and holder ~= expected then return false end
 local run = run_prefix .. holder
 local now = now_ms()
 local status = redis.call('HGET', run, 'status')
+if reason == REASON.RECLAIMED and redis.call('HGET', run, 'stopping') then return false end
 local ended = ''
 if status and not TERMINAL[status] then
   record_end(run, events_prefix .. holder, STATUS.CANCELLED, ERROR.CANCELLED,

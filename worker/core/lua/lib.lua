@@ -18,20 +18,6 @@ local function emit_status(events, run, status, now)
   if ttl > 0 then redis.call('PEXPIRE', events, ttl) end
 end
 
--- THE place a slot is freed. Compare-and-delete: frees the slot only if this run holds it,
--- so a late or repeated release never frees a slot another run holds. Records why and when
--- on the run. Returns 1 if it freed the slot, 0 if the run did not hold it.
-local function release(slot, run, run_id, reason, now)
-  if redis.call('GET', slot) == run_id then
-    redis.call('DEL', slot)
-    if redis.call('EXISTS', run) == 1 then
-      redis.call('HSET', run, 'release_reason', reason, 'released_ms', now)
-    end
-    return 1
-  end
-  return 0
-end
-
 -- The endings outbox: every ending is noted in its workflow's `<prefix>:{<workflow>}:ended`
 -- (a sorted set, run id -> when it ended), in the same atomic step that records it. The
 -- process that recorded the ending hands it to the webhooks and takes it out
@@ -64,10 +50,88 @@ local function record_end(run, events, status, error_type, err, now, reason)
   note_ending(run, events, now)
 end
 
+-- A key of the same workflow as `slot` (`<prefix>:{<workflow>}:slot`): `<prefix>:{<workflow>}:`
+-- .. kind, e.g. 'waiting', 'run:' .. id, 'events:' .. id. Only release()/promote() and
+-- settle_lapsed() build names this way, for the pending run: its id is known only inside the
+-- step, so a caller cannot name its record (they share the slot's hash tag).
+local function beside(slot, kind)
+  return string.sub(slot, 1, -5) .. kind
+end
+
+-- What this script call promoted: {run id, '1' if its message was pushed here, else ''}.
+-- Scripts that may free a slot hand it back beside their own reply (text.py wraps them), so
+-- the caller publishes a promoted run whose message was not stored (the two-step path).
+local PROMOTED = {'', ''}
+
+-- Promote the workflow's pending run into the free slot `slot`, in the caller's step: the
+-- slot gets the run's queued lease, the run becomes queued (its queue timeout counts from
+-- now: promoted_ms), and its stored task message is pushed onto its queue (the fused path) or,
+-- with none stored, `publish_due` marks it for the caller to publish. A pending run past its
+-- pending timeout ends `expired` instead. Returns the promoted run id, or ''. Safe to repeat:
+-- the pointer is gone once used.
+local function promote(slot, now)
+  local pending = beside(slot, 'waiting')
+  local id = redis.call('GET', pending)
+  if (not id) or redis.call('EXISTS', slot) == 1 then return '' end
+  redis.call('DEL', pending)
+  local run, events = beside(slot, 'run:' .. id), beside(slot, 'events:' .. id)
+  local p = redis.call('HMGET', run, 'status', 'pending_until_ms', 'lease_ms', 'queue',
+    'message')
+  if p[1] ~= STATUS.PENDING then return '' end
+  if now > tonumber(p[2] or '0') then
+    record_end(run, events, STATUS.EXPIRED, ERROR.PENDING_TIMEOUT,
+      'waited longer than the pending timeout for the slot', now)
+    return ''
+  end
+  redis.call('SET', slot, id, 'PX', tonumber(p[3]))
+  redis.call('HSET', run, 'status', STATUS.QUEUED, 'promoted_ms', now)
+  emit_status(events, run, STATUS.QUEUED, now)
+  if p[5] and p[5] ~= '' then
+    redis.call('LPUSH', p[4], p[5])
+    redis.call('HDEL', run, 'message', 'queue')
+    PROMOTED[2] = '1'
+  else
+    redis.call('HSET', run, 'publish_due', '1')
+    PROMOTED[2] = ''
+  end
+  PROMOTED[1] = id
+  return id
+end
+
+-- THE place a slot is freed. Compare-and-delete: frees the slot only if this run holds it,
+-- so a late or repeated release never frees a slot another run holds. Records why and when
+-- on the run (and that its body, if it was stopping, is gone). Then, in the same step, the
+-- workflow's pending run takes the slot (promote): a slot is never free while a run waits.
+-- Returns 1 if it freed the slot, 0 if the run did not hold it.
+local function release(slot, run, run_id, reason, now)
+  if redis.call('GET', slot) == run_id then
+    redis.call('DEL', slot)
+    if redis.call('EXISTS', run) == 1 then
+      redis.call('HSET', run, 'release_reason', reason, 'released_ms', now)
+      redis.call('HDEL', run, 'stopping')
+    end
+    promote(slot, now)
+    return 1
+  end
+  return 0
+end
+
 -- A queued or running run whose slot is gone (or held by another run) has lost its lease:
--- record that, once (expired if it never started, lost if it did). Returns the status the
--- run has now.
+-- record that, once (expired if it never started, lost if it did). A pending run that is no
+-- longer its workflow's pending run, or is past its pending timeout, ends expired. Returns
+-- the status the run has now.
 local function settle_lapsed(slot, run, events, run_id, status, now)
+  if status == STATUS.PENDING then
+    local pending = beside(slot, 'waiting')
+    local mine = redis.call('GET', pending) == run_id
+    if mine and now <= tonumber(redis.call('HGET', run, 'pending_until_ms') or '0') then
+      return status
+    end
+    if mine then redis.call('DEL', pending) end
+    record_end(run, events, STATUS.EXPIRED, ERROR.PENDING_TIMEOUT,
+      'waited longer than the pending timeout for the slot', now)
+    return STATUS.EXPIRED
+  end
   if (status == STATUS.QUEUED or status == STATUS.RUNNING)
       and redis.call('GET', slot) ~= run_id then
     if status == STATUS.QUEUED then
@@ -101,17 +165,18 @@ end
 -- idempotency keys that still name them, so a caller who triggers without end (say with
 -- `on_conflict=replace`, which admits without waiting for a worker) cannot fill Redis. Called
 -- by admit.lua right after it indexes the new run `keep` (the slot's holder, never deleted;
--- runs admitted in the same millisecond tie in the index, so it need not rank last); the
--- others are older and ended, or are settled as such when read. `run_prefix` is
+-- runs admitted in the same millisecond tie in the index, so it need not rank last) and
+-- `holder` (the run holding the slot, older than a pending `keep`, or ''); the others are
+-- older and ended, or are settled as such when read. `run_prefix` is
 -- `<prefix>:{<workflow>}:run:`; the logs' prefix is the same with `logs:`. Returns how many
 -- runs it deleted. Safe to repeat: a second call finds nothing beyond the bound.
-local function keep_newest(index, run_prefix, events_prefix, max_runs, keep)
+local function keep_newest(index, run_prefix, events_prefix, max_runs, keep, holder)
   local excess = redis.call('ZCARD', index) - max_runs
   if excess <= 0 then return 0 end
   local logs_prefix = string.sub(run_prefix, 1, -5) .. 'logs:'
   local deleted = 0
-  for _, id in ipairs(redis.call('ZRANGE', index, 0, excess)) do
-    if deleted < excess and id ~= keep then
+  for _, id in ipairs(redis.call('ZRANGE', index, 0, excess + 1)) do
+    if deleted < excess and id ~= keep and id ~= holder then
       local old = run_prefix .. id
       local idem = redis.call('HGET', old, 'idempotency_key')
       if idem and redis.call('GET', idem) == id then redis.call('DEL', idem) end

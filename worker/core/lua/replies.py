@@ -23,6 +23,8 @@ class AdmitReply(StrEnum):
     ADMITTED = "admitted"
     EXISTING = "existing"
     CONFLICT = "conflict"
+    PENDING = "became_pending"
+    JOINED = "joined"
 
 
 class StartReply(StrEnum):

@@ -9,7 +9,8 @@
 -- ARGV[1]  run_id
 -- ARGV[2]  worker            the Celery worker's hostname
 -- ARGV[3]  lease_ms          the running lease: the heartbeat TTL
--- ARGV[4]  queue_timeout_ms  a run queued longer than this never starts
+-- ARGV[4]  queue_timeout_ms  a run queued longer than this never starts (counted from its
+--                            promotion for a run that was pending: promoted_ms)
 -- ARGV[5]  pid               the pool process that will run the body
 --
 -- Replies:
@@ -21,6 +22,8 @@
 --                                 (REASON.EXPIRED: queue timeout, slot freed here;
 --                                 REASON.LEASE_EXPIRED: its lease had lapsed), else ''
 --   {START.MISSING}               no record (Redis lost it, or it outlived its retention)
+--
+-- A release here (the queue timeout) promotes the workflow's pending run (lib.lua release()).
 --
 -- Safe to repeat: the same call again from the same worker and pid finds the run running as
 -- this process and answers STARTED again; a duplicate delivery from any other process is
@@ -42,7 +45,8 @@ end
 if status ~= STATUS.QUEUED then
   return {START.REFUSED, status, (status ~= before) and REASON.LEASE_EXPIRED or ''}
 end
-local created = tonumber(redis.call('HGET', run, 'created_ms') or now)
+local queued_at = redis.call('HMGET', run, 'promoted_ms', 'created_ms')
+local created = tonumber(queued_at[1] or queued_at[2] or now)
 if now - created > queue_timeout_ms then
   record_end(run, events, STATUS.EXPIRED, ERROR.QUEUE_TIMEOUT,
     'waited longer than the queue timeout for a worker', now)

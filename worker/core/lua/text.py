@@ -1,5 +1,10 @@
 """The text Redis runs for a script: the generated vocabulary prelude, then `lib.lua`, then
-the script's own `<name>.lua` (both beside this file)."""
+the script's own `<name>.lua` (both beside this file).
+
+A script that may free a slot (RELEASING) runs as a function whose reply is handed back as
+`{reply, promoted run id or '', '1' if its message was pushed}`: release() promotes the
+workflow's pending run in the same step, and the caller must learn of it (to publish its
+message on the two-step path, and to count it). base.LuaScript unwraps it."""
 
 from __future__ import annotations
 
@@ -38,7 +43,16 @@ def prelude() -> str:
     return "\n".join(lines) + "\n"
 
 
+#: the scripts that call release() or promote() (lib.lua): their replies carry PROMOTED
+RELEASING = frozenset({"admit", "finish", "start", "heartbeat", "force_release", "promote"})
+
+
 @cache
 def source(name: str) -> str:
     """The full text Redis runs for `<name>.lua`."""
-    return prelude() + (HERE / "lib.lua").read_text() + (HERE / f"{name}.lua").read_text()
+    body = (HERE / f"{name}.lua").read_text()
+    if name in RELEASING:
+        body = ("local reply = (function()\n" + body + "\nend)()\n"
+                "if reply == nil then reply = false end\n"
+                "return {reply, PROMOTED[1], PROMOTED[2]}\n")
+    return prelude() + (HERE / "lib.lua").read_text() + body
