@@ -24,7 +24,8 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
         "lib.lua", "if redis.call('GET', slot) == run_id then\n    redis.call('DEL', slot)",
         "if redis.call('EXISTS', slot) == 1 then\n    redis.call('DEL', slot)"),
     "admit without the terminal-holder reclaim": (
-        "admit.lua", "if (not holder_status) or TERMINAL[holder_status] then", "if false then"),
+        "admit.lua", "if (not status) or (TERMINAL[status] and not status_stopping[2]) then",
+        "if false then"),
     "start without the queue-timeout check": (
         "start.lua", "if now - created > queue_timeout_ms then", "if false then"),
     "heartbeat renewing for a stranger process": (
@@ -33,6 +34,19 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
         " then", "if false then"),
     "finish that overwrites a terminal status": (
         "finish.lua", "if current and TERMINAL[current] then", "if false then"),
+    # the pending run (on_conflict=queue) and strict single-flight
+    "release that does not promote the pending run": (
+        "lib.lua", "    promote(slot, now)\n    return 1", "    return 1"),
+    "promotion that ignores the pending timeout": (
+        "lib.lua", "if now > tonumber(p[2] or '0') then", "if false then"),
+    "queue trigger that leaves the older pending run pending": (
+        "admit.lua", "if waiting then superseded = supersede(waiting) end", "superseded = ''"),
+    "cancel that frees a running run's slot before its body stopped": (
+        "finish.lua", "if mode == FINISH_MODE.CANCEL and current == STATUS.RUNNING then",
+        "if false then"),
+    "replace that takes a running holder's slot at once": (
+        "admit.lua", "if on_conflict == POLICY.REPLACE and h[1] == STATUS.QUEUED then",
+        "if on_conflict == POLICY.REPLACE then"),
 }
 
 

@@ -10,7 +10,7 @@ import os
 from hypothesis import HealthCheck, Phase, settings
 
 #: profile → (max_examples, stateful_step_count)
-PROFILES = {"ci": (100, 30), "prove": (1000, 30)}
+PROFILES = {"ci": (200, 30), "prove": (2000, 30)}
 
 
 def machine_settings(scale: float = 1.0) -> settings:

@@ -201,6 +201,6 @@ def http_apps() -> Iterator[None]:
 # counterexample is worth them (the passing CI size takes well under a minute)
 @pytest.mark.timeout(900)
 def test_http_machine(http_apps: None) -> None:
-    run_state_machine_as_test(HttpMachine, settings=machine_settings(scale=0.5))
+    run_state_machine_as_test(HttpMachine, settings=machine_settings(scale=0.25))
     print(f"HTTP machine: {EXPLORED['examples']} examples, "
           f"{EXPLORED['steps'] - EXPLORED['examples']} steps")

@@ -56,7 +56,7 @@ class SlotMachine(RuleBasedStateMachine):
         self.driver.empty_restart()
         self.model = SlotModel(slot=dict.fromkeys(WORKFLOWS))
         self.seen_terminal: dict[str, RunStatus] = {}
-        self.admissions: dict[str, tuple[str, ConflictPolicy, str | None]] = {}
+        self.admissions: dict[str, tuple[str, ConflictPolicy, str | None, str]] = {}
         self.ids = itertools.count(1)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -88,17 +88,17 @@ class SlotMachine(RuleBasedStateMachine):
 
     @rule(target=runs, workflow=st.sampled_from(WORKFLOWS),
           policy=st.sampled_from(ConflictPolicy), key=st.sampled_from([None, "k1", "k2"]),
-          again=st.booleans())
+          again=st.booleans(), digest=st.sampled_from(["d1", "d2"]))
     def trigger(self, workflow: str, policy: ConflictPolicy, key: str | None,
-                again: bool) -> Any:
+                again: bool, digest: str = "d1") -> Any:
         run_id = f"{workflow}-{next(self.ids):032x}"
-        reply = self._step(f"admit {run_id} {policy.value} key={key}",
-                           lambda: self.driver.admit(workflow, run_id, policy, key),
-                           lambda: self.model.admit(workflow, run_id, policy, key), again,
-                           same_reply=True)
-        if reply[0] != "admitted":
+        reply = self._step(f"admit {run_id} {policy.value} key={key} input={digest}",
+                           lambda: self.driver.admit(workflow, run_id, policy, key, digest),
+                           lambda: self.model.admit(workflow, run_id, policy, key, digest),
+                           again, same_reply=True)
+        if reply[0] not in ("admitted", "pending"):
             return multiple()
-        self.admissions[run_id] = (workflow, policy, key)
+        self.admissions[run_id] = (workflow, policy, key, digest)
         return run_id
 
     @precondition(lambda self: any(not self.model.runs[r].ever_started
@@ -110,10 +110,10 @@ class SlotMachine(RuleBasedStateMachine):
         worker can start a run before its admission call has returned."""
         run = data.draw(st.sampled_from(sorted(r for r in self.admissions
                                                if not self.model.runs[r].ever_started)))
-        workflow, policy, key = self.admissions[run]
+        workflow, policy, key, digest = self.admissions[run]
         self._step(f"admit {run} again",
-                   lambda: self.driver.admit(workflow, run, policy, key),
-                   lambda: self.model.admit(workflow, run, policy, key), False)
+                   lambda: self.driver.admit(workflow, run, policy, key, digest),
+                   lambda: self.model.admit(workflow, run, policy, key, digest), False)
 
     @rule(run=runs, again=st.booleans())
     def cancel(self, run: str, again: bool) -> None:
@@ -179,8 +179,26 @@ class SlotMachine(RuleBasedStateMachine):
     # -- rules: time and Redis -------------------------------------------------------------
     @rule(workflow=st.sampled_from(WORKFLOWS))
     def lease_runs_out(self, workflow: str) -> None:
+        """The lease lapses, and a worker's next heartbeat sweeps (the upkeep): the pending
+        run, if any, takes the slot."""
         self.driver.lapse(workflow)
         self.model.lapse(workflow)
+        self.upkeep(workflow, again=False)
+
+    @rule(workflow=st.sampled_from(WORKFLOWS), again=st.booleans())
+    def upkeep(self, workflow: str, again: bool) -> None:
+        self._step(f"upkeep {workflow}", lambda: self.driver.upkeep(workflow),
+                   lambda: self.model.upkeep(workflow), again)
+
+    @precondition(lambda self: any(r.status is RunStatus.PENDING
+                                   for r in self.model.runs.values()))
+    @rule(data=st.data())
+    def pending_timeout_passes(self, data: st.DataObject) -> None:
+        pending = sorted(r.run_id for r in self.model.runs.values()
+                         if r.status is RunStatus.PENDING)
+        run = data.draw(st.sampled_from(pending))
+        self.driver.pending_overdue(self._wf(run), run)
+        self.model.runs[run].pending_overdue = True
 
     @precondition(lambda self: any(r.status is RunStatus.QUEUED
                                    for r in self.model.runs.values()))
@@ -222,6 +240,49 @@ class SlotMachine(RuleBasedStateMachine):
         self.redis_loses_the_record(run)
         return self.trigger(self._wf(run), policy, key, again=False)
 
+    @precondition(lambda self: any(r.status is RunStatus.QUEUED
+                                   and self.model.slot.get(r.workflow_id) == r.run_id
+                                   for r in self.model.runs.values()))
+    @rule(target=runs, data=st.data(),
+          policy=st.sampled_from([ConflictPolicy.QUEUE, ConflictPolicy.REPLACE,
+                                  ConflictPolicy.JOIN]),
+          then=st.sampled_from(["cancel", "success", "child_killed", "hard_limit", "lapse",
+                                "force_release", "heartbeat", "nothing"]),
+          overdue=st.booleans(), again=st.booleans())
+    def trigger_while_it_runs(self, data: st.DataObject, policy: ConflictPolicy, then: str,
+                              overdue: bool, again: bool) -> Any:
+        """A run starts, a trigger comes while it runs (queue, replace, join), then the run
+        ends one way or another: the path every promotion takes, made frequent (the rules
+        apart meet in this order rarely). `again`: a second trigger comes too; `overdue`: the
+        pending time runs out first."""
+        holders = sorted(r.run_id for r in self.model.runs.values()
+                         if r.status is RunStatus.QUEUED
+                         and self.model.slot.get(r.workflow_id) == r.run_id)
+        holder = data.draw(st.sampled_from(holders))
+        workflow, process = self._wf(holder), PROCESSES[0]
+        self.start(holder, process, again=False)
+        new = self.trigger(workflow, policy, None, again=False,
+                           digest=data.draw(st.sampled_from(["d1", "d2"])))
+        if again:  # a second trigger while it runs: queue supersedes, join may join
+            self.trigger(workflow, data.draw(st.sampled_from(ConflictPolicy)), None,
+                         again=False, digest=data.draw(st.sampled_from(["d1", "d2"])))
+        if overdue and self.model.pending.get(workflow):
+            waiting = self.model.pending[workflow]
+            assert waiting is not None
+            self.driver.pending_overdue(workflow, waiting)
+            self.model.runs[waiting].pending_overdue = True
+        if then == "cancel":
+            self.cancel(holder, again=False)
+        elif then == "lapse":
+            self.lease_runs_out(workflow)
+        elif then == "force_release":
+            self.force_release(workflow, holder)
+        elif then == "heartbeat":
+            self.heartbeat(holder, process, again=False)
+        elif then != "nothing":
+            self.outcome(holder, then, process, again=False)
+        return new
+
     @rule()
     def redis_restarts_empty(self) -> None:
         self.driver.empty_restart()
@@ -245,6 +306,10 @@ class SlotMachine(RuleBasedStateMachine):
         check.dispossessed_never_run(self.model, self.driver)
         check.bodies_accounted(self.model, self.driver)
         check.every_key_expires(self.driver)
+        check.one_pending(self.model, self.driver)
+        check.no_free_slot_with_a_pending_run(self.model, self.driver)
+        check.ended_pending_never_enqueued(self.model, self.driver)
+        check.never_two_bodies(self.model, self.driver)
 
 
 @pytest.fixture(scope="module")

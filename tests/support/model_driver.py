@@ -16,7 +16,7 @@ from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, Worker
 
 from tests.support.slot_model import Process
 from worker.core.errors import RunFinished, RunNotFound
-from worker.core.lua import Admitted, AlreadyAdmitted, Busy, FinishMode, Started
+from worker.core.lua import Admitted, AlreadyAdmitted, Busy, FinishMode, Joined, Pending, Started
 from worker.core.settings import Settings
 from worker.core.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 from worker.core.store import NO_RESULT, RunStore
@@ -24,6 +24,8 @@ from worker.runner.outcomes import classify
 
 #: record fields a repeat may rewrite with a new time (a renewal is a renewal)
 VOLATILE_FIELDS = frozenset({"heartbeat_ms"})
+#: the list the admissions' messages are pushed onto (the fused path, always, in the model)
+QUEUE = "model-queue"
 
 def outcomes(settings: Settings) -> dict[str, tuple[RunStatus, ErrorType | None,
                                                     ReleaseReason, str]]:
@@ -70,15 +72,25 @@ class Driver:
 
     # -- the scripts -------------------------------------------------------------------------
     def admit(self, workflow_id: str, run_id: str, policy: ConflictPolicy,
-              key: str | None) -> tuple[str, str, str | None, ReleaseReason | None]:
-        got = self.store.admit(workflow_id, {"n": 1}, on_conflict=policy,
-                               idempotency_key=key, run_id=run_id)
+              key: str | None, digest: str = "d"
+              ) -> tuple[str, str, str | None, ReleaseReason | None]:
+        """Always the fused path: each run's message (`msg:<run>`) is pushed onto QUEUE by the
+        admission or by its promotion, so the checks see exactly which runs went out."""
+        got = self.store.admit(workflow_id, {"n": digest}, on_conflict=policy,
+                               idempotency_key=key, run_id=run_id,
+                               message=(QUEUE, f"msg:{run_id}"), digest=digest, version="v")
         if isinstance(got, Busy):
             return ("conflict", got.holder, None, None)
         if isinstance(got, AlreadyAdmitted):
             return ("existing", got.run_id, None, None)
+        if isinstance(got, Joined):
+            return ("joined", got.run_id, None, None)
         assert isinstance(got, Admitted)
-        return ("admitted", got.run_id, got.previous_holder, got.previous_release)
+        kind = "pending" if isinstance(got, Pending) else "admitted"
+        return (kind, got.run_id, got.previous_holder, got.previous_release)
+
+    def upkeep(self, workflow_id: str) -> None:
+        self.store.upkeep(workflow_id)
 
     def start(self, run_id: str, process: Process) -> tuple[str, RunStatus | None]:
         got = self.store.start(run_id, process[0], pid=process[1])
@@ -136,9 +148,15 @@ class Driver:
             time.sleep(0.002)
 
     def overdue(self, workflow_id: str, run_id: str) -> None:
-        """The queue timeout passes for a queued run: its creation time moves back past it."""
-        self.raw.hincrby(self.keys.run(workflow_id, run_id), "created_ms",
-                         -int(self.settings.queue_timeout * 1000) - 1)
+        """The queue timeout passes for a queued run: its creation (or promotion) time moves
+        back past it."""
+        record = self.keys.run(workflow_id, run_id)
+        field = "promoted_ms" if self.raw.hexists(record, "promoted_ms") else "created_ms"
+        self.raw.hincrby(record, field, -int(self.settings.queue_timeout * 1000) - 1)
+
+    def pending_overdue(self, workflow_id: str, run_id: str) -> None:
+        """The pending timeout passes for a pending run."""
+        self.raw.hset(self.keys.run(workflow_id, run_id), "pending_until_ms", 0)
 
     def lose_record(self, workflow_id: str, run_id: str) -> None:
         self.raw.delete(self.keys.run(workflow_id, run_id))
@@ -151,6 +169,13 @@ class Driver:
     def slot(self, workflow_id: str) -> str | None:
         return self.raw.get(self.keys.slot(workflow_id))
 
+    def pending(self, workflow_id: str) -> str | None:
+        return self.raw.get(self.keys.pending(workflow_id))
+
+    def enqueued(self) -> set[str]:
+        """The runs whose message is on the queue."""
+        return {m.removeprefix("msg:") for m in self.raw.lrange(QUEUE, 0, -1)}
+
     def record(self, workflow_id: str, run_id: str) -> dict[str, str]:
         return self.raw.hgetall(self.keys.run(workflow_id, run_id))
 
@@ -159,7 +184,9 @@ class Driver:
         return sum(1 for _, fields in entries if fields.get("kind") == "status")
 
     def keys_without_ttl(self) -> list[str]:
-        return [k for k in self.raw.scan_iter(count=1000) if self.raw.pttl(k) < 0]
+        # the broker's queue is the broker's: no TTL of ours
+        return [k for k in self.raw.scan_iter(count=1000)
+                if k != QUEUE and self.raw.pttl(k) < 0]
 
     def dump(self) -> dict[str, Any]:
         """Every key's value (TTLs and renewal times aside), to compare before and after a

@@ -18,11 +18,59 @@ def _status(raw: dict[str, str]) -> RunStatus | None:
 
 
 def slots_match(model: SlotModel, driver: Driver) -> None:
-    """Each workflow's slot is held by exactly the run the model says (or by none)."""
+    """Each workflow's slot is held by exactly the run the model says (or by none), its
+    pending pointer names the run the model says, and exactly the runs the model says were
+    enqueued have a message on the queue."""
     for workflow_id, expected in model.slot.items():
         assert driver.slot(workflow_id) == expected, (
             f"slot of {workflow_id}: Redis says {driver.slot(workflow_id)!r}, the model "
             f"{expected!r}")
+        assert driver.pending(workflow_id) == model.pending.get(workflow_id), (
+            f"pending of {workflow_id}: Redis says {driver.pending(workflow_id)!r}, the model "
+            f"{model.pending.get(workflow_id)!r}")
+    assert driver.enqueued() == model.enqueued, (
+        f"enqueued: Redis {sorted(driver.enqueued())}, model {sorted(model.enqueued)}")
+
+
+def _pending_runs(model: SlotModel, driver: Driver, workflow_id: str) -> list[str]:
+    return [r.run_id for r in model.runs.values() if r.workflow_id == workflow_id
+            and _status(driver.record(workflow_id, r.run_id)) is RunStatus.PENDING]
+
+
+def one_pending(model: SlotModel, driver: Driver) -> None:
+    """At most one pending run per workflow."""
+    for workflow_id in model.slot:
+        pending = _pending_runs(model, driver, workflow_id)
+        assert len(pending) <= 1, f"{workflow_id} has {len(pending)} pending runs: {pending}"
+
+
+def no_free_slot_with_a_pending_run(model: SlotModel, driver: Driver) -> None:
+    """A free slot never coexists with a pending run (it is promoted in the step that frees
+    the slot; a lapsed lease, by the next upkeep)."""
+    for workflow_id in model.slot:
+        if driver.slot(workflow_id) is None:
+            pending = _pending_runs(model, driver, workflow_id)
+            assert not pending, f"{workflow_id}'s slot is free while {pending} waits"
+
+
+def ended_pending_never_enqueued(model: SlotModel, driver: Driver) -> None:
+    """A run that ended while pending (superseded, cancelled, expired) is never enqueued."""
+    for run_id in driver.enqueued():
+        run = model.runs.get(run_id)
+        assert run is not None, f"a message for an unknown run {run_id}"
+        raw = driver.record(run.workflow_id, run_id)
+        assert not run.ended_pending, f"{run_id} ended while pending, yet it was enqueued"
+        assert _status(raw) is not RunStatus.SUPERSEDED, f"{run_id} superseded and enqueued"
+
+
+def never_two_bodies(model: SlotModel, driver: Driver) -> None:
+    """Never two bodies of one workflow at once — cancels and replaces included: a cancelled
+    body's slot passes only once it has stopped (unless Redis lost what it knew of them)."""
+    for workflow_id in model.slot:
+        if workflow_id in model.forgetful:
+            continue
+        running = {run for run, _ in model.bodies if model.runs[run].workflow_id == workflow_id}
+        assert len(running) <= 1, f"{workflow_id}: bodies of {sorted(running)} at once"
 
 
 def records_match(model: SlotModel, driver: Driver) -> None:
@@ -44,15 +92,16 @@ def records_match(model: SlotModel, driver: Driver) -> None:
 
 
 def holder_is_live(model: SlotModel, driver: Driver) -> None:
-    """A slot is held only by a run of its workflow that is queued or running (or whose
-    record Redis lost: nothing can be said of it then)."""
+    """A slot is held only by a run of its workflow that is queued or running, or was
+    cancelled or replaced while running and its body is stopping (or whose record Redis lost:
+    nothing can be said of it then)."""
     for workflow_id in model.slot:
         holder = driver.slot(workflow_id)
         if holder is None:
             continue
         assert holder.startswith(workflow_id + "-"), f"{workflow_id}'s slot held by {holder}"
         raw = driver.record(workflow_id, holder)
-        if raw:
+        if raw and not raw.get("stopping"):  # cancelled while running: its body is stopping
             assert _status(raw) in LIVE, (
                 f"{workflow_id}'s slot is held by {holder}, which is {raw.get('status')}")
 

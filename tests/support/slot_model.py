@@ -7,7 +7,11 @@ private Redis and compares both the replies and the state after the step. The mo
 it let Redis lose (a deleted record, an empty restart), so it also says what cannot be known.
 
 Names: a "process" is `(worker, pid)`; a "body" is a process that was answered STARTED and
-executes the run until an outcome is recorded or its heartbeat stops it.
+executes the run until an outcome is recorded or its heartbeat stops it (or its lease lapses:
+fencing kills a body before its lease can lapse, and a dead worker's bodies are gone). A
+"pending" run (on_conflict=queue, or a replace of a holder with a body) waits for the slot with
+no message out; `enqueued` is every run whose message went out (pushed by admit.lua or by the
+promotion in release()).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ LIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 #: every (error_type, release_reason) a run of each status may carry; None = field absent.
 #: A release_reason is absent when the slot was already gone when the run ended.
 AGREES: dict[RunStatus, tuple[frozenset[ErrorType | None], frozenset[ReleaseReason | None]]] = {
+    RunStatus.PENDING: (frozenset({None}), frozenset({None})),
     RunStatus.QUEUED: (frozenset({None}), frozenset({None})),
     RunStatus.RUNNING: (frozenset({None}), frozenset({None})),
     RunStatus.SUCCEEDED: (frozenset({None}), frozenset({None, ReleaseReason.SUCCEEDED})),
@@ -43,8 +48,9 @@ AGREES: dict[RunStatus, tuple[frozenset[ErrorType | None], frozenset[ReleaseReas
     RunStatus.CANCELLED: (frozenset({ErrorType.CANCELLED, ErrorType.WORKER_SHUTDOWN}),
                           frozenset({None, ReleaseReason.CANCELLED, ReleaseReason.REPLACED,
                                      ReleaseReason.FORCED, ReleaseReason.WORKER_SHUTDOWN})),
-    RunStatus.EXPIRED: (frozenset({ErrorType.QUEUE_TIMEOUT}),
+    RunStatus.EXPIRED: (frozenset({ErrorType.QUEUE_TIMEOUT, ErrorType.PENDING_TIMEOUT}),
                         frozenset({None, ReleaseReason.EXPIRED, ReleaseReason.LEASE_EXPIRED})),
+    RunStatus.SUPERSEDED: (frozenset({ErrorType.SUPERSEDED}), frozenset({None})),
     RunStatus.LOST: (frozenset({ErrorType.HEARTBEAT_LOST}),
                      frozenset({None, ReleaseReason.LEASE_EXPIRED})),
 }
@@ -70,6 +76,13 @@ class ModelRun:
     #: what its admission recorded: the run it took the slot from, and how
     previous_holder: str | None = None
     previous_release: ReleaseReason | None = None
+    #: cancelled or replaced while running: the slot waits for its body (the reason to record)
+    stopping: ReleaseReason | None = None
+    digest: str | None = None          # its input, as a join compares it
+    superseded: str | None = None      # the pending run it took the place of
+    pending_overdue: bool = False      # pending past TEST_RUN_PENDING_TIMEOUT (the clock moved)
+    #: it ended while pending (superseded, cancelled, expired): it must never be enqueued
+    ended_pending: bool = False
 
     @property
     def present(self) -> bool:
@@ -85,6 +98,11 @@ class SlotModel:
     idem: dict[tuple[str, str], str] = field(default_factory=dict)
     index: dict[str, set[str]] = field(default_factory=dict)
     bodies: set[tuple[str, Process]] = field(default_factory=set)
+    pending: dict[str, str | None] = field(default_factory=dict)
+    enqueued: set[str] = field(default_factory=set)
+    #: workflows where Redis lost data (a record, an empty restart): a body may outlive what
+    #: Redis knew of it there, so "never two bodies" is not promised for them
+    forgetful: set[str] = field(default_factory=set)
 
     # -- shared pieces of the scripts (lib.lua) ---------------------------------------------
     def _release(self, run: ModelRun, reason: ReleaseReason) -> bool:
@@ -93,7 +111,36 @@ class SlotModel:
         self.slot[run.workflow_id] = None
         if run.present:
             run.release_reason = reason
+            run.stopping = None
+        self._promote(run.workflow_id)
         return True
+
+    def _promote(self, workflow_id: str) -> str | None:
+        """lib.lua promote(): the pending run takes the free slot, queued, its message out."""
+        waiting = self.pending.get(workflow_id)
+        if waiting is None or self.slot.get(workflow_id) is not None:
+            return None
+        self.pending[workflow_id] = None
+        run = self.runs.get(waiting)
+        if run is None or run.status is not RunStatus.PENDING:
+            return None
+        if run.pending_overdue:
+            self._end(run, RunStatus.EXPIRED, ErrorType.PENDING_TIMEOUT)
+            run.ended_pending = True
+            return None
+        self.slot[workflow_id] = waiting
+        run.status = RunStatus.QUEUED
+        run.status_events += 1
+        self.enqueued.add(waiting)
+        return waiting
+
+    def _supersede(self, waiting: str) -> str | None:
+        run = self.runs[waiting]
+        if run.status is not RunStatus.PENDING:
+            return None
+        self._end(run, RunStatus.SUPERSEDED, ErrorType.SUPERSEDED)
+        run.ended_pending = True
+        return waiting
 
     def _end(self, run: ModelRun, status: RunStatus, error_type: ErrorType | None,
              reason: ReleaseReason | None = None) -> None:
@@ -103,6 +150,15 @@ class SlotModel:
         run.status_events += 1
 
     def _settle_lapsed(self, run: ModelRun) -> None:
+        if run.status is RunStatus.PENDING:
+            mine = self.pending.get(run.workflow_id) == run.run_id
+            if mine and not run.pending_overdue:
+                return
+            if mine:
+                self.pending[run.workflow_id] = None
+            self._end(run, RunStatus.EXPIRED, ErrorType.PENDING_TIMEOUT)
+            run.ended_pending = True
+            return
         if run.status in LIVE and self.slot.get(run.workflow_id) != run.run_id:
             if run.status is RunStatus.QUEUED:
                 self._end(run, RunStatus.EXPIRED, ErrorType.QUEUE_TIMEOUT,
@@ -120,15 +176,18 @@ class SlotModel:
 
     # -- admit.lua ------------------------------------------------------------------------------
     def admit(self, workflow_id: str, run_id: str, policy: ConflictPolicy,
-              key: str | None) -> tuple[str, str, str | None, ReleaseReason | None]:
-        """('admitted', run, previous holder, how) | ('existing', run, ..) | ('conflict', ..)"""
+              key: str | None, digest: str = "d"
+              ) -> tuple[str, str, str | None, ReleaseReason | None]:
+        """('admitted'|'pending', run, previous holder, how) | ('joined', run, ..) |
+        ('existing', run, ..) | ('conflict', holder, ..)"""
         holder = self.slot.get(workflow_id)
         mine = self.runs.get(run_id)
-        if holder == run_id:
+        if holder == run_id or (mine is not None and self.pending.get(workflow_id) == run_id):
+            kind = "admitted" if holder == run_id else "pending"
             assert mine is not None
             if not mine.present:  # the record is gone, and what it said with it
-                return ("admitted", run_id, None, None)
-            return ("admitted", run_id, mine.previous_holder, mine.previous_release)
+                return (kind, run_id, None, None)
+            return (kind, run_id, mine.previous_holder, mine.previous_release)
         if mine is not None and mine.present:
             return ("existing", run_id, None, None)  # this very call was answered before
         if key is not None:
@@ -137,29 +196,75 @@ class SlotModel:
                 prior_run = self.runs.get(prior)
                 if prior_run is None or prior_run.error_type is not ErrorType.ENQUEUE_FAILED:
                     return ("existing", prior, None, None)
+        if holder is None and self._promote(workflow_id):
+            holder = self.slot.get(workflow_id)
         previous: ReleaseReason | None = None
+        previous_holder: str | None = None
         if holder is not None:
-            held = self.runs.get(holder)
-            if held is None or not held.present or held.status in TERMINAL:
-                if held is not None:
-                    self._release(held, ReleaseReason.RECLAIMED)
-                previous = ReleaseReason.RECLAIMED
-            elif policy is ConflictPolicy.REPLACE:
+            held = self.runs[holder]
+            if not held.present or (held.status in TERMINAL and held.stopping is None):
+                self._release(held, ReleaseReason.RECLAIMED)
+                previous_holder, previous = holder, ReleaseReason.RECLAIMED
+                holder = self.slot.get(workflow_id)
+        waiting = self.pending.get(workflow_id)
+        becomes = RunStatus.QUEUED
+        if holder is not None:
+            held = self.runs[holder]
+            if policy is ConflictPolicy.JOIN:
+                if held.status not in TERMINAL and held.digest == digest:
+                    return ("joined", holder, None, None)
+                if waiting is not None:
+                    w = self.runs[waiting]
+                    if w.status is RunStatus.PENDING and w.digest == digest:
+                        return ("joined", waiting, None, None)
+            if policy is ConflictPolicy.REPLACE and held.status is RunStatus.QUEUED:
+                if waiting is not None:
+                    self._supersede(waiting)
+                self.pending[workflow_id] = None
                 self._end(held, RunStatus.CANCELLED, ErrorType.CANCELLED)
                 self._release(held, ReleaseReason.REPLACED)
-                previous = ReleaseReason.REPLACED
+                previous_holder, previous = holder, ReleaseReason.REPLACED
+            elif policy in (ConflictPolicy.REPLACE, ConflictPolicy.QUEUE):
+                if policy is ConflictPolicy.REPLACE and held.status is RunStatus.RUNNING:
+                    self._end(held, RunStatus.CANCELLED, ErrorType.CANCELLED)
+                    held.stopping = ReleaseReason.REPLACED
+                    previous_holder, previous = holder, ReleaseReason.REPLACED
+                becomes = RunStatus.PENDING
             else:
                 return ("conflict", holder, None, None)
-        self._take_slot(workflow_id, run_id)
+        superseded = None
+        if becomes is RunStatus.PENDING:
+            if waiting is not None:
+                superseded = self._supersede(waiting)
+            self.pending[workflow_id] = run_id
+        else:
+            self._take_slot(workflow_id, run_id)
+            self.enqueued.add(run_id)
         # a record Redis lost, admitted again by a repeat of its call: its stream outlived it
         before = mine.status_events if mine is not None else 0
-        run = ModelRun(run_id, workflow_id, status_events=before + 1, previous_holder=holder,
-                       previous_release=previous)
+        run = ModelRun(run_id, workflow_id, status=becomes, status_events=before + 1,
+                       previous_holder=previous_holder, previous_release=previous,
+                       digest=digest, superseded=superseded)
         self.runs[run_id] = run
         self.index.setdefault(workflow_id, set()).add(run_id)
         if key is not None:
             self.idem[(workflow_id, key)] = run_id
-        return ("admitted", run_id, holder, previous)
+        kind = "pending" if becomes is RunStatus.PENDING else "admitted"
+        return (kind, run_id, previous_holder, previous)
+
+    def upkeep(self, workflow_id: str) -> None:
+        """promote.lua (a worker's heartbeat sweep, reconcile): a lapsed slot passes to the
+        pending run; a pending run past its timeout, or a stale pointer, is settled."""
+        waiting = self.pending.get(workflow_id)
+        if waiting is None:
+            return
+        run = self.runs.get(waiting)
+        if run is None or run.status is not RunStatus.PENDING:
+            self.pending[workflow_id] = None
+            return
+        self._settle_lapsed(run)
+        if run.status is RunStatus.PENDING and self.slot.get(workflow_id) is None:
+            self._promote(workflow_id)
 
     # -- start.lua ------------------------------------------------------------------------------
     def start(self, run_id: str, process: Process) -> tuple[str, RunStatus | None]:
@@ -227,14 +332,25 @@ class SlotModel:
             self._settle_lapsed(run)
             current = run.status
         if current is not None and current in TERMINAL:
-            return ("unchanged", current, self._release(run, reason))
+            released = False
+            if mode == "outcome" or run.stopping is None:
+                released = self._release(run, run.stopping or reason)
+            return ("unchanged", current, released)
         if mode == "queued_only" and current is not RunStatus.QUEUED:
             return ("unchanged", current, False)
         run.status = RunStatus.QUEUED  # present again (a record rebuilt by this call)
         self._end(run, status, error_type)
         if worker and run.owner is None and run.worker is None:
             run.worker = worker
-        released = self._release(run, reason)
+        released = False
+        if mode == "cancel" and current is RunStatus.RUNNING:
+            run.stopping = ReleaseReason.CANCELLED  # the slot waits for its body to stop
+        elif current is RunStatus.PENDING:
+            run.ended_pending = True
+            if self.pending.get(run.workflow_id) == run_id:
+                self.pending[run.workflow_id] = None
+        else:
+            released = self._release(run, reason)
         return ("finished", current, released)
 
     # -- read.lua -------------------------------------------------------------------------------
@@ -251,13 +367,15 @@ class SlotModel:
         holder = self.slot.get(workflow_id)
         if holder is None or (expected is not None and holder != expected):
             return None
-        run = self.runs.get(holder)
-        if run is not None and run.present and run.status in LIVE:
+        run = self.runs[holder]
+        if reason is ReleaseReason.RECLAIMED and run.present and run.stopping is not None:
+            return None  # its body may still run: only the worker (or the lease) frees it
+        if run.present and run.status in LIVE:
             self._end(run, RunStatus.CANCELLED, ErrorType.CANCELLED)
-        if run is not None:
-            self._release(run, reason)
-        else:
-            self.slot[workflow_id] = None
+        # the operator's release stops its process too (the one deliberate exception to
+        # "the slot passes once the body is gone": the CLI sends the stop right after)
+        self.bodies = {b for b in self.bodies if b[0] != holder}
+        self._release(run, reason)
         return holder
 
     def reconcile(self) -> None:
@@ -268,20 +386,27 @@ class SlotModel:
             run = self.runs.get(holder)
             if run is None or not run.present or run.status in TERMINAL:
                 self.force_release(workflow_id, ReleaseReason.RECLAIMED, holder)
+        for workflow_id in list(self.pending):
+            self.upkeep(workflow_id)
         for ids in self.index.values():
             for run_id in ids:
                 self.read(run_id)
 
     # -- the world around the scripts -----------------------------------------------------------
     def lapse(self, workflow_id: str) -> None:
-        """The slot's lease ran out (nobody renewed it)."""
+        """The slot's lease ran out (nobody renewed it): a running holder's bodies are gone
+        by then (fenced before the lapse, or dead with their worker)."""
+        holder = self.slot.get(workflow_id)
+        self.bodies = {b for b in self.bodies if b[0] != holder}
         self._take_slot(workflow_id, None)
 
     def lose_record(self, run_id: str) -> None:
         run = self.runs[run_id]
         run.status = run.error_type = run.release_reason = run.owner = run.worker = None
-        run.record_lost = run.overdue = False
-        run.previous_holder = run.previous_release = None
+        run.record_lost = run.overdue = run.pending_overdue = False
+        run.previous_holder = run.previous_release = run.stopping = None
+        run.digest = run.superseded = None
+        self.forgetful.add(run.workflow_id)
 
     def empty_restart(self) -> None:
         """Redis came back with nothing: no slot, record, stream, index or key."""
@@ -292,6 +417,9 @@ class SlotModel:
             self.runs[run_id].status_events = 0
         self.idem.clear()
         self.index.clear()
+        self.pending.clear()
+        self.enqueued.clear()
+        self.forgetful.update(self.slot)
 
     def stops(self, run_id: str, process: Process, verdict: str,
               status: RunStatus | None) -> None:
