@@ -1,11 +1,17 @@
 """Soak: many runs over 20 workflows with mixed outcomes (succeed, fail, sleep,
 hang, cancel) while worker processes are killed at random. At the end every run is terminal,
 no slot is held, and no workflow ever had two runs executing at once — checked against the
-times the workflow bodies themselves recorded and the times this test killed processes. Each run
-is judged by its record as first read terminal: past TEST_RUN_MAX_RUNS_PER_WORKFLOW runs of a
+times the workflow bodies themselves recorded and the times this test killed processes, with
+no slack for cancels: a cancelled body's slot passes only once it has stopped. Each run is
+judged by its record as first read terminal: past TEST_RUN_MAX_RUNS_PER_WORKFLOW runs of a
 workflow the oldest records are deleted, and the check is that exactly those are gone.
 
-`make test` runs SOAK_RUNS (default 500; 300 on another broker); `make soak` runs 5,000."""
+The cancel-then-trigger rounds: every run is cancelled at a random moment (queued or running)
+and the next is triggered right after it with `on_conflict=queue` — the pending run that takes
+the slot once the cancelled body is gone — under the same kills.
+
+`make test` runs SOAK_RUNS (default 500; 300 on another broker) and SOAK_ROUNDS rounds (300;
+100 on another broker); `make soak` runs 5,000 and 1,000 rounds."""
 
 from __future__ import annotations
 
@@ -27,10 +33,9 @@ pytestmark = pytest.mark.broker_matrix
 
 WORKFLOWS = [f"soak-{i:02d}" for i in range(20)]
 HEARTBEAT_TTL = 3.0
-# a cancel frees the slot at once; its process dies when the revoke lands, or at the next
-# heartbeat (an interval) if the revoke is lost: the documented bound, plus scheduling slack
-CANCEL_SLACK = HEARTBEAT_TTL / 3 + 0.2
 MODES = ["succeed"] * 45 + ["fail"] * 20 + ["sleep"] * 20 + ["hang"] * 5 + ["cancel"] * 10
+#: the rounds: every run is cancelled, and followed by a queue trigger
+ROUNDS = ["cancel"]
 
 
 class Killer:
@@ -76,48 +81,74 @@ class Killer:
             w.kill_group()
 
 
-def soak(config: dict[str, str], redis_client, total: int, seed: int) -> None:
+def soak(config: dict[str, str], redis_client, total: int, seed: int,
+         modes: list[str] = MODES) -> None:
+    """`total` runs; with `modes` ROUNDS, each one cancelled and followed by the next."""
     rng = random.Random(seed)
     client = create_app(config).test_client()
     killer = Killer(config, rng, n_workers=2)
-    in_flight: dict[str, str] = {}     # workflow → its current run
-    cancels: dict[str, float] = {}    # run → when to cancel it
+    in_flight: dict[str, list[str]] = {wf: [] for wf in WORKFLOWS}  # oldest first
+    # run → (delay, after it is seen running?, when: None until it runs) of its cancel
+    cancels: dict[str, tuple[float, bool, float | None]] = {}
     admitted: list[str] = []
     # each run's record as first read terminal: the record cap may delete it later
     ended: dict[str, dict] = {}
-    conflicts = 0
+    conflicts = rounds = 0
     started = time.monotonic()
     next_strike = started + rng.uniform(1, 3)
+
+    def due(rid: str, status: str) -> bool:
+        """Its cancel is due (then it is taken off the list): `delay` after its admission, or
+        after it was first seen running."""
+        delay, after_running, at = cancels[rid]
+        if at is None and status == RunStatus.RUNNING:
+            at = time.monotonic() + delay
+            cancels[rid] = (delay, after_running, at)
+        if at is None or time.monotonic() < at:
+            return False
+        del cancels[rid]
+        return True
+
+    def admit(wf: str, policy: str = "reject") -> bool:
+        mode = rng.choice(modes)
+        body = {"mode": "sleep" if mode == "cancel" else mode,
+                "seconds": round(rng.uniform(0.05, 0.8), 2)}
+        resp = client.post(f"/api/workflows/{wf}/test-runs", json={"input": body},
+                           query_string={"on_conflict": policy})
+        if resp.status_code == 409:  # the previous run's body is still stopping
+            return False
+        assert resp.status_code == 202, resp.get_json()
+        rid = resp.get_json()["run_id"]
+        admitted.append(rid)
+        in_flight[wf].append(rid)
+        if mode == "cancel":
+            delay, after_running = rng.uniform(0, 0.5), rng.random() < 0.5
+            cancels[rid] = (delay, after_running,
+                            None if after_running else time.monotonic() + delay)
+        return True
+
     try:
-        while len(admitted) < total or in_flight:
+        while len(admitted) < total or any(in_flight.values()):
             if time.monotonic() - started > 3000:
                 raise AssertionError(f"soak did not finish: {len(admitted)} admitted")
             for wf in WORKFLOWS:
-                rid = in_flight.get(wf)
-                if rid:
+                for rid in list(in_flight[wf]):
                     run = client.get(f"/api/test-runs/{rid}").get_json()
                     if run["status"] in TERMINAL:
                         ended[rid] = run
-                        del in_flight[wf]
-                    elif rid in cancels and time.monotonic() >= cancels.pop(rid):
+                        in_flight[wf].remove(rid)
+                    elif rid in cancels and due(rid, run["status"]):
                         assert client.post(f"/api/test-runs/{rid}/cancel").status_code in (
                             202, 409)
+                        if modes is ROUNDS and len(admitted) < total:
+                            # the round: the next run right away, pending until the slot is
+                            # free (it supersedes a pending one, if any)
+                            assert admit(wf, "queue")
+                            rounds += 1
+                if in_flight[wf] or len(admitted) >= total:
                     continue
-                if len(admitted) >= total:
-                    continue
-                mode = rng.choice(MODES)
-                body = {"mode": "sleep" if mode == "cancel" else mode,
-                        "seconds": round(rng.uniform(0.05, 0.8), 2)}
-                resp = client.post(f"/api/workflows/{wf}/test-runs", json={"input": body})
-                if resp.status_code == 409:  # the previous run's record is ahead of us
+                if not admit(wf):
                     conflicts += 1
-                    continue
-                assert resp.status_code == 202, resp.get_json()
-                rid = resp.get_json()["run_id"]
-                admitted.append(rid)
-                in_flight[wf] = rid
-                if mode == "cancel":
-                    cancels[rid] = time.monotonic() + rng.uniform(0, 0.5)
             if time.monotonic() >= next_strike and len(admitted) < total:
                 killer.strike()
                 next_strike = time.monotonic() + rng.uniform(1, 3)
@@ -128,14 +159,18 @@ def soak(config: dict[str, str], redis_client, total: int, seed: int) -> None:
         statuses = Counter(r["status"] for r in runs)
         trimmed = check_record_cap(client, admitted, ended, config)
         print(f"\nsoak: {total} runs in {elapsed:.1f}s, {statuses}, kills {dict(killer.kills)}, "
-              f"409s while catching up {conflicts}, records trimmed by the cap {trimmed}")
+              f"409s while catching up {conflicts}, cancel-then-trigger rounds {rounds}, "
+              f"records trimmed by the cap {trimmed}")
         assert all(r["status"] in TERMINAL for r in runs)
         for wf in WORKFLOWS:
-            assert client.get(f"/api/workflows/{wf}").get_json()["active_run_id"] is None
+            state = client.get(f"/api/workflows/{wf}").get_json()
+            assert state["active_run_id"] is None and state["pending_run_id"] is None
         assert not list(redis_client.scan_iter(
             match=f"{config['TEST_RUN_KEY_PREFIX']}:{{*}}:slot"))
         assert sum(killer.kills.values()) > 0
         check_no_overlap(runs, body_events(redis_client, config), killer.died_at)
+        if modes is ROUNDS:
+            assert rounds >= total // 2, rounds
     finally:
         killer.close()
 
@@ -183,8 +218,7 @@ def check_no_overlap(runs: list[dict], events: list[dict], died_at: dict[int, fl
         spans.sort()
         executed += len(spans)
         for (_s1, e1, r1), (s2, _e2, r2) in zip(spans, spans[1:], strict=False):
-            slack = CANCEL_SLACK if status[r1] == RunStatus.CANCELLED else 0.0
-            assert e1 <= s2 + slack, (
+            assert e1 <= s2, (
                 f"{wf}: {r1} ({status[r1]}) ran until {e1:.3f} but {r2} ({status[r2]}) "
                 f"started at {s2:.3f}")
     assert executed > 0
@@ -198,6 +232,29 @@ def test_soak_mixed_outcomes_with_random_kills(config, redis_client):
     config = dict(config, TEST_RUN_TIME_LIMIT="2", TEST_RUN_SOFT_TIME_LIMIT="1.5",
                   TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL), TEST_RUN_QUEUE_TIMEOUT="20")
     soak(config, redis_client, total, seed=int(os.environ.get("SOAK_SEED", "7")))
+
+
+@pytest.mark.timeout(600)
+def test_cancel_then_trigger_rounds_never_overlap(config, redis_client):
+    """Rounds of a cancel (queued or running, at a random moment) followed at once by the
+    next trigger (on_conflict=queue), under the kills: no two bodies of a workflow overlap,
+    with no slack."""
+    # the full count on the default deployment; a shorter one on each other broker
+    rounds = int(os.environ.get("SOAK_ROUNDS",
+                                "300" if "CELERY_BROKER_URL" not in config else "100"))
+    config = dict(config, TEST_RUN_TIME_LIMIT="2", TEST_RUN_SOFT_TIME_LIMIT="1.5",
+                  TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL), TEST_RUN_QUEUE_TIMEOUT="20")
+    soak(config, redis_client, rounds * 2, seed=int(os.environ.get("SOAK_SEED", "7")),
+         modes=ROUNDS)
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(3600)
+def test_long_cancel_then_trigger_rounds(config, redis_client):
+    rounds = int(os.environ.get("LONG_SOAK_ROUNDS", "1000"))
+    config = dict(config, TEST_RUN_TIME_LIMIT="2", TEST_RUN_SOFT_TIME_LIMIT="1.5",
+                  TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL), TEST_RUN_QUEUE_TIMEOUT="20")
+    soak(config, redis_client, rounds * 2, seed=int(time.time()), modes=ROUNDS)
 
 
 @pytest.mark.soak

@@ -1,7 +1,7 @@
 """Completion webhooks with a real prefork worker and real HTTP receivers on loopback (allowed
 explicitly): one signed delivery per ending — also the endings a Lua script records (a lapsed
-lease read, a replace, an operator's release) and the ones a process failed to hand over
-(found by the heartbeat's sweep and by reconcile) — each verified with `standardwebhooks`' own
+lease read, a replace, a pending run superseded, an operator's release) and the ones a process
+failed to hand over (found by the heartbeat's sweep and by reconcile) — each verified with `standardwebhooks`' own
 verifier; retries with the same `webhook-id`; a receiver that is down changes no outcome; no
 redirect followed; the SSRF guard at the trigger and again at the delivery."""
 
@@ -92,15 +92,21 @@ def test_every_ending_is_delivered_once_and_signed(stack, client, operator_recei
     runs["cancel"] = trigger(client, "hang", {})["run_id"]        # recorded by the web
     wait_status(client, runs["cancel"], RunStatus.RUNNING)
     expect_status(client.post(f"/api/test-runs/{runs['cancel']}/cancel"), 202)
-    runs["replace"] = trigger(client, "hang", {})["run_id"]         # admit.lua ends it
-    runs["release"] = trigger(client, "hang", {}, query_string={"on_conflict": "replace"})[
+    # no worker takes the idle queue's runs: they stay queued until ended over their heads
+    idle = create_app(dict(stack, TEST_RUN_QUEUE=stack["TEST_RUN_QUEUE"] + "-idle"))
+    idle_client = idle.test_client()
+    runs["replace"] = trigger(idle_client, "echo", {})["run_id"]   # admit.lua ends it
+    runs["release"] = trigger(idle_client, "echo", {}, query_string={"on_conflict": "replace"})[
         "run_id"]
-    cli = subprocess.run([sys.executable, "-m", "worker", "release", "hang"],
+    cli = subprocess.run([sys.executable, "-m", "worker", "release", "echo"],
                          env=base_env(stack), cwd=ROOT, capture_output=True, text=True,
                          timeout=60)                                  # the CLI records it
     assert json.loads(cli.stdout)["released_run_id"] == runs["release"], cli.stderr
-    idle = create_app(dict(stack, TEST_RUN_QUEUE=stack["TEST_RUN_QUEUE"] + "-idle"))
-    runs["lapse"] = trigger(idle.test_client(), "probe", {})["run_id"]
+    trigger(idle_client, "say", {})                             # holds say's slot
+    runs["superseded"] = trigger(idle_client, "say", {}, query_string={"on_conflict": "queue"})[
+        "run_id"]
+    trigger(idle_client, "say", {"x": 1}, query_string={"on_conflict": "queue"})  # admit.lua
+    runs["lapse"] = trigger(idle_client, "probe", {})["run_id"]
     redis_client.delete(keys_of(stack).slot("probe"))                 # its lease lapses
     create_app(stack)  # (the hook follows the latest app; both hand over alike)
     assert run_of(client, runs["lapse"])["status"] == RunStatus.EXPIRED  # read.lua ends it
@@ -115,7 +121,7 @@ def test_every_ending_is_delivered_once_and_signed(stack, client, operator_recei
     expected = {"ok": RunStatus.SUCCEEDED, "raised": RunStatus.FAILED,
                 "hard_limit": RunStatus.TIMED_OUT, "cancel": RunStatus.CANCELLED,
                 "replace": RunStatus.CANCELLED, "release": RunStatus.CANCELLED,
-                "lapse": RunStatus.EXPIRED}
+                "superseded": RunStatus.SUPERSEDED, "lapse": RunStatus.EXPIRED}
     for name, run_id in runs.items():
         (request,) = deliveries_to(operator_receiver, run_id, WebhookTarget.WEBHOOK_URL)
         payload = verified(request)
@@ -166,7 +172,9 @@ def test_a_receiver_down_for_the_whole_window_changes_no_outcome(client):
     run = run_of(client, run_id)
     assert run["status"] == RunStatus.SUCCEEDED and run["finished_at"]
     assert client.get("/api/workflows/echo").get_json()["active_run_id"] is None
-    assert trigger(client, "echo", {})["status"] == RunStatus.QUEUED
+    again = trigger(client, "echo", {})
+    assert again["status"] == RunStatus.QUEUED
+    wait_terminal(client, again["run_id"])  # the next test's trigger finds the slot free
 
 
 def test_a_redirect_is_not_followed(client):

@@ -39,7 +39,8 @@ WORKFLOWS = ("wa", "wb")
 #: delivery's, and a stranger's
 PROCESSES: tuple[Process, ...] = (("w1@host", 101), ("w1@host", 102), ("w2@host", 201))
 OUTCOMES = ("success", "failure", "soft_limit", "hard_limit", "child_killed", "cold_shutdown",
-            "fenced", "revoked_queued", "revoked_running", "queue_expiry", "publish_failure")
+            "fenced", "revoked_queued", "revoked_running", "queue_expiry", "publish_failure",
+            "body_gone")
 
 URL: dict[str, str] = {}
 #: what one test explored, printed at its end (`pytest -s` shows it): examples, steps
@@ -156,7 +157,7 @@ class SlotMachine(RuleBasedStateMachine):
         self._step(f"{outcome} of {run}", lambda: self.driver.finish(run, outcome, process[0]),
                    lambda: self.model.finish(run, status, error_type, reason, mode,
                                              process[0]), again)
-        if mode == "outcome":  # the body returned, raised or its process died
+        if mode in ("outcome", "body_gone"):  # the body returned, raised or its process died
             self.model.bodies = {b for b in self.model.bodies if b[0] != run}
 
     @rule(run=runs)

@@ -54,6 +54,8 @@ def outcomes(settings: Settings) -> dict[str, tuple[RunStatus, ErrorType | None,
                     "queued_only"),
         "publish_failure": (RunStatus.FAILED, ErrorType.ENQUEUE_FAILED,
                            ReleaseReason.PUBLISH_FAILED, "queued_only"),
+        # the worker saw the killed process of a run ended over its head die (confirm.py)
+        "body_gone": (RunStatus.CANCELLED, None, ReleaseReason.CANCELLED, "body_gone"),
     }
 
 

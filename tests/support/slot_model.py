@@ -321,7 +321,7 @@ class SlotModel:
     def finish(self, run_id: str, status: RunStatus, error_type: ErrorType | None,
                reason: ReleaseReason, mode: str, worker: str | None = None,
                ) -> tuple[str, RunStatus | None, bool]:
-        """mode: 'outcome' | 'cancel' | 'queued_only'."""
+        """mode: 'outcome' | 'cancel' | 'queued_only' | 'body_gone'."""
         run = self.runs[run_id]
         current = run.status
         if current is None:
@@ -333,10 +333,10 @@ class SlotModel:
             current = run.status
         if current is not None and current in TERMINAL:
             released = False
-            if mode == "outcome" or run.stopping is None:
+            if mode in ("outcome", "body_gone") or run.stopping is None:
                 released = self._release(run, run.stopping or reason)
             return ("unchanged", current, released)
-        if mode == "queued_only" and current is not RunStatus.QUEUED:
+        if mode == "body_gone" or (mode == "queued_only" and current is not RunStatus.QUEUED):
             return ("unchanged", current, False)
         run.status = RunStatus.QUEUED  # present again (a record rebuilt by this call)
         self._end(run, status, error_type)

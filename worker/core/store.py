@@ -193,12 +193,15 @@ class RunStore:
     def finish(self, run_id: str, status: RunStatus, *, error_type: ErrorType | None = None,
                error: str | None = None, result: Any = NO_RESULT,
                reason: ReleaseReason | None = None, worker: str | None = None,
-               only_if_queued: bool = False) -> bool:
+               only_if_queued: bool = False, body_gone: bool = False) -> bool:
         """Record an outcome and free the slot; a no-op once the run is terminal (idempotent,
         as Celery sends task_failure twice on a hard time limit). `only_if_queued` is for a
         message that was revoked or expired before it ran: a late duplicate of a running run's
-        message must not end that run. True if this call ended it."""
-        mode = FinishMode.QUEUED_ONLY if only_if_queued else FinishMode.OUTCOME
+        message must not end that run. `body_gone`: the worker saw the process of a run ended
+        over its head die: only the slot it kept for the body is freed. True if this call
+        ended it."""
+        mode = (FinishMode.QUEUED_ONLY if only_if_queued else
+                FinishMode.BODY_GONE if body_gone else FinishMode.OUTCOME)
         return self._finish(run_id, status, error_type, error, result, reason, worker,
                             mode).ended
 

@@ -19,6 +19,7 @@ from celery.worker.control import control_command, ok
 
 from ..core.keys import workflow_of
 from ..core.lifecycle import lifecycle
+from . import confirm
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def stop_test_run(state: Any, run_id: str, **_: Any) -> dict[str, str]:
         state.consumer.app.stops.requested(run_id)
         lifecycle.stopped(run_id, workflow_of(run_id) or "", pid, "cancelled by request")
         state.consumer.pool.terminate_job(pid, signal.SIGKILL)
+        confirm.when_gone(state.consumer.app.store, run_id, pid, request.hostname)
         return ok(f"stopped {run_id} (pid {pid})")
     return ok(f"{run_id} is not executing here")
 

@@ -38,7 +38,7 @@ from ..core.lifecycle import lifecycle
 from ..core.lua import BeatVerdict
 from ..core.status import ENDED_OVER_ITS_HEAD
 from ..core.store import RunStore
-from . import upkeep
+from . import confirm, upkeep
 from .drain import Drain
 from .revokes import RevokedRuns
 from .stops import StopKind
@@ -168,7 +168,8 @@ class HeartbeatStep(bootsteps.StartStopStep):
                 logger.warning("test run %s: lease had lapsed; slot taken back", request.id)
         elif beat.verdict is BeatVerdict.TERMINAL and beat.status in ENDED_OVER_ITS_HEAD:
             assert beat.status is not None
-            self._stop(request, pid, f"it is {beat.status.value}")
+            if self._stop(request, pid, f"it is {beat.status.value}"):
+                confirm.when_gone(store, request.id, pid, hostname)
 
     def _stop(self, request: Any, pid: int, why: str) -> bool:
         # the snapshot may be stale: kill only if that process still runs this very request

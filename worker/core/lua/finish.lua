@@ -27,6 +27,10 @@
 --                                               confirms the body stopped (an OUTCOME call,
 --                                               which releases it) or its lease lapses; a
 --                                               pending run stops being the pending one
+--                       FINISH_MODE.BODY_GONE   the worker saw the process of a run ended
+--                                               over its head (cancelled, replaced) die:
+--                                               frees the slot it kept for the body; never
+--                                               ends a run that is not terminal
 --                       FINISH_MODE.QUEUED_ONLY a message was revoked or expired before it
 --                                               ran: ends the run only if it is still queued
 --                                               (a late duplicate of a running run's message
@@ -74,14 +78,15 @@ if current and TERMINAL[current] then
   -- (whose release records why it was stopped: cancelled, replaced)
   local released = 0
   local stopping = redis.call('HGET', run, 'stopping')
-  if mode == FINISH_MODE.OUTCOME or not stopping then
+  if mode == FINISH_MODE.OUTCOME or mode == FINISH_MODE.BODY_GONE or not stopping then
     released = release(slot, run, run_id, stopping or reason, now)
   end
   local started, finished = times()
   local record = (mode == FINISH_MODE.CANCEL) and snapshot(run, logs) or false
   return {FINISH.UNCHANGED, current, released, record, settled, started, finished}
 end
-if mode == FINISH_MODE.QUEUED_ONLY and current ~= STATUS.QUEUED then
+if mode == FINISH_MODE.BODY_GONE
+    or (mode == FINISH_MODE.QUEUED_ONLY and current ~= STATUS.QUEUED) then
   return {FINISH.UNCHANGED, current, 0, false, '', '', ''}
 end
 

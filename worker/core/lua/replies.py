@@ -45,6 +45,7 @@ class FinishMode(StrEnum):
     OUTCOME = "outcome"
     CANCEL = "cancel"
     QUEUED_ONLY = "queued_only"
+    BODY_GONE = "body_gone"
 
 
 class ReadFields(StrEnum):
