@@ -23,7 +23,7 @@ import redis
 from tests.chaos.test_soak import check_no_overlap
 from tests.integration.test_lifecycle import (  # noqa: F401 - collected here, on the cluster
     test_cancel_while_queued_never_runs_the_body,
-    test_cancel_while_running_stops_the_body_and_frees_the_slot,
+    test_cancel_while_running_stops_the_body_then_frees_the_slot,
     test_echo_succeeds_with_its_result_and_logs,
     test_fail_is_failed_with_error_and_type,
     test_hang_is_ended_by_the_hard_limit,

@@ -112,14 +112,18 @@ def test_cancel_whose_revoke_is_lost_still_stops_the_running_body(chaos, redis_c
     chaos.start_worker()
     rid = running_run(client, redis_client, config)
     store = create_app(config).extensions["testruns"].store
-    store.cancel(rid)  # records and frees, sends no revoke
-    assert active_run_id(client, "probe") is None
+    store.cancel(rid)  # records it, sends no revoke
+    assert store.get(rid).status is RunStatus.CANCELLED
+    # its body still runs: the slot stays until the body is gone (strict single-flight)
+    assert active_run_id(client, "probe") == rid
     # the worker's heartbeat sees the terminal record and kills the process
     wait_for(lambda: "stopping its process" in chaos.logs(), 5,
              "the heartbeat to stop the cancelled run")
-    # its process is dead, so the body never reaches its end
+    # its process is dead, so the body never reaches its end; then the slot passes
     pid = body_events(redis_client, config, rid)[0]["pid"]
-    wait_for(lambda: not alive(pid), 5, "the cancelled run's process to die")
+    wait_for(lambda: active_run_id(client, "probe") is None, 5,
+             "the worker to confirm the body is gone")
+    assert not alive(pid)
     assert [e["event"] for e in body_events(redis_client, config, rid)] == ["start"]
     assert wait_terminal(client, rid)["status"] == RunStatus.CANCELLED
 

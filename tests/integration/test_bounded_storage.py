@@ -46,14 +46,15 @@ def test_ten_thousand_replace_triggers_leave_at_most_the_cap(config, redis_clien
 
         def queued(script_keys, args, client=None, pipe=pipe):
             real_call(script_keys, args, pipe)
-            return [lua.AdmitReply.ADMITTED, args[0], "", "", "0", ""]  # read back below
+            return [lua.AdmitReply.ADMITTED, args[0], "", "", "0", "", ""]  # read back below
 
         monkeypatch.setattr(admit, "_call", queued)
         for _ in range(1000):
             store.admit("echo", {}, on_conflict=ConflictPolicy.REPLACE)
         monkeypatch.undo()
         replies = pipe.execute()
-        assert {reply[0] for reply in replies} == {lua.AdmitReply.ADMITTED}
+        # (each reply as the script sends it: {its reply, what it promoted, pushed})
+        assert {reply[0][0] for reply in replies} == {lua.AdmitReply.ADMITTED}
     assert redis_client.zcard(keys.index("echo")) == MAX_RUNS
     for kind in ("run:", "logs:", "events:", "idem:"):
         assert len(keys_of_kind(redis_client, config, kind)) <= MAX_RUNS, kind

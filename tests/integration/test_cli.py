@@ -112,7 +112,8 @@ def test_reconcile_frees_ended_holders_and_settles_runs_without_a_slot(idle_clie
     assert run_of(idle_client, live["run_id"])["status"] == RunStatus.QUEUED
 
     # nothing is left to do: a second pass changes nothing
-    assert cli(config, "reconcile") == {"freed_slots": [], "settled_runs": [],
+    assert cli(config, "reconcile") == {"freed_slots": [], "promoted_runs": [],
+                                         "republished_runs": [], "settled_runs": [],
                                          "endings_handed_over": []}
     assert trigger(idle_client, "echo", expect=202)["status"] == RunStatus.QUEUED
 
@@ -144,7 +145,8 @@ def test_reconcile_keeps_idempotency_keys_that_look_like_slots(idle_client, conf
     assert idle_client.post(f"/api/test-runs/{run['run_id']}/cancel").status_code == 202
     out = cli(config, "reconcile")
     assert redis_client.get(keys_of(config).idempotency("echo", "x}:slot")) == run["run_id"]
-    assert out == {"freed_slots": [], "settled_runs": [],
+    assert out == {"freed_slots": [], "promoted_runs": [],
+                                         "republished_runs": [], "settled_runs": [],
                                          "endings_handed_over": []}
     again = idle_client.post("/api/workflows/echo/test-runs",
                              headers={"Idempotency-Key": "x}:slot"})
@@ -153,7 +155,8 @@ def test_reconcile_keeps_idempotency_keys_that_look_like_slots(idle_client, conf
 
 def test_reconcile_survives_idempotency_keys_that_look_like_indexes(idle_client, config):
     trigger(idle_client, "echo", headers={"Idempotency-Key": "x}:runs"})
-    assert cli(config, "reconcile") == {"freed_slots": [], "settled_runs": [],
+    assert cli(config, "reconcile") == {"freed_slots": [], "promoted_runs": [],
+                                         "republished_runs": [], "settled_runs": [],
                                          "endings_handed_over": []}
 
 

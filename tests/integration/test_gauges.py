@@ -1,6 +1,6 @@
-"""The scrape-time gauges read Redis at a bounded cost: one command per registered workflow's
-slot, one per holder, and a few more (workers count, TIME, the eviction policy) — never a SCAN;
-the age of the oldest holder is on Redis' clock. Counted by the private Redis' own
+"""The scrape-time gauges read Redis at a bounded cost: one command per registered workflow (its
+slot and its pending run), one per holder, and a few more (workers count, TIME, the eviction
+policy) — never a SCAN; the age of the oldest holder is on Redis' clock. Counted by the private Redis' own
 `INFO commandstats`, so nothing else that runs on the shared Redis is counted."""
 
 from __future__ import annotations
@@ -66,6 +66,6 @@ def test_a_scrape_costs_a_command_per_workflow_and_holder_and_never_scans(idle):
     spent = {k: v for k, v in spent.items() if v and k != "info"}
     # workers.lua: its EVALSHA (redis-py's pipeline checks the script with SCRIPT EXISTS
     # first), and its own TIME and ZCOUNT inside; then the pipeline's TIME and CONFIG GET
-    assert spent == {"get": len(ids), "script": 1, "evalsha": 1, "zcount": 1, "time": 2,
+    assert spent == {"mget": len(ids), "script": 1, "evalsha": 1, "zcount": 1, "time": 2,
                      "config": 1, "hmget": 3}, spent
     assert not any(name in spent for name in ("scan", "keys"))

@@ -23,9 +23,10 @@ from web import create_app
 ADMISSIONS = 200
 START, END = "admission-start", "admission-end"
 #: what admit.lua runs inside (xadd, and pttl + pexpire giving the stream the record's TTL:
-#: the `queued` event; exists: is this a repeat of a call whose run left the slot; zcard:
+#: the `queued` event; get: the slot and the pending run; exists: is this a repeat of a call
+#: whose run left the slot; zcard:
 #: keep_newest counting the workflow's runs — under the cap here, so it deletes none)
-INSIDE_ADMIT = {"time": 1, "get": 1, "set": 1, "hset": 1, "expire": 2, "zadd": 1,
+INSIDE_ADMIT = {"time": 1, "get": 2, "set": 1, "hset": 1, "expire": 2, "zadd": 1,
                 "zremrangebyscore": 1, "xadd": 1, "pttl": 1, "pexpire": 1, "exists": 1,
                 "zcard": 1}
 

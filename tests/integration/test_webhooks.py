@@ -1,9 +1,10 @@
 """Completion webhooks with a real prefork worker and real HTTP receivers on loopback (allowed
 explicitly): one signed delivery per ending — also the endings a Lua script records (a lapsed
 lease read, a replace, a pending run superseded, an operator's release) and the ones a process
-failed to hand over (found by the heartbeat's sweep and by reconcile) — each verified with `standardwebhooks`' own
-verifier; retries with the same `webhook-id`; a receiver that is down changes no outcome; no
-redirect followed; the SSRF guard at the trigger and again at the delivery."""
+failed to hand over (found by the heartbeat's sweep and by reconcile) — each verified with
+`standardwebhooks`' own verifier; retries with the same `webhook-id`; a receiver that is down
+changes no outcome; no redirect followed; the SSRF guard at the trigger and again at the
+delivery."""
 
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ def test_every_ending_is_delivered_once_and_signed(stack, client, operator_recei
                          timeout=60)                                  # the CLI records it
     assert json.loads(cli.stdout)["released_run_id"] == runs["release"], cli.stderr
     trigger(idle_client, "say", {})                             # holds say's slot
-    runs["superseded"] = trigger(idle_client, "say", {}, query_string={"on_conflict": "queue"})[
+    runs["supersede"] = trigger(idle_client, "say", {}, query_string={"on_conflict": "queue"})[
         "run_id"]
     trigger(idle_client, "say", {"x": 1}, query_string={"on_conflict": "queue"})  # admit.lua
     runs["lapse"] = trigger(idle_client, "probe", {})["run_id"]
@@ -121,7 +122,7 @@ def test_every_ending_is_delivered_once_and_signed(stack, client, operator_recei
     expected = {"ok": RunStatus.SUCCEEDED, "raised": RunStatus.FAILED,
                 "hard_limit": RunStatus.TIMED_OUT, "cancel": RunStatus.CANCELLED,
                 "replace": RunStatus.CANCELLED, "release": RunStatus.CANCELLED,
-                "superseded": RunStatus.SUPERSEDED, "lapse": RunStatus.EXPIRED}
+                "supersede": RunStatus.SUPERSEDED, "lapse": RunStatus.EXPIRED}
     for name, run_id in runs.items():
         (request,) = deliveries_to(operator_receiver, run_id, WebhookTarget.WEBHOOK_URL)
         payload = verified(request)

@@ -97,7 +97,7 @@ class SlotMachine(RuleBasedStateMachine):
                            lambda: self.driver.admit(workflow, run_id, policy, key, digest),
                            lambda: self.model.admit(workflow, run_id, policy, key, digest),
                            again, same_reply=True)
-        if reply[0] not in ("admitted", "pending"):
+        if reply[0] not in ("admitted", "waits"):
             return multiple()
         self.admissions[run_id] = (workflow, policy, key, digest)
         return run_id

@@ -88,7 +88,7 @@ class Driver:
         if isinstance(got, Joined):
             return ("joined", got.run_id, None, None)
         assert isinstance(got, Admitted)
-        kind = "pending" if isinstance(got, Pending) else "admitted"
+        kind = "waits" if isinstance(got, Pending) else "admitted"
         return (kind, got.run_id, got.previous_holder, got.previous_release)
 
     def upkeep(self, workflow_id: str) -> None:

@@ -9,7 +9,7 @@ it let Redis lose (a deleted record, an empty restart), so it also says what can
 Names: a "process" is `(worker, pid)`; a "body" is a process that was answered STARTED and
 executes the run until an outcome is recorded or its heartbeat stops it (or its lease lapses:
 fencing kills a body before its lease can lapse, and a dead worker's bodies are gone). A
-"pending" run (on_conflict=queue, or a replace of a holder with a body) waits for the slot with
+pending run (on_conflict=queue, or a replace of a holder with a body) waits for the slot with
 no message out; `enqueued` is every run whose message went out (pushed by admit.lua or by the
 promotion in release()).
 """
@@ -178,12 +178,12 @@ class SlotModel:
     def admit(self, workflow_id: str, run_id: str, policy: ConflictPolicy,
               key: str | None, digest: str = "d"
               ) -> tuple[str, str, str | None, ReleaseReason | None]:
-        """('admitted'|'pending', run, previous holder, how) | ('joined', run, ..) |
+        """('admitted'|'waits', run, previous holder, how) | ('joined', run, ..) |
         ('existing', run, ..) | ('conflict', holder, ..)"""
         holder = self.slot.get(workflow_id)
         mine = self.runs.get(run_id)
         if holder == run_id or (mine is not None and self.pending.get(workflow_id) == run_id):
-            kind = "admitted" if holder == run_id else "pending"
+            kind = "admitted" if holder == run_id else "waits"
             assert mine is not None
             if not mine.present:  # the record is gone, and what it said with it
                 return (kind, run_id, None, None)
@@ -249,7 +249,7 @@ class SlotModel:
         self.index.setdefault(workflow_id, set()).add(run_id)
         if key is not None:
             self.idem[(workflow_id, key)] = run_id
-        kind = "pending" if becomes is RunStatus.PENDING else "admitted"
+        kind = "waits" if becomes is RunStatus.PENDING else "admitted"
         return (kind, run_id, previous_holder, previous)
 
     def upkeep(self, workflow_id: str) -> None:

@@ -1,5 +1,6 @@
 """What the live gauges read from Redis when scraped (worker/core/metrics.py's LiveState): slots
-held, their holders by status and the oldest holder's age, the workers online, and whether
+held, their holders by status and the oldest holder's age, the pending runs, the workers online,
+and whether
 Redis could evict slot keys — at a bounded cost, two pipelined round trips, never a SCAN."""
 
 from __future__ import annotations
@@ -46,18 +47,17 @@ def live_state(store: RunStore, workflow_ids: Iterable[str]) -> Live:
     client, scripts, keys = store.connection.redis, store.connection.scripts, store.keys
     ids = list(workflow_ids)
     pipe = client.pipeline(transaction=False)
-    for workflow_id in ids:
-        pipe.get(keys.slot(workflow_id))
-    for workflow_id in ids:
-        pipe.exists(keys.pending(workflow_id))
+    for workflow_id in ids:  # the slot and the pending run: one hash tag, one command
+        pipe.mget(keys.slot(workflow_id), keys.pending(workflow_id))
     scripts.workers.count(keys, store.settings.queue, client=pipe)
     pipe.time()
     pipe.config_get("maxmemory-policy")
     *replies, online, now, policy = pipe.execute(raise_on_error=False)
-    holders, pending = replies[:len(ids)], replies[len(ids):]
     for reply in (*replies, online, now):
         if isinstance(reply, Exception):
             raise reply
+    holders = [pair[0] for pair in replies]
+    pending = [1 for pair in replies if pair[1]]
     held = [(w, str(h)) for w, h in zip(ids, holders, strict=True) if h]
     now_ms = now[0] * 1000 + now[1] // 1000
     by_status: dict[str, int] = {}
@@ -77,5 +77,5 @@ def live_state(store: RunStore, workflow_ids: Iterable[str]) -> Live:
     safe = None
     if isinstance(policy, dict) and policy.get("maxmemory-policy"):
         safe = policy["maxmemory-policy"] == "noeviction"
-    return Live(len(held), by_status, int(online[0]), sum(int(p) for p in pending), oldest, safe,
+    return Live(len(held), by_status, int(online[0]), len(pending), oldest, safe,
                 limits(store.settings))

@@ -341,11 +341,9 @@ class RunStore:
         if not ids:
             return {}
         pipe = self._redis.pipeline(transaction=False)
-        for workflow_id in ids:
-            pipe.get(self.keys.slot(workflow_id))
-            pipe.get(self.keys.pending(workflow_id))
-        replies = pipe.execute()
-        return {w: (replies[2 * i], replies[2 * i + 1]) for i, w in enumerate(ids)}
+        for workflow_id in ids:  # one hash tag: one MGET each (a cluster allows it)
+            pipe.mget(self.keys.slot(workflow_id), self.keys.pending(workflow_id))
+        return {w: (pair[0], pair[1]) for w, pair in zip(ids, pipe.execute(), strict=True)}
 
     # -- operator -----------------------------------------------------------------------------
     def force_release(self, workflow_id: str, reason: ReleaseReason = ReleaseReason.FORCED,

@@ -81,7 +81,8 @@ end
 
 local holder = redis.call('GET', slot)
 if holder == run_id then return answered(ADMIT.ADMITTED) end
-if redis.call('GET', pending) == run_id then return answered(ADMIT.PENDING) end
+local waiting = redis.call('GET', pending)
+if waiting == run_id then return answered(ADMIT.PENDING) end
 -- this very call ran before and its run has since left the slot (cancelled, ended, lapsed):
 -- answer with that run, never admit it a second time over its record
 if redis.call('EXISTS', run) == 1 then return {ADMIT.EXISTING, run_id} end
@@ -100,7 +101,11 @@ end
 
 local now = now_ms()
 -- a lapsed lease left the slot free with a run pending: that run goes first
-if not holder and promote(slot, now) ~= '' then holder = redis.call('GET', slot) end
+if waiting and not holder then
+  holder = promote(slot, now)
+  if holder == '' then holder = false end
+  waiting = false  -- promoted, or settled (expired): either way no longer pending
+end
 local previous, previous_release, holder_started = '', '', ''
 if holder then
   local status_stopping = redis.call('HMGET', run_prefix .. holder, 'status', 'stopping')
@@ -110,7 +115,12 @@ if holder then
     -- record is gone; the release promotes the pending run if one waits: it holds the slot now
     release(slot, run_prefix .. holder, holder, REASON.RECLAIMED, now)
     previous, previous_release = holder, REASON.RECLAIMED
-    holder = redis.call('GET', slot)
+    if waiting then
+      holder = PROMOTED[1] ~= '' and PROMOTED[1] or false
+      waiting = false
+    else
+      holder = false
+    end
   end
 end
 
@@ -125,7 +135,6 @@ local function supersede(waiting)
   return waiting
 end
 
-local waiting = redis.call('GET', pending)
 local becomes = STATUS.QUEUED
 if holder then
   local holder_run = run_prefix .. holder
@@ -191,7 +200,8 @@ emit_status(events, run, becomes, now)
 redis.call('ZADD', index, now, run_id)
 redis.call('ZREMRANGEBYSCORE', index, '-inf', now - retention * 1000)
 redis.call('EXPIRE', index, retention)
-keep_newest(index, run_prefix, events_prefix, max_runs, run_id, redis.call('GET', slot) or '')
+keep_newest(index, run_prefix, events_prefix, max_runs, run_id,
+  (becomes == STATUS.PENDING) and holder or '')
 if use_key == '1' then redis.call('SET', idem, run_id, 'EX', retention) end
 if use_key == '1' then redis.call('HSET', run, 'idempotency_key', idem) end
 if becomes == STATUS.QUEUED and message ~= '' then redis.call('LPUSH', queue, message) end
