@@ -1,7 +1,7 @@
 """The scrape-time gauges read Redis at a bounded cost: one command per registered workflow (its
 slot and its pending run), one per holder, and a few more (workers count, TIME, the eviction
-policy) — never a SCAN; the age of the oldest holder is on Redis' clock. Counted by the private Redis' own
-`INFO commandstats`, so nothing else that runs on the shared Redis is counted."""
+policy) — never a SCAN; the age of the oldest holder is on Redis' clock. Counted by the private
+Redis' own `INFO commandstats`, so nothing else that runs on the shared Redis is counted."""
 
 from __future__ import annotations
 
