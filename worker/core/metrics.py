@@ -3,8 +3,8 @@ Redis when scraped (the web serves them at /metrics, the worker's exporter in
 worker/runner/exporter.py).
 
 Each process counts what happens in it, so every event is counted exactly once in the fleet:
-the web counts admissions, conflicts and cancels, and the endings it records itself (a cancel,
-a replace, a publish failure, a lapsed lease found by a read); the worker counts starts and the
+the web counts admissions, conflicts, cancels, supersedes, joins and the endings it records (a
+cancel, a replace, a publish failure, a lapsed lease read); the worker counts starts and the
 outcomes, releases, renewals and fencings it records. A counter both expose (e.g.
 `testrun_runs_finished_total`) is the sum over both jobs.
 
@@ -78,19 +78,17 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry()
-        self.admissions = Counter("testrun_admissions", "Triggers that took a slot (web)",
-                                  ["workflow"], registry=r)
+        w = ["workflow"]
+        self.admissions = Counter("testrun_admissions", "Triggers that took a slot or became "
+                                  "the pending run (web)", ["workflow"], registry=r)
         self.conflicts = Counter("testrun_conflicts", "Triggers refused 409: a run holds the "
                                  "slot (web)", ["workflow"], registry=r)
-        self.cancels = Counter("testrun_cancels", "Cancels recorded (web)", ["workflow"],
-                               registry=r)
-        self.superseded = Counter("testrun_superseded", "Pending runs a newer queue trigger "
+        self.cancels = Counter("testrun_cancels", "Cancels recorded (web)", w, registry=r)
+        self.supersedes = Counter("testrun_superseded", "Pending runs a newer queue trigger "
                                   "took the place of (web)", ["workflow"], registry=r)
-        self.joins = Counter("testrun_joins", "Join triggers answered with the run in "
-                             "progress or the pending run: same input and version (web)",
-                             ["workflow"], registry=r)
-        self.started = Counter("testrun_runs_started", "Runs whose body started (worker)",
-                               ["workflow"], registry=r)
+        self.joins = Counter("testrun_joins", "Join triggers answered with a run of the same "
+                             "input and workflow version (web)", w, registry=r)
+        self.started = Counter("testrun_runs_started", "Runs whose body started", w, registry=r)
         self.refused = Counter("testrun_runs_refused", "Deliveries the start check refused: "
                                "the run was cancelled, expired, superseded or already started "
                                "(worker)", ["status"], registry=r)
@@ -169,7 +167,7 @@ class MetricsHooks(LifecycleHooks):
         self._of("admissions")(workflow_id).inc()
 
     def superseded(self, run_id: str, workflow_id: str, by_run_id: str) -> None:
-        self._of("superseded")(workflow_id).inc()
+        self._of("supersedes")(workflow_id).inc()
 
     def joined(self, run_id: str, workflow_id: str) -> None:
         self._of("joins")(workflow_id).inc()
@@ -243,11 +241,10 @@ class _Local(Collector):
 
 class LiveState(Collector):
     """Gauges read from Redis when scraped (worker/core/gauges.py), at a bounded cost: one
-    pipeline of GETs over the registered workflows' slots (the workflow registry is the
-    index: no SCAN) with the workers count, Redis' clock and its eviction policy, then one
-    pipeline reading each holder's status and times. Also the settings the alert rules
-    compare them with. Nothing is yielded while Redis is unreachable (the scrape still
-    answers)."""
+    pipeline of MGETs over the registered workflows' slots and pending runs (the registry is
+    the index: no SCAN), the workers count, Redis' clock and its eviction policy, then one
+    pipeline of the holders' status and times; and the settings the alert rules compare them
+    with. Nothing is yielded while Redis is unreachable (the scrape still answers)."""
 
     def __init__(self, read: Callable[[], Live]) -> None:
         self._read = read
@@ -260,8 +257,8 @@ class LiveState(Collector):
             return
         yield GaugeMetricFamily("testrun_slots_held", "Workflow slots held now",
                                 value=live.held)
-        yield GaugeMetricFamily("testrun_runs_pending", "Pending runs (on_conflict=queue) "
-                                "waiting for a slot now", value=live.pending)
+        yield GaugeMetricFamily("testrun_runs_pending", "Pending runs waiting for a slot",
+                                value=live.pending)
         runs = GaugeMetricFamily("testrun_runs_active", "Runs holding a slot, by status",
                                  labels=["status"])
         oldest = GaugeMetricFamily(
