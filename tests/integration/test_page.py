@@ -98,25 +98,40 @@ def test_sleep_shows_log_lines_before_it_ends(page_stack, page):
     screenshot(page, "sleep-succeeded", card(page, "sleep"))
 
 
-def test_hang_runs_then_cancel_and_a_second_trigger_shows_the_run_in_progress(page_stack, page):
+def test_hang_runs_then_a_second_click_queues_it_to_run_next(page_stack, page):
+    """While a run is in progress, Test run queues: the new run is shown under the running one
+    ("will run next"); a cancelled pending run leaves it; a cancelled running run's slot passes
+    once its body has stopped, and the page sees it (idle)."""
     open_page(page, page_stack["URL"])
     page.get_by_role("button", name="Test run hang").click()
     expect()(status_of(page, "hang")).to_have_text(RunStatus.RUNNING, timeout=TIMEOUT)
+    running = card(page, "hang").locator(".state").get_by_role("link")
+    expect()(running).to_have_text(re.compile(r"^hang-[0-9a-f]{32}$"), timeout=TIMEOUT)
+    first = running.inner_text()
+    expect()(card(page, "hang").locator("button.trigger")).to_have_text("Queue test run",
+                                                                        timeout=TIMEOUT)
     screenshot(page, "hang-running", card(page, "hang"))
 
     page.get_by_role("button", name="Test run hang").click()
     message = card(page, "hang").locator(".message")
-    expect()(message).to_contain_text("already in progress", timeout=TIMEOUT)
-    link = message.get_by_role("link")
-    expect()(link).to_have_text(re.compile(r"^hang-[0-9a-f]{32}$"))
-    screenshot(page, "hang-in-progress", card(page, "hang"))
+    expect()(message).to_contain_text("will run next", timeout=TIMEOUT)
+    expect()(status_of(page, "hang")).to_have_text(RunStatus.PENDING, timeout=TIMEOUT)
+    pending = card(page, "hang").locator(".pending")
+    expect()(pending).to_contain_text("Will run next", timeout=TIMEOUT)
+    second = pending.get_by_role("link").inner_text()
+    assert re.fullmatch(r"hang-[0-9a-f]{32}", second) and second != first
+    screenshot(page, "hang-will-run-next", card(page, "hang"))
 
-    page.get_by_role("button", name=re.compile(r"^Cancel hang-[0-9a-f]{32}$")).click()
+    page.get_by_role("button", name=f"Cancel {second}").click()
     expect()(status_of(page, "hang")).to_have_text(RunStatus.CANCELLED, timeout=TIMEOUT)
+    expect()(pending).to_be_hidden(timeout=TIMEOUT)
+    status, _ = request("POST", f"{page_stack['URL']}/api/test-runs/{first}/cancel")
+    assert status == 202
     expect()(card(page, "hang").locator(".state")).to_have_text("State: idle", timeout=TIMEOUT)
+    expect()(card(page, "hang").locator("button.trigger")).to_have_text("Test run")
     screenshot(page, "hang-cancelled", card(page, "hang"))
     status, body = request("GET", page_stack["URL"] + "/api/workflows/hang")
-    assert body["active_run_id"] is None
+    assert body["active_run_id"] is None and body["pending_run_id"] is None
 
 
 def test_with_a_token_the_page_asks_for_it_once(page_stack, page):

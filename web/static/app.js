@@ -110,6 +110,10 @@ function buildCard(workflow) {
     inputBox: el("div", { class: "input" }),
     fields: null, // name -> {input, error, type}, once the workflow's schema asks for a form
     message: el("p", { class: "message", role: "status", "aria-live": "polite" }),
+    pending: el("p", { class: "pending", hidden: true }),
+    button: null,
+    busy: false,
+    poll: null,
     run: el("div", { class: "run", hidden: true }),
     recent: el("ol"),
     watching: null,
@@ -119,11 +123,13 @@ function buildCard(workflow) {
   const button = el("button", { type: "button", class: "trigger", text: "Test run",
                                 "aria-label": `Test run ${id}` });
   button.addEventListener("click", () => trigger(card, null));
+  card.button = button;
   const section = el("section", { class: "workflow", "data-workflow": id,
                                   "aria-labelledby": `title-${id}` },
     el("h2", { id: `title-${id}`, text: id }),
     el("p", { class: "description", text: workflow.description || "" }),
     card.state,
+    card.pending,
     card.inputBox,
     button,
     card.message,
@@ -134,18 +140,34 @@ function buildCard(workflow) {
   return section;
 }
 
+// While a workflow's slot is held, its card reads it again every BUSY_POLL_MS: a slot passes
+// when the run ends, but also later (a cancelled run's slot waits for its body to stop) and
+// from elsewhere (another tab, a pending run promoted), which no event of the watched run says.
+const BUSY_POLL_MS = 1000;
+
 async function refreshWorkflow(id) {
   const card = cards.get(id);
   const { status, data } = await api("GET", `/api/workflows/${encodeURIComponent(id)}`);
   if (status !== 200 || !card) return;
   if (card.fields === null && formable(data.input_schema)) buildForm(card, data.input_schema);
   const active = data.active_run;
+  const pending = data.pending_run;
+  card.busy = Boolean(active || pending);
   if (!active) {
     card.state.replaceChildren("State: idle");
-  } else {
+  } else if (active.status === "running" || active.status === "queued") {
     const since = active.started_at || active.created_at;
     card.state.replaceChildren(`State: ${active.status} since ${when(since)} — `, runLink(active.run_id));
+  } else {  // ended over its head (cancelled, replaced): the slot waits for its body to stop
+    card.state.replaceChildren(`State: ${active.status}, stopping — `, runLink(active.run_id));
   }
+  card.pending.replaceChildren(...(pending
+    ? ["Will run next: ", runLink(pending.run_id), ` (pending since ${when(pending.created_at)})`]
+    : []));
+  card.pending.hidden = !pending;
+  card.button.textContent = card.busy ? "Queue test run" : "Test run";
+  clearTimeout(card.poll);
+  if (card.busy) card.poll = setTimeout(() => refreshWorkflow(id), BUSY_POLL_MS);
 }
 
 async function refreshRecent(id) {
@@ -262,16 +284,23 @@ async function trigger(card, input) {
     }
     input = read.input;
   }
-  say(card, "info", `Starting a test run of ${card.id}…`);
+  // while a run is in progress, Test run queues: the newest click waits and runs next
+  const queue = card.busy;
+  say(card, "info", queue ? `Queueing a test run of ${card.id}…` : `Starting a test run of ${card.id}…`);
   let answer;
   try {
-    answer = await api("POST", `/api/workflows/${encodeURIComponent(card.id)}/test-runs`, { input });
+    answer = await api("POST", `/api/workflows/${encodeURIComponent(card.id)}/test-runs` +
+                       (queue ? "?on_conflict=queue" : ""), { input });
   } catch (error) {
     say(card, "error", `The service could not be reached: ${error.message}`);
     return;
   }
   const { status, data, headers } = answer;
-  if (status === 202 || status === 200) {
+  if ((status === 202 || status === 200) && data.status === "pending") {
+    say(card, "ok", `Test run ${data.run_id} will run next: it starts as soon as the run in ` +
+        "progress has ended (a newer click takes its place).");
+    watch(card, data.run_id);
+  } else if (status === 202 || status === 200) {
     say(card, "ok", `Test run ${data.run_id} started.`);
     watch(card, data.run_id);
   } else if (status === 422 && data && data.error === "invalid_input") {
