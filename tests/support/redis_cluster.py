@@ -1,0 +1,204 @@
+"""A real Redis Cluster for tests: six `redis-server --cluster-enabled yes` nodes (3 masters, 3
+replicas, `redis-cli --cluster create`), each on a free port of one address (loopback, or an
+address inside a test's network namespace), with a password. Everything is SIGKILLed and its
+directory removed at `stop()`.
+
+Short timings so a failover takes about a second: `cluster-node-timeout` 1000 ms (a replica
+starts its election after that), `repl-diskless-sync-delay 0` (Redis 7 waits 5 s before a
+replica's first sync otherwise). `appendonly no`, nothing saved: a killed master's data lives
+only in its replica, as in the asynchronous-replication window the chaos tests measure.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import redis
+
+from devtools.redis_server import answers, free_port, redis_binary
+from tests.support.procs import wait_for
+
+SLOTS = 16384
+
+
+class RedisCluster:
+    def __init__(self, host: str = "127.0.0.1", size: int = 6,
+                 ports: Sequence[int] | None = None,
+                 spawn: Callable[[list[str]], subprocess.Popen[bytes]] | None = None,
+                 node_timeout_ms: int = 1000) -> None:
+        """`spawn` starts a node's argv somewhere else (inside a network namespace); by default
+        here. `ports` default to free loopback ports."""
+        binary = redis_binary()
+        if binary is None or not shutil.which("redis-cli"):
+            raise RuntimeError("no redis-server / redis-cli binary")
+        self.binary = binary
+        self.host = host
+        self.dir = Path(tempfile.mkdtemp(prefix="test-rcluster-"))
+        self.password = secrets.token_hex(12)
+        self.ports = list(ports or [free_port() for _ in range(size)])
+        #: each node's cluster bus port (`cluster-port`: by default port + 10000, which may be
+        #: taken or past 65535)
+        self.bus_ports = {port: free_port() for port in self.ports}
+        self.node_timeout_ms = node_timeout_ms
+        self._spawn_argv = spawn or (lambda argv: subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    # -- addresses --------------------------------------------------------------------------
+    def url(self, nodes: int = 3) -> str:
+        """TEST_RUN_TRACKING_URL for this cluster: the first `nodes` nodes as seeds."""
+        seeds = ",".join(f"{self.host}:{p}" for p in self.ports[:nodes])
+        return f"redis+cluster://:{self.password}@{seeds}"
+
+    def node(self, port: int) -> redis.Redis:
+        return redis.Redis(host=self.host, port=port, password=self.password,
+                           decode_responses=True, socket_timeout=2, socket_connect_timeout=0.5)
+
+    def client(self) -> redis.RedisCluster:
+        return redis.RedisCluster(host=self.host, port=self.ports[0], password=self.password,
+                                  decode_responses=True, socket_timeout=2,
+                                  socket_connect_timeout=0.5)
+
+    # -- life -------------------------------------------------------------------------------
+    def _conf(self, port: int) -> Path:
+        path = self.dir / f"node-{port}.conf"
+        path.write_text("\n".join([
+            f"port {port}", f"bind {self.host}", 'save ""', "appendonly no",
+            f"dir {self.dir}", f"dbfilename dump-{port}.rdb", "loglevel notice",
+            f"logfile {self.dir / f'node-{port}.log'}",
+            "cluster-enabled yes", f"cluster-config-file nodes-{port}.conf",
+            f"cluster-port {self.bus_ports[port]}",
+            f"cluster-node-timeout {self.node_timeout_ms}",
+            "cluster-require-full-coverage yes",
+            f"requirepass {self.password}", f"masterauth {self.password}",
+            "repl-diskless-sync yes", "repl-diskless-sync-delay 0",
+        ]) + "\n")
+        path.chmod(0o600)
+        return path
+
+    def spawn(self, port: int) -> None:
+        """Start (or restart) the node on `port`; returns once it answers."""
+        self.procs[port] = self._spawn_argv([self.binary, str(self._conf(port))])
+        wait_for(lambda: answers(self.host, port, password=self.password), 10,
+                 f"redis cluster node on {port}")
+
+    def start(self) -> RedisCluster:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        for port in self.ports:
+            self.spawn(port)
+        out = self.cli("--cluster", "create", *[f"{self.host}:{p}" for p in self.ports],
+                       "--cluster-replicas", "1", "--cluster-yes", timeout=60)
+        if "All 16384 slots covered" not in out:
+            raise RuntimeError(f"cluster create failed:\n{out}")
+        wait_for(self.healthy, 30, "the cluster to be ok on every node", interval=0.1)
+
+    def cli(self, *args: str, timeout: float = 120) -> str:
+        """redis-cli with the cluster's password (in the environment, never on argv)."""
+        done = subprocess.run(["redis-cli", *args], capture_output=True, text=True,
+                              timeout=timeout, env={"REDISCLI_AUTH": self.password,
+                                                    "PATH": "/usr/bin:/bin"})
+        return done.stdout + done.stderr
+
+    def healthy(self) -> bool:
+        """Every live node says cluster_state:ok, and each master has a replica in sync."""
+        for port in self.live_ports():
+            try:
+                if self.node(port).cluster("info").get("cluster_state") != "ok":
+                    return False
+            except redis.RedisError:
+                return False
+        return len(self.masters()) == 3 and all(
+            self.replica_of(m) is not None for m in self.masters())
+
+    def live_ports(self) -> list[int]:
+        return [p for p, proc in self.procs.items() if proc.poll() is None]
+
+    def nodes(self) -> list[dict[str, object]]:
+        """CLUSTER NODES as one live node sees it: id, port, flags, master id, slot count."""
+        for port in self.live_ports():
+            try:
+                raw = self.node(port).execute_command("CLUSTER", "NODES")
+            except redis.RedisError:
+                continue
+            text = raw if isinstance(raw, str) else ""
+            out = []
+            for line in text.splitlines():
+                parts = line.split()
+                slots = 0
+                for part in parts[8:]:
+                    if part.startswith("["):
+                        continue
+                    lo, _, hi = part.partition("-")
+                    slots += int(hi or lo) - int(lo) + 1
+                out.append({"id": parts[0], "port": int(parts[1].split(":")[1].split("@")[0]),
+                            "flags": parts[2], "master": parts[3], "slots": slots})
+            return out
+        return []
+
+    def masters(self) -> list[int]:
+        return [int(str(n["port"])) for n in self.nodes()
+                if "master" in str(n["flags"]) and "fail" not in str(n["flags"])
+                and int(str(n["slots"])) > 0]
+
+    def node_id(self, port: int) -> str:
+        return str(self.node(port).execute_command("CLUSTER", "MYID"))
+
+    def replica_of(self, master_port: int) -> int | None:
+        """A replica of `master_port` whose link is up (None: none)."""
+        ids = {str(n["id"]): int(str(n["port"])) for n in self.nodes()}
+        master_id = next((i for i, p in ids.items() if p == master_port), None)
+        for n in self.nodes():
+            if n["master"] == master_id and "fail" not in str(n["flags"]):
+                port = int(str(n["port"]))
+                try:
+                    if self.node(port).info("replication").get("master_link_status") == "up":
+                        return port
+                except redis.RedisError:
+                    continue
+        return None
+
+    def master_of_slot(self, slot: int) -> int | None:
+        for port in self.live_ports():
+            try:
+                for lo, hi, master, *_ in self.node(port).execute_command("CLUSTER", "SLOTS"):
+                    if int(lo) <= slot <= int(hi):
+                        return int(master[1])
+            except redis.RedisError:
+                continue
+            return None
+        return None
+
+    def kill(self, port: int) -> float:
+        """SIGKILL one node; returns when (time.time()) it died."""
+        proc = self.procs.pop(port)
+        proc.kill()
+        proc.wait(5)
+        return time.time()
+
+    def logs(self) -> str:
+        return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in sorted(self.dir.glob("*.log")))
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.procs.clear()
+        shutil.rmtree(self.dir, ignore_errors=True)
