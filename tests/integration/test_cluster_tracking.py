@@ -13,6 +13,7 @@ import pytest
 import redis
 from redis.cluster import key_slot
 
+from tests.support import redis_cluster
 from tests.support.api import (
     delete_prefix,
     expect_status,
@@ -35,10 +36,10 @@ WORKERS: list[Worker] = []  # the module's worker, for its log when a test fails
 
 @pytest.fixture(scope="module")
 def rcluster() -> Iterator[RedisCluster]:
-    try:
-        cluster = RedisCluster().start()
-    except RuntimeError as exc:
-        pytest.skip(f"no Redis Cluster: {exc}")
+    why = redis_cluster.unavailable()
+    if why:
+        pytest.skip(f"no Redis Cluster: {why}")
+    cluster = RedisCluster().start()
     yield cluster
     cluster.stop()
 
@@ -157,8 +158,8 @@ def test_a_master_killed_costs_503s_for_its_slots_until_its_replica_is_promoted(
     503 until its replica takes over (~cluster-node-timeout), then 202; the running run keeps
     its lease (written long before the kill, so replicated) and succeeds."""
     long_run = trigger(web, "sleep", {"seconds": 6})["run_id"]
-    wait_for(lambda: web.get(f"/api/test-runs/{long_run}").get_json()["status"] == RunStatus.RUNNING,
-             15, "the long run to start")
+    wait_for(lambda: web.get(f"/api/test-runs/{long_run}").get_json()["status"]
+             == RunStatus.RUNNING, 15, "the long run to start")
     slot = key_slot(keys_of(cluster_stack).slot("sleep").encode())
     victim = rcluster.master_of_slot(slot)
     assert victim is not None and rcluster.replica_of(victim) is not None

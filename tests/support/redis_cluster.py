@@ -27,6 +27,17 @@ from tests.support.procs import wait_for
 SLOTS = 16384
 
 
+def unavailable() -> str | None:
+    """Why a cluster cannot be started here (None if it can), for a skip."""
+    if redis_binary() is None or not shutil.which("redis-cli"):
+        return "no redis-server / redis-cli binary"
+    return None
+
+
+class NodeExited(Exception):
+    """A node exited while starting (its port taken, most likely): its log says why."""
+
+
 class RedisCluster:
     def __init__(self, host: str = "127.0.0.1", size: int = 6,
                  ports: Sequence[int] | None = None,
@@ -61,9 +72,42 @@ class RedisCluster:
                            decode_responses=True, socket_timeout=2, socket_connect_timeout=0.5)
 
     def client(self) -> redis.RedisCluster:
-        return redis.RedisCluster(host=self.host, port=self.ports[0], password=self.password,
-                                  decode_responses=True, socket_timeout=2,
-                                  socket_connect_timeout=0.5)
+        """A cluster client seeded with every live node (any one may be the dead one)."""
+        from redis.cluster import ClusterNode
+
+        return redis.RedisCluster(
+            startup_nodes=[ClusterNode(self.host, p) for p in self.live_ports()],
+            password=self.password, decode_responses=True, socket_timeout=2,
+            socket_connect_timeout=0.5)
+
+    def move_slot(self, slot: int, target: int, batch: int = 10) -> int:
+        """Migrate one slot, keys and all, to the master on `target`, as `redis-cli --cluster
+        reshard` does (IMPORTING, MIGRATING, MIGRATE in batches, then NODE on every master);
+        the keys moved. A no-op when `target` serves it already."""
+        source = self.master_of_slot(slot)
+        if source is None or source == target:
+            return 0
+        src, dst = self.node(source), self.node(target)
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", self.node_id(source))
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", self.node_id(target))
+        moved = 0
+        for _ in range(10_000):
+            keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch)
+            if not keys:
+                break
+            src.execute_command("MIGRATE", self.host, target, "", 0, 5000, "AUTH",
+                                self.password, "KEYS", *keys)
+            moved += len(keys)
+        owner = self.node_id(target)
+        for port in [target, source, *self.masters()]:
+            self.node(port).execute_command("CLUSTER", "SETSLOT", slot, "NODE", owner)
+        return moved
+
+    def revive(self) -> None:
+        """Start again every node that was killed (each rejoins as a replica)."""
+        for port in self.ports:
+            if port not in self.live_ports():
+                self.spawn(port)
 
     # -- life -------------------------------------------------------------------------------
     def _conf(self, port: int) -> Path:
@@ -84,16 +128,36 @@ class RedisCluster:
 
     def spawn(self, port: int) -> None:
         """Start (or restart) the node on `port`; returns once it answers."""
-        self.procs[port] = self._spawn_argv([self.binary, str(self._conf(port))])
-        wait_for(lambda: answers(self.host, port, password=self.password), 10,
-                 f"redis cluster node on {port}")
+        proc = self.procs[port] = self._spawn_argv([self.binary, str(self._conf(port))])
 
-    def start(self) -> RedisCluster:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise NodeExited(f"node {port} exited: {self.log(port)[-1500:]}")
+            return answers(self.host, port, password=self.password)
+
+        wait_for(up, 30, f"redis cluster node on {port}")
+
+    def log(self, port: int) -> str:
+        path = self.dir / f"node-{port}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self, attempts: int = 3) -> RedisCluster:
+        """Start the nodes and form the cluster; a node that could not bind its ports (taken by
+        another process since they were picked) means new ports and another attempt."""
+        for attempt in range(attempts):
+            try:
+                self._start()
+                return self
+            except NodeExited:
+                self.stop(keep_dir=True)
+                if attempt == attempts - 1:
+                    shutil.rmtree(self.dir, ignore_errors=True)
+                    raise
+                self.ports = [free_port() for _ in self.ports]
+                self.bus_ports = {port: free_port() for port in self.ports}
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def _start(self) -> None:
@@ -122,6 +186,13 @@ class RedisCluster:
                 return False
         return len(self.masters()) == 3 and all(
             self.replica_of(m) is not None for m in self.masters())
+
+    def agreed(self, timeout: float = 60) -> None:
+        """Until every node agrees on who serves which slot (after a reshard, gossip takes a
+        moment): what `redis-cli --cluster rebalance` insists on."""
+        wait_for(lambda: "[ERR]" not in self.cli(
+            "--cluster", "check", f"{self.host}:{self.live_ports()[0]}", timeout=60),
+            timeout, "the nodes to agree on the slots", interval=0.2)
 
     def live_ports(self) -> list[int]:
         return [p for p, proc in self.procs.items() if proc.poll() is None]
@@ -192,7 +263,7 @@ class RedisCluster:
         return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}"
                          for p in sorted(self.dir.glob("*.log")))
 
-    def stop(self) -> None:
+    def stop(self, keep_dir: bool = False) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.kill()
@@ -201,4 +272,5 @@ class RedisCluster:
             except subprocess.TimeoutExpired:
                 pass
         self.procs.clear()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
