@@ -8,9 +8,11 @@ lost silently (each ends with a reason), and only 503 `queue_unavailable` while 
 a master is away. Each fault test prints what it measured.
 
 None of these faults cuts a host off the network, so the hosts are processes on loopback; a
-cut host is tests/chaos/test_partition.py (network namespaces). `make test` runs each fault
-once and short; `make soak` (TEST_CLUSTER_FULL=1) reshards half the slots three times and
-repeats the kills."""
+cut host is tests/chaos/test_partition.py (network namespaces). `make test` runs the Redis
+Cluster's faults once and short, on the machine's RabbitMQ (a quorum queue on one node: the
+suite's other RabbitMQ cluster, test_rabbit_cluster.py, kills its leader); `make soak`
+(TEST_CLUSTER_FULL=1) starts the 3-node RabbitMQ cluster, reshards half the slots three times,
+repeats every fault three times and kills the RabbitMQ leader too."""
 
 from __future__ import annotations
 
@@ -66,9 +68,17 @@ def rcluster() -> Iterator[RedisCluster]:
 
 
 @pytest.fixture(scope="module")
-def rabbit() -> Iterator[RabbitCluster]:
+def rabbit() -> Iterator[RabbitCluster | None]:
+    """The 3-node RabbitMQ cluster (`make soak`); `make test`'s short form uses the machine's
+    RabbitMQ instead (a quorum queue on one node), to leave the 2 cores to the rest of the
+    suite, which starts a RabbitMQ cluster of its own (test_rabbit_cluster.py)."""
     if "amqp" not in brokers.enabled():
         pytest.skip("TEST_BROKERS leaves out amqp: the multi-host cluster tests are skipped")
+    if not FULL:
+        if not brokers.answers(brokers.AMQP_URL):
+            pytest.skip(f"RabbitMQ does not answer at {brokers.safe_url(brokers.AMQP_URL)}")
+        yield None
+        return
     if not rabbit_cluster.installed():
         pytest.skip("no rabbitmq-server (Debian's package) here: the cluster tests are skipped")
     cluster = RabbitCluster().start()
@@ -77,10 +87,11 @@ def rabbit() -> Iterator[RabbitCluster]:
 
 
 @pytest.fixture(scope="module")
-def broker(rcluster: RedisCluster, rabbit: RabbitCluster) -> dict[str, str]:
-    """conftest's `broker`, overridden: every config in this module is the two clusters."""
-    return {"CELERY_BROKER_URL": rabbit.urls, "TEST_RUN_QUEUE_TYPE": "quorum",
-            "TEST_RUN_TRACKING_URL": rcluster.url()}
+def broker(rcluster: RedisCluster, rabbit: RabbitCluster | None) -> dict[str, str]:
+    """conftest's `broker`, overridden: every config in this module is the Redis Cluster and
+    RabbitMQ (the 3-node cluster in `make soak`), a quorum queue."""
+    return {"CELERY_BROKER_URL": rabbit.urls if rabbit else brokers.AMQP_URL,
+            "TEST_RUN_QUEUE_TYPE": "quorum", "TEST_RUN_TRACKING_URL": rcluster.url()}
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +99,7 @@ def session_config(redis_client: redis.Redis, broker: dict[str, str]) -> Iterato
     config = make_config(**broker)
     yield config
     delete_prefix(redis_client, config["TEST_RUN_KEY_PREFIX"])
+    brokers.delete_queue(config)
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +111,12 @@ def session_worker(session_config: dict[str, str]) -> Iterator[Worker]:
 
 @pytest.fixture
 def stack(config: dict[str, str], rcluster: RedisCluster,
-          rabbit: RabbitCluster) -> Iterator[Stack]:
+          rabbit: RabbitCluster | None) -> Iterator[Stack]:
     made = Stack(dict(config, TEST_RUN_TIME_LIMIT="30", TEST_RUN_SOFT_TIME_LIMIT="25",
                       TEST_RUN_QUEUE_TIMEOUT="20", TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL)))
     yield made
     made.close()
-    for node in rabbit.nodes:  # the next test gets both clusters whole again
+    for node in rabbit.nodes if rabbit else []:  # the next test gets both clusters whole
         if not node.alive():
             node.start().wait_ready()
     rcluster.revive()
@@ -223,6 +235,7 @@ def test_a_graceful_cluster_failover_loses_nothing(stack, rcluster, redis_client
 
 @full_only
 def test_the_rabbitmq_leader_killed_during_admissions_and_runs(stack, rabbit, redis_client):
+    assert rabbit is not None
     for round_ in range(1, ROUNDS + 1):
         traffic = Traffic(stack, seconds=2)
         traffic.start()
