@@ -18,15 +18,20 @@ from .procs import Gunicorn, WrkResult, wrk
 
 #: label → (WSGI app, worker class, threads)
 APPS: dict[str, tuple[str, str, int]] = {
+    "the floor: Flask answering 202, touching nothing": ("bench.apps:create('floor')", "sync", 1),
+    "the limit: the same Flask doing one EVALSHA": ("bench.apps:create('limit')", "sync", 1),
     "bare apply_async, no result backend": ("bench.apps:create('bare')", "sync", 1),
     "bare apply_async, Redis result backend": ("bench.apps:create('backend')", "sync", 1),
     "celery-singleton 0.3.1": ("bench.apps:create('singleton')", "sync", 1),
     "celery_once 3.0.1": ("bench.apps:create('once')", "sync", 1),
     "this service (sync)": ("web:create_app()", "sync", 1),
-    "this service (gthread, as the Procfile)": ("web:create_app()", "gthread", 8),
+    "this service (gthread, as the Procfile)": ("web:create_app()", "gthread", 12),
 }
 BASELINE = "bare apply_async, no result backend"
 SERVICE = "this service (sync)"
+GTHREAD = "this service (gthread, as the Procfile)"
+LIMIT = "the limit: the same Flask doing one EVALSHA"
+PEERS = ("celery-singleton 0.3.1", "celery_once 3.0.1")
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class Figure:
     p50_ms: float
     p99_ms: float
     p99_ratio: float  # median of (this turn's p99 / the paired baseline turn's p99)
+    #: median over rounds of (this turn's ratio / the limit's ratio, same mode, same round)
+    vs_limit: float = float("nan")
 
 
 def _rate(result: WrkResult, mode: str) -> float:
@@ -77,11 +84,16 @@ def run(env: dict[str, str], flush: Callable[[], None], *, rounds: int, seconds:
     out: dict[str, dict[str, Figure]] = {}
     for mode, by_app in pairs.items():
         out[mode] = {}
+        limit = [_rate(x, mode) / max(b.ok_per_s, 1e-9) for b, x in by_app.get(LIMIT, [])]
         for label, got in by_app.items():
+            ratios = [_rate(x, mode) / max(b.ok_per_s, 1e-9) for b, x in got]
             out[mode][label] = Figure(
                 statistics.median(_rate(x, mode) for _, x in got),
-                statistics.median(_rate(x, mode) / max(b.ok_per_s, 1e-9) for b, x in got),
+                statistics.median(ratios),
                 statistics.median(x.p50_ms for _, x in got),
                 statistics.median(x.p99_ms for _, x in got),
-                statistics.median(x.p99_ms / max(b.p99_ms, 1e-9) for b, x in got))
+                statistics.median(x.p99_ms / max(b.p99_ms, 1e-9) for b, x in got),
+                statistics.median(r / max(lim, 1e-9) for r, lim in zip(ratios, limit,
+                                                                        strict=True))
+                if len(limit) == len(ratios) else float("nan"))
     return out

@@ -4,8 +4,10 @@ Redis bytes a held slot and a retained run record take. Medians of per-call time
 
 from __future__ import annotations
 
+import io
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -84,6 +86,64 @@ def split(config: dict[str, str], flush: Callable[[], None], n: int) -> dict[str
             lambda i: client.post(f"/api/workflows/{ids[0]}/test-runs", json={}), n))
     for label, samples in rounds.items():
         out[label] = _median_us(samples)
+    return out
+
+
+def _environ(path: str, body: bytes) -> dict[str, Any]:
+    """A POST as gunicorn hands it to the app (no test client in between)."""
+    return {"REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000",
+            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False}
+
+
+def _wsgi_post(app: Any, path: str) -> str:
+    got: list[str] = []
+    out = app(_environ(path, b"{}"), lambda status, headers, exc=None: got.append(status))
+    b"".join(out)
+    getattr(out, "close", lambda: None)()
+    return got[0]
+
+
+def conflict_split(config: dict[str, str], flush: Callable[[], None], client: redis.Redis,
+                   n: int) -> dict[str, float]:
+    """Where a 409 goes, at the WSGI call (what gunicorn calls; no HTTP, no test client):
+    median wall and CPU µs of the floor (Flask answering 202, touching nothing), the limit's
+    conflict (the same Flask doing one EVALSHA) and ours, interleaved call by call; Redis' own
+    time per EVALSHA from INFO commandstats; one round trip (the limit's conflict less the
+    floor and its Redis time); and so the Python per conflict (ours less Redis' time and one
+    round trip)."""
+    from .apps import create as bare_app
+
+    flush()
+    ids = workflows.ids()
+    app, floor, limit = create_app(config), bare_app("floor"), bare_app("limit")
+    path = f"/api/workflows/{ids[0]}/test-runs"
+    assert _wsgi_post(app, path).startswith("202") and _wsgi_post(limit, path)[:3] == "202"
+    calls = {"floor": (floor, f"/api/workflows/{ids[1]}/test-runs"), "limit": (limit, path),
+             "ours": (app, path)}
+    wall: dict[str, list[float]] = {k: [] for k in calls}
+    cpu: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(n):
+        for label, (target, url) in calls.items():
+            t, c = time.perf_counter(), time.process_time()
+            _wsgi_post(target, url)
+            cpu[label].append(time.process_time() - c)
+            wall[label].append(time.perf_counter() - t)
+    redis_us = {}
+    for label in ("limit", "ours"):
+        target, url = calls[label]
+        client.config_resetstat()
+        for _ in range(min(n, 1000)):
+            assert _wsgi_post(target, url).startswith("409")
+        redis_us[label] = float(client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"])
+    out = {f"{k} wall": _median_us(v) for k, v in wall.items()}
+    out.update({f"{k} cpu": _median_us(v) for k, v in cpu.items()})
+    out["redis ours"], out["redis limit"] = redis_us["ours"], redis_us["limit"]
+    out["round trip"] = out["limit wall"] - out["floor wall"] - redis_us["limit"]
+    out["python"] = out["ours wall"] - redis_us["ours"] - out["round trip"]
     return out
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, Request, Response, current_app
@@ -25,8 +25,10 @@ from . import (
     metrics,
     openapi,
     page,
+    validation,
     waits,
 )
+from .encoding import FastJSON
 from .schemas import MAX_BODY_BYTES, InvalidRequestBody, invalid_request, parse_json_body
 
 VERSION = "1"
@@ -45,6 +47,28 @@ class ApiRequest(Request):
         return parse_json_body(self.get_data(cache=True), current_app.config[MAX_DEPTH])
 
 
+class App(OpenAPI):
+    """flask-openapi3's app with the JSON provider that builds its encoder once
+    (web/encoding.py), and the sync check of hooks and views made once per function: Flask
+    asks `inspect` whether each one is a coroutine on every request (none of ours is)."""
+
+    json_provider_class = FastJSON
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        found = _SYNC.get(func)
+        if found is None:
+            found = super().ensure_sync(func)
+            if len(_SYNC) < _SYNC_MAX:
+                _SYNC[func] = found
+        return found
+
+
+#: every hook and view, as ensure_sync answered for it (a few dozen functions per process;
+#: bounded, should anything hand it a new function each time)
+_SYNC_MAX = 1000
+_SYNC: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+
 def _validation_failed(exc: ValidationError) -> Response:
     return errors.render(invalid_request(exc))
 
@@ -54,7 +78,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     e.g. `{"TEST_RUN_QUEUE": "q1"}`)."""
     settings = Settings.from_env(overrides=test_config)
     configure_logging(log_format=settings.log_format)
-    app = OpenAPI(
+    app = App(
         __name__, info=Info(title="Workflow test runs", version=VERSION),
         security_schemes={"bearer": {"type": "http", "scheme": "bearer",
                                      "description": "API_TOKEN / API_TOKENS, when set"}},
@@ -64,7 +88,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.request_class = ApiRequest
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     app.config[MAX_DEPTH] = settings.max_input_depth
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     celery = create_celery(settings, fail_fast=True)
     app.extensions["testruns"] = TestRunService(celery)
 
@@ -78,5 +101,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_api(health.bp)
     page.register(app, settings.cors_origins)
     openapi.register(app)
+    validation.install(app)  # after every register_api: the document is made by then
     metrics.register(app)
     return app

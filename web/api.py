@@ -11,7 +11,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from flask import Response, current_app, g, jsonify, url_for
+from flask import Response, current_app, g, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
 from worker.client.service import TestRunService
@@ -20,6 +20,7 @@ from worker.core.runs import Run
 
 from . import errors, waits
 from . import schemas as s
+from .encoding import run_url
 
 bp = APIBlueprint("api", __name__, url_prefix="/api", abp_security=[{"bearer": []}, {}])
 RUNS = Tag(name="test runs", description="trigger, read, cancel and watch test runs")
@@ -71,7 +72,7 @@ def _run_response(run: Run, status: int, *, fresh: bool = False, **extra: Any) -
     path)."""
     resp = jsonify({**(run.to_dict() if fresh else s.RunOut.of(g.caller.view(run))), **extra})
     resp.status_code = status
-    resp.headers["Location"] = url_for("api.get_run", run_id=run.run_id)
+    resp.headers["Location"] = run_url(run.run_id)
     return resp
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, jsonify, url_for
+from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from worker.core.errors import (
@@ -26,6 +26,7 @@ from worker.core.errors import (
     WorkflowNotFound,
 )
 
+from .encoding import run_url
 from .problems import (
     AppUnavailable,
     CrossSiteRequest,
@@ -106,7 +107,7 @@ def render(exc: TestRunError) -> Response:
     answer = answer_of(exc)
     body = exc.body()
     if answer.links_run:
-        body["status_url"] = url_for("api.get_run", run_id=exc.data["run_id"])
+        body["status_url"] = run_url(exc.data["run_id"])
     resp = jsonify(body)
     resp.status_code = answer.status
     if answer.retry_after:

@@ -85,6 +85,13 @@ def say(ctx: RunContext, input: dict[str, Any]) -> Any:
     return None
 
 
+@workflow("chatty", description="Logs input.lines lines, `line <n>`, as fast as it can.")
+def chatty(ctx: RunContext, input: dict[str, Any]) -> Any:
+    for n in range(int(input.get("lines", 1))):
+        ctx.logger.info("line %d", n)
+    return None
+
+
 @workflow("shaped", description="Returns a value nested input.depth deep, or input.number "
                                 "(`nan`, `inf`) as a float.")
 def shaped(ctx: RunContext, input: dict[str, Any]) -> Any:

@@ -42,6 +42,8 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
 _TOO_DEEP = object()
+#: made once: json.loads with these arguments would build a decoder for every body
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=finite_float)
 
 
 def parse_json_body(body: bytes, max_depth: int) -> JsonObject:
@@ -57,7 +59,7 @@ def parse_json_body(body: bytes, max_depth: int) -> JsonObject:
     if not text.strip():
         return {}
     try:
-        payload = json.loads(text, parse_constant=_reject_constant, parse_float=finite_float)
+        payload = _DECODER.decode(text)
     except NotFinite as exc:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
     except ValueError as exc:
@@ -110,10 +112,11 @@ FIELD_HINTS = {
 # -- the models ---------------------------------------------------------------------------------
 
 class _Params(BaseModel):
-    """A query or header model. flask-openapi3 asks such a model for its JSON schema on every
-    request, only to read its fields' types; generating it cost ~1 ms per model per request
-    (profiled: a third of a trigger). The no-argument schema is made once per model; the
-    OpenAPI document asks with arguments and still gets a fresh one."""
+    """A query or header model. flask-openapi3's own request validation asked such a model for
+    its JSON schema on every request (~1 ms each, profiled: a third of a trigger); requests are
+    now validated by web/validation.py, which never asks, but a route left to the library's
+    view still would. The no-argument schema is made once per model; the OpenAPI document
+    asks with arguments and still gets a fresh one."""
 
     _schema: ClassVar[dict[type, dict[str, Any]]] = {}
 

@@ -79,9 +79,11 @@ class LogHooks(LifecycleHooks):
     """Every lifecycle event as one INFO line on `worker.lifecycle`: `test run <event> k=v …`,
     with `event` and every argument also on the record (`extra`) for structured handlers.
     Its methods are generated from LifecycleHooks below, so a new event is logged as is.
-    Events in QUIET (routine, many per run) are logged at DEBUG."""
+    Events in QUIET are logged at DEBUG: `renewed` (routine, many per run) and `conflict` (a
+    409: every click while a run is in progress; a line each would cost the refusal more than
+    its answer; `testrun_conflicts_total{workflow}` counts them)."""
 
-    QUIET = frozenset({"renewed"})
+    QUIET = frozenset({"renewed", "conflict"})
 
     def log(self, event: str, **fields: Any) -> None:
         level = logging.DEBUG if event in self.QUIET else logging.INFO

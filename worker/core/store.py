@@ -205,12 +205,13 @@ class RunStore:
         """Append a line to the run's `logs` and to its event stream in one script
         (append_log.lua): a reader's snapshot (read.lua) sees a line in both or in neither.
         Capped: characters per line (TEST_RUN_MAX_LOG_LINE), lines kept
-        (TEST_RUN_MAX_LOG_LINES) and bytes written in all (TEST_RUN_MAX_LOG_BYTES)."""
+        (TEST_RUN_MAX_LOG_LINES) and bytes written in all (TEST_RUN_MAX_LOG_BYTES). A running
+        run's lines go in batches, on the same script (worker/runner/runlog.py)."""
         settings = self.settings
         return self._scripts.append_log(
-            self.keys, self._workflow(run_id), run_id, clip_line(line, settings.max_log_line),
+            self.keys, self._workflow(run_id), run_id, [clip_line(line, settings.max_log_line)],
             max_lines=settings.max_log_lines, max_bytes=settings.max_log_bytes,
-            retention_s=settings.retention)
+            retention_s=settings.retention)[0]
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, run_id: str) -> Run | None:

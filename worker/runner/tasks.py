@@ -23,7 +23,7 @@ from ..core.settings import Settings
 from ..core.store import RunStore
 from ..workflows import RunContext
 from . import delivery
-from .runlog import run_logger
+from .runlog import PENDING, run_logger
 
 
 def execute(task: Task, run_id: str) -> Any:
@@ -39,7 +39,10 @@ def execute(task: Task, run_id: str) -> Any:
     limits = task.request.timelimit or (None, None)  # this message's [hard, soft]
     ctx = RunContext(run_id, workflow_id, run_logger(store, run_id, workflow_id),
                      soft_time_limit=limits[1] or store.settings.soft_time_limit)
-    result = workflow.fn(ctx, decision.input or {})
+    try:
+        result = workflow.fn(ctx, decision.input or {})
+    finally:
+        PENDING.flush(run_id)  # its last lines, before the outcome is recorded
     check_result(workflow_id, result, store.settings)
     return result
 

@@ -78,11 +78,23 @@ class Heartbeat(LuaScript):
 # -- append_log.lua -----------------------------------------------------------------------------
 
 class AppendLog(LuaScript):
+    """A batch of a run's lines, oldest first: one reply per line (`queue` puts the call on a
+    pipeline, to go out with another script's call in one round trip)."""
+
     name = "append_log"
 
-    def __call__(self, keys: Keys, workflow_id: str, run_id: str, line: str, *,
-                 max_lines: int, max_bytes: int, retention_s: int) -> LogReply:
-        return LogReply(self._call(
+    def __call__(self, keys: Keys, workflow_id: str, run_id: str, lines: list[str], *,
+                 max_lines: int, max_bytes: int, retention_s: int) -> list[LogReply]:
+        return self.decode(self.queue(keys, workflow_id, run_id, lines, max_lines=max_lines,
+                                      max_bytes=max_bytes, retention_s=retention_s))
+
+    def queue(self, keys: Keys, workflow_id: str, run_id: str, lines: list[str], *,
+              max_lines: int, max_bytes: int, retention_s: int, client: Any = None) -> Any:
+        return self._call(
             [keys.run(workflow_id, run_id), keys.logs(workflow_id, run_id),
              keys.events(workflow_id, run_id)],
-            [line, max_lines, max_bytes, retention_s]))
+            [max_lines, max_bytes, retention_s, *lines], client=client)
+
+    @staticmethod
+    def decode(reply: Any) -> list[LogReply]:
+        return [LogReply(r) for r in reply]
