@@ -1,12 +1,16 @@
 """What the live gauges read from Redis when scraped (worker/core/metrics.py's LiveState): slots
 held, their holders by status and the oldest holder's age, the pending runs, the workers online,
-and whether
-Redis could evict slot keys — at a bounded cost, two pipelined round trips, never a SCAN."""
+and whether Redis could evict slot keys — at a bounded cost, two pipelined round trips (on a
+Redis Cluster, whose pipelines refuse scripts, TIME and CONFIG GET, three more calls), never a
+SCAN."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from typing import Any
+
+import redis
 
 from .settings import Settings
 from .status import RunStatus
@@ -49,15 +53,25 @@ def live_state(store: RunStore, workflow_ids: Iterable[str]) -> Live:
     pipe = client.pipeline(transaction=False)
     for workflow_id in ids:  # the slot and the pending run: one hash tag, one command
         pipe.mget(keys.slot(workflow_id), keys.pending(workflow_id))
-    scripts.workers.count(keys, store.settings.queue, client=pipe)
-    pipe.time()
-    pipe.config_get("maxmemory-policy")
-    *replies, online, now, policy = pipe.execute(raise_on_error=False)
-    for reply in (*replies, online, now):
+    if store.connection.cluster:
+        # a cluster pipeline refuses scripts, TIME and CONFIG GET: those go one by one
+        slots = pipe.execute()
+        online = [scripts.workers.count(keys, store.settings.queue)]
+        now = client.time()
+        try:
+            policy: Any = client.config_get("maxmemory-policy")
+        except redis.ResponseError as exc:  # CONFIG disabled (a managed cluster)
+            policy = exc
+    else:
+        scripts.workers.count(keys, store.settings.queue, client=pipe)
+        pipe.time()
+        pipe.config_get("maxmemory-policy")
+        *slots, online, now, policy = pipe.execute(raise_on_error=False)
+    for reply in (*slots, online, now):
         if isinstance(reply, Exception):
             raise reply
-    holders = [pair[0] for pair in replies]
-    pending = [1 for pair in replies if pair[1]]
+    holders = [pair[0] for pair in slots]
+    pending = sum(1 for pair in slots if pair[1])
     held = [(w, str(h)) for w, h in zip(ids, holders, strict=True) if h]
     now_ms = now[0] * 1000 + now[1] // 1000
     by_status: dict[str, int] = {}
@@ -77,5 +91,5 @@ def live_state(store: RunStore, workflow_ids: Iterable[str]) -> Live:
     safe = None
     if isinstance(policy, dict) and policy.get("maxmemory-policy"):
         safe = policy["maxmemory-policy"] == "noeviction"
-    return Live(len(held), by_status, int(online[0]), len(pending), oldest, safe,
+    return Live(len(held), by_status, int(online[0]), pending, oldest, safe,
                 limits(store.settings))

@@ -11,6 +11,7 @@ import redis
 from redis.commands.core import Script
 
 from ..runs import Run
+from .replies import DeclareReply
 from .text import RELEASING, source
 
 #: told of each run a script promoted into a freed slot: (run id, its message was pushed)
@@ -36,6 +37,22 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+#: calls of one script for one operation, at most: the first, then one per change of the keys
+#: it needs (declare.lua) — a holder replaced between two calls, each time
+MAX_KEY_ROUNDS = 4
+
+
+class KeysKeptChanging(redis.exceptions.TryAgainError):
+    """A script needed other keys on every one of MAX_KEY_ROUNDS calls (what it reads kept
+    changing under contention): retryable, a 503 like a slot in migration."""
+
+
+def needs_keys(reply: Any) -> bool:
+    """True for declare.lua's {DECLARE.NEED_KEYS, key, …}."""
+    return (isinstance(reply, list) and bool(reply)
+            and reply[0] == DeclareReply.NEED_KEYS.value)
+
+
 class LuaScript:
     """One script, registered on a client (EVALSHA, loaded again on NOSCRIPT)."""
 
@@ -52,10 +69,22 @@ class LuaScript:
         self._script.sha = self._script.registered_client.script_load(self._script.script)
 
     def _call(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
-        reply = self._script(keys=keys, args=args, client=client)
-        if not self._releasing or client is not None:
-            return reply
-        reply, promoted, pushed = reply
-        if promoted and self.on_promoted is not None:
-            self.on_promoted(str(promoted), pushed == "1")
-        return reply
+        """The script's reply; when it asks for keys it learned by reading (declare.lua),
+        called again with them declared. On a pipeline (`client`) only scripts that never ask
+        are queued: their reply is returned as it comes (a RELEASING script's still wrapped:
+        text.py). A RELEASING script's promotion, if any, is handed to `on_promoted`."""
+        if client is not None:
+            return self._script(keys=keys, args=args, client=client)
+        declared = list(keys)
+        for _ in range(MAX_KEY_ROUNDS):
+            reply = self._script(keys=declared, args=args)
+            promoted = pushed = None
+            if self._releasing:
+                reply, promoted, pushed = reply
+            if not needs_keys(reply):
+                if promoted and self.on_promoted is not None:
+                    self.on_promoted(str(promoted), pushed == "1")
+                return reply
+            declared += [str(k) for k in reply[1:] if k not in declared]
+        raise KeysKeptChanging(f"{self.name}.lua needed other keys on each of "
+                               f"{MAX_KEY_ROUNDS} calls")

@@ -1,5 +1,6 @@
-"""The text Redis runs for a script: the generated vocabulary prelude, then `lib.lua`, then
-the script's own `<name>.lua` (both beside this file).
+"""The text Redis runs for a script: the generated vocabulary prelude, then `declare.lua` (the
+keys a script learns from what it reads: `need()`), `lib.lua`, then the script's own
+`<name>.lua` (all beside this file).
 
 A script that may free a slot (RELEASING) runs as a function whose reply is handed back as
 `{reply, promoted run id or '', '1' if its message was pushed}`: release() promotes the
@@ -55,4 +56,5 @@ def source(name: str) -> str:
         body = ("local reply = (function()\n" + body + "\nend)()\n"
                 "if reply == nil then reply = false end\n"
                 "return {reply, PROMOTED[1], PROMOTED[2]}\n")
-    return prelude() + (HERE / "lib.lua").read_text() + body
+    return prelude() + "".join((HERE / part).read_text()
+                               for part in ("declare.lua", "lib.lua")) + body
