@@ -14,7 +14,7 @@ import redis
 
 from .settings import Settings
 from .status import RunStatus
-from .store import RunStore
+from .store import RunStore, queue_slots, slot_pairs
 
 #: the settings the alert rules compare the live state with (deploy/prometheus/alerts.yml), by
 #: their variable, as `testrun_limit_seconds{setting=…}`: a rule holds for any deployment's
@@ -51,9 +51,9 @@ def live_state(store: RunStore, workflow_ids: Iterable[str]) -> Live:
     client, scripts, keys = store.connection.redis, store.connection.scripts, store.keys
     ids = list(workflow_ids)
     pipe = client.pipeline(transaction=False)
-    for workflow_id in ids:  # the slot and the pending run: one hash tag, one command
-        pipe.mget(keys.slot(workflow_id), keys.pending(workflow_id))
-    if store.connection.cluster:
+    cluster = store.connection.cluster
+    queue_slots(pipe, keys, ids, cluster=cluster)  # each slot and pending run
+    if cluster:
         # a cluster pipeline refuses scripts, TIME and CONFIG GET: those go one by one
         slots = pipe.execute()
         online = [scripts.workers.count(keys, store.settings.queue)]
@@ -70,8 +70,9 @@ def live_state(store: RunStore, workflow_ids: Iterable[str]) -> Live:
     for reply in (*slots, online, now):
         if isinstance(reply, Exception):
             raise reply
-    holders = [pair[0] for pair in slots]
-    pending = sum(1 for pair in slots if pair[1])
+    pairs = slot_pairs(slots, cluster=cluster)
+    holders = [pair[0] for pair in pairs]
+    pending = sum(1 for pair in pairs if pair[1])
     held = [(w, str(h)) for w, h in zip(ids, holders, strict=True) if h]
     now_ms = now[0] * 1000 + now[1] // 1000
     by_status: dict[str, int] = {}

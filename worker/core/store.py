@@ -348,9 +348,9 @@ class RunStore:
         if not ids:
             return {}
         pipe = self._redis.pipeline(transaction=False)
-        for workflow_id in ids:  # one hash tag: one MGET each (a cluster allows it)
-            pipe.mget(self.keys.slot(workflow_id), self.keys.pending(workflow_id))
-        return {w: (pair[0], pair[1]) for w, pair in zip(ids, pipe.execute(), strict=True)}
+        queue_slots(pipe, self.keys, ids, cluster=self.connection.cluster)
+        return dict(zip(ids, slot_pairs(pipe.execute(), cluster=self.connection.cluster),
+                        strict=True))
 
     # -- operator -----------------------------------------------------------------------------
     def force_release(self, workflow_id: str, reason: ReleaseReason = ReleaseReason.FORCED,
@@ -391,3 +391,21 @@ def _settled(run: Run) -> None:
                        run.error_type or _settled_error(run.status), duration_s=duration)
     if run.error_type is not ErrorType.PENDING_TIMEOUT:  # a pending run held no slot
         lifecycle.released(run.run_id, run.workflow_id, ReleaseReason.LEASE_EXPIRED)
+
+
+def queue_slots(pipe: Any, keys: Keys, workflow_ids: list[str], *, cluster: bool) -> None:
+    """Queue the reads of each workflow's slot and pending run on `pipe`: one MGET each (one
+    hash tag), or on a cluster, whose pipelines refuse MGET, two GETs."""
+    for workflow_id in workflow_ids:
+        if cluster:
+            pipe.get(keys.slot(workflow_id))
+            pipe.get(keys.pending(workflow_id))
+        else:
+            pipe.mget(keys.slot(workflow_id), keys.pending(workflow_id))
+
+
+def slot_pairs(replies: list[Any], *, cluster: bool) -> list[tuple[Any, Any]]:
+    """`queue_slots`' replies as (holder, pending run) per workflow."""
+    if cluster:
+        return list(zip(replies[::2], replies[1::2], strict=True))
+    return [(pair[0], pair[1]) for pair in replies]
