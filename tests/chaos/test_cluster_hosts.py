@@ -25,7 +25,7 @@ import redis
 from redis.cluster import key_slot
 
 from tests.integration.test_lifecycle import (  # noqa: F401 - collected here, on the clusters
-    test_cancel_while_running_stops_the_body_and_frees_the_slot,
+    test_cancel_while_running_stops_the_body_then_frees_the_slot,
     test_echo_succeeds_with_its_result_and_logs,
 )
 from tests.support import broker as brokers

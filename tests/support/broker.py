@@ -33,7 +33,7 @@ AMQP_SUBSET = frozenset({
     "test_run_queued_past_queue_timeout_expires_and_never_runs",
     "test_queued_run_with_no_worker_expires_when_its_lease_runs_out",
     "test_cancel_while_queued_never_runs_the_body",
-    "test_cancel_while_running_stops_the_body_and_frees_the_slot",
+    "test_cancel_while_running_stops_the_body_then_frees_the_slot",
     "test_killed_pool_child_fails_as_worker_lost_and_is_not_rerun",
     "test_a_duplicate_delivered_after_the_run_ended_does_not_run_it_again",
     "test_duplicates_published_while_queued_run_the_body_once",

@@ -92,7 +92,7 @@ class Driver:
         return (kind, got.run_id, got.previous_holder, got.previous_release)
 
     def upkeep(self, workflow_id: str) -> None:
-        self.store.upkeep(workflow_id)
+        self.store.upkeep([workflow_id])
 
     def start(self, run_id: str, process: Process) -> tuple[str, RunStatus | None]:
         got = self.store.start(run_id, process[0], pid=process[1])

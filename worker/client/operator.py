@@ -139,8 +139,7 @@ def reconcile(store: RunStore, webhooks: Webhooks | None = None) -> dict[str, li
         if (run is None or run.terminal) and store.force_release(
                 workflow_id, ReleaseReason.RECLAIMED, expected=holder) == holder:
             freed.append(holder)
-    for workflow_id in workflows_with(store, "waiting"):
-        done = store.upkeep(workflow_id)
+    for done in store.upkeep(workflows_with(store, "waiting")):
         if done.promoted:
             promoted.append(done.promoted)
         if done.expired:

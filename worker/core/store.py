@@ -156,13 +156,22 @@ class RunStore:
                 lifecycle.joined(result.run_id, workflow_id)
         return result
 
-    def upkeep(self, workflow_id: str) -> lua.Upkept:
-        """promote.lua: a slot whose lease lapsed passes to the pending run; a pending run past
-        its pending timeout ends expired (a worker's heartbeat sweeps every workflow)."""
-        done = self._scripts.promote(self.keys, workflow_id)
-        if done.expired:
-            lifecycle.finished(done.expired, workflow_id, RunStatus.EXPIRED,
-                               ErrorType.PENDING_TIMEOUT)
+    def upkeep(self, workflow_ids: Iterable[str]) -> list[lua.Upkept]:
+        """promote.lua for each workflow: a slot whose lease lapsed passes to the pending run;
+        a pending run past its pending timeout ends expired (a worker's heartbeat sweeps every
+        workflow). One pipeline (on a cluster, whose pipelines refuse scripts, one by one)."""
+        ids, promote = list(workflow_ids), self._scripts.promote
+        if self.connection.cluster:
+            done = [promote(self.keys, workflow_id) for workflow_id in ids]
+        else:
+            pipe = self._redis.pipeline(transaction=False)
+            for workflow_id in ids:
+                promote.queue(self.keys, workflow_id, pipe)
+            done = [promote.decode(raw) for raw in pipe.execute()]
+        for workflow_id, upkept in zip(ids, done, strict=True):
+            if upkept.expired:
+                lifecycle.finished(upkept.expired, workflow_id, RunStatus.EXPIRED,
+                                   ErrorType.PENDING_TIMEOUT)
         return done
 
     # -- the task's side (worker) -------------------------------------------------------------

@@ -104,11 +104,13 @@ class HeartbeatStep(bootsteps.StartStopStep):
             ids = {r.id for r in running}
             for gone in [run_id for run_id in self._renewed if run_id not in ids]:
                 del self._renewed[gone]
+            reached = True
             for request in running:
                 if not app.stops.fenced(request.id):  # killed already: never renew
-                    self.beat(app, request, hostname, ttl, interval)
+                    reached = self.beat(app, request, hostname, ttl, interval) and reached
             revoked.end_queued(store)  # a revoke from Flower frees a queued run's slot now
-            upkeep.sweep(store)  # a lapsed slot passes to its pending run
+            if reached:  # (Redis away: no sweep delays the next beat, which may have to fence)
+                upkeep.sweep(store)  # a lapsed slot passes to its pending run
             self.sweep_webhooks(app)
             drain = self._drain
             if drain is not None and drain.over():
@@ -140,7 +142,8 @@ class HeartbeatStep(bootsteps.StartStopStep):
             logger.warning("webhook sweep failed (%s); retrying at the next beat", exc)
 
     def beat(self, app: Any, request: Any, hostname: str | None, ttl: float,
-             interval: float) -> None:
+             interval: float) -> bool:
+        """Renew one run's lease (or fence it); False when Redis did not answer."""
         store: RunStore = app.store
         pid = request.worker_pid
         # the start check set the lease when the run began: that is the first renewal
@@ -161,7 +164,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
                     app.stops.unfence(request.id)
             else:
                 logger.warning("test run %s: heartbeat failed (%s); retrying", request.id, exc)
-            return
+            return False
         if beat.verdict in (BeatVerdict.RENEWED, BeatVerdict.REACQUIRED):
             self._renewed[request.id] = sent
             if beat.verdict is BeatVerdict.REACQUIRED:
@@ -170,6 +173,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
             assert beat.status is not None
             if self._stop(request, pid, f"it is {beat.status.value}"):
                 confirm.when_gone(store, request.id, pid, hostname)
+        return True
 
     def _stop(self, request: Any, pid: int, why: str) -> bool:
         # the snapshot may be stale: kill only if that process still runs this very request

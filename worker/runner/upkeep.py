@@ -20,11 +20,11 @@ logger = logging.getLogger(__name__)
 
 
 def sweep(store: RunStore) -> list[str]:
-    """One pass over the registered workflows; the runs it promoted."""
+    """One pass over the registered workflows (one pipelined round trip); the runs it
+    promoted."""
     promoted = []
     try:
-        for workflow in workflows.all_workflows():
-            done = store.upkeep(workflow.id)
+        for done in store.upkeep(w.id for w in workflows.all_workflows()):
             if done.promoted:
                 logger.info("test run %s promoted into a lapsed slot", done.promoted)
                 promoted.append(done.promoted)

@@ -5,6 +5,7 @@ of a pending run whose slot's lease lapsed)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..keys import Keys
 from ..runs import Run
@@ -102,4 +103,15 @@ class Promote(LuaScript):
 
     def __call__(self, keys: Keys, workflow_id: str) -> Upkept:
         reply = self._call([keys.slot(workflow_id), keys.pending(workflow_id)], [])
+        return Upkept(reply[0] or None, reply[1] or None)
+
+    def queue(self, keys: Keys, workflow_id: str, pipe: Any) -> None:
+        """Queue the call on a pipeline (promote.lua never asks for keys); `decode` reads it."""
+        self._call([keys.slot(workflow_id), keys.pending(workflow_id)], [], pipe)
+
+    def decode(self, raw: Any) -> Upkept:
+        """A queued call's reply, still wrapped (text.py): its promotion is handed on here."""
+        reply, promoted, pushed = raw
+        if promoted and self.on_promoted is not None:
+            self.on_promoted(str(promoted), pushed == "1")
         return Upkept(reply[0] or None, reply[1] or None)
