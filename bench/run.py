@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: short and small")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     parser.add_argument("--skip", action="append", default=[],
-                        choices=["http", "split", "e2e", "flatness", "memory"])
+                        choices=["http", "split", "cluster", "e2e", "flatness", "memory"])
     args = parser.parse_args(argv)
     quick = args.quick
     rounds = 1 if quick else 3
@@ -128,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
                                              100 if quick else 300)
             rows.append(("503 with the broker down (two-step path), p50 / p99",
                          f"{p50:.1f} / {p99:.1f} ms", "target p99 < 200 ms"))
+        if "cluster" not in args.skip:
+            log("admission through a Redis Cluster (two-step) vs the fused path")
+            from . import cluster
+            paths = cluster.triggers(config, flush, 200 if quick else 1000, rounds)
+            for label, us in paths.items():
+                rows.append((f"in-process µs, service.trigger: {label}", f"{us:.0f} µs",
+                             ratio(us, paths[cluster.FUSED])))
         if "e2e" not in args.skip:
             log("end to end: echo runs vs a bare no-op task through a 2-process prefork worker")
             flush()

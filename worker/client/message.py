@@ -77,7 +77,7 @@ def fused(settings: Settings, transport_options: dict[str, Any] | None = None) -
     if any(option in (transport_options or {}) for option in _UNSUPPORTED_TRANSPORT_OPTIONS):
         return False
     broker = _server(settings.broker_url)
-    return broker is not None and broker == _server(settings.result_backend)
+    return broker is not None and broker == _server(settings.tracking_url)
 
 
 class MessageBuilder:

@@ -1,7 +1,9 @@
 """Trigger rate limits per caller (TRIGGER_RATE_LIMIT), counted in Redis so every web process
 shares them. The counting is the `limits` library's moving window (the one Flask-Limiter
 uses), on the run store's own Redis pool: the same timeouts, and an outage is a 503 like any
-other Redis call."""
+other Redis call. With tracking on a Redis Cluster it counts there too, on the library's cluster
+storage (its own RedisCluster over the same nodes, with the same timeouts): a caller's window is
+one key, so one node."""
 
 from __future__ import annotations
 
@@ -11,18 +13,30 @@ import time
 
 import redis
 from limits import RateLimitItem
-from limits.storage import RedisStorage
+from limits.storage import RedisClusterStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
+from ..core import cluster
 from ..core.keys import Keys
-from ..core.settings import rate_limit
+from ..core.settings import Settings, rate_limit
 from ..core.store import RunStore
 
 
+def storage_for(settings: Settings, client: redis.Redis, keys: Keys) -> Storage:
+    """The moving window's storage: the store's own pool on a single Redis, the library's
+    cluster storage on a cluster (a pool cannot be shared with a RedisCluster)."""
+    if cluster.is_cluster(settings.tracking_url):
+        uri, options = cluster.limits_uri(settings.tracking_url)
+        timeout = max(1.0, settings.io_timeout * 2)
+        return RedisClusterStorage(uri, key_prefix=keys.rate_limit_prefix(),
+                                   socket_connect_timeout=settings.io_timeout,
+                                   socket_timeout=timeout, max_connections=32, **options)
+    return RedisStorage("redis://", connection_pool=client.connection_pool,
+                        key_prefix=keys.rate_limit_prefix())
+
+
 class TriggerLimiter:
-    def __init__(self, client: redis.Redis, keys: Keys, limit: RateLimitItem) -> None:
-        storage = RedisStorage("redis://", connection_pool=client.connection_pool,
-                               key_prefix=keys.rate_limit_prefix())
+    def __init__(self, storage: Storage, limit: RateLimitItem) -> None:
         self._limiter = MovingWindowRateLimiter(storage)
         self.limit = limit
 
@@ -54,6 +68,7 @@ class TriggerRateLimit:
             client = self._store.connection.redis  # takes the store's lock: not inside ours
             with self._lock:
                 if self._limiter is None:
-                    self._limiter = TriggerLimiter(client, self._store.keys,
+                    storage = storage_for(settings, client, self._store.keys)
+                    self._limiter = TriggerLimiter(storage,
                                                    rate_limit(settings.trigger_rate_limit))
         return self._limiter.hit(caller)

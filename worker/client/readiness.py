@@ -51,7 +51,7 @@ class Readiness:
 
     def _check(self) -> dict[Dependency, str]:
         answer = {Dependency.REDIS: self._redis()}
-        if self.settings.broker_url == self.settings.redis_url:
+        if self.settings.broker_url == self.settings.tracking_url:
             answer[Dependency.BROKER] = answer[Dependency.REDIS]  # the same server
         else:
             answer[Dependency.BROKER] = self._broker_state()

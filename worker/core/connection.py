@@ -6,21 +6,28 @@ thread (redis-py 8 retries 10 times with backoff by default, ~4 s per call while
 down), and the pool blocks for a free connection instead of raising (redis-py 8 caps a pool at
 100 and raises `MaxConnectionsError`, a 500, under a burst of threaded requests). A
 `sentinel://` URL gets the same options on a client that follows the master
-(worker/core/sentinel.py).
+(worker/core/sentinel.py), and a `redis+cluster://` URL on a RedisCluster with the same
+timeouts and retry (worker/core/cluster.py).
+
+The client follows TEST_RUN_TRACKING_URL (by default REDIS_URL): Celery's result backend is a
+setting of its own and never shares this client.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import lua, sentinel
+from . import cluster, lua, sentinel
 from .settings import Settings
 
-RedisClient = redis.Redis  # for annotations inside Connection, whose `redis` is a field
+#: for annotations inside Connection, whose `redis` is a field: a single Redis (direct or
+#: through Sentinel), or a Redis Cluster (the same commands, routed by key)
+RedisClient = redis.Redis
 
 #: connections per process; a gthread web process has at most `threads` requests at once
 MAX_CONNECTIONS = 64
@@ -34,19 +41,32 @@ def redis_client(settings: Settings, *, block_s: float = 0.0,
 
     `block_s` is for a client whose commands wait in Redis on purpose (XREAD BLOCK): its
     socket timeout is that much longer, so only a Redis that stops answering times out.
-    `client_name` names its connections in CLIENT LIST (one CLIENT SETNAME per connection)."""
+    `client_name` names its connections in CLIENT LIST (one CLIENT SETNAME per connection).
+    On a cluster, `max_connections` is per node."""
     read_timeout = max(1.0, settings.io_timeout * 2) + block_s
     named = {"client_name": client_name} if client_name else {}
-    if sentinel.is_sentinel(settings.result_backend):
+    url = settings.tracking_url
+    if cluster.is_cluster(url):
+        client: Any = cluster.cluster_client(
+            # per node; redis-py builds the nodes' pools itself (not blocking ones): past this
+            # a call raises MaxConnectionsError, a ConnectionError (a 503), never reached with
+            # a gunicorn process's threads
+            url, max_connections=max_connections, socket_connect_timeout=settings.io_timeout,
+            socket_timeout=read_timeout, health_check_interval=30, decode_responses=True,
+            # one retry after a connection error (redis-py re-reads the slots' owners first),
+            # so a failed-over master costs a 503 for the failover's length, not a stall
+            retry=Retry(NoBackoff(), 1), **named)
+        return cast(redis.Redis, client)
+    if sentinel.is_sentinel(url):
         assert settings.sentinel_master  # Settings refuses a sentinel URL without it
         return sentinel.master_client(
-            settings.result_backend, settings.sentinel_master, settings.sentinel_password,
+            url, settings.sentinel_master, settings.sentinel_password,
             max_connections=max_connections, pool_timeout=read_timeout,
             connect_timeout=settings.io_timeout, read_timeout=read_timeout,
             health_check_interval=30, decode_responses=True, retry=Retry(NoBackoff(), 1),
             **named)
     pool = redis.BlockingConnectionPool.from_url(
-        settings.result_backend,
+        url,
         max_connections=max_connections,
         timeout=read_timeout,  # wait this long for a free connection
         socket_connect_timeout=settings.io_timeout,
@@ -97,13 +117,16 @@ class Scripts:
 
 @dataclass(frozen=True)
 class Connection:
-    """The store's Redis client (the request path's pool) and the scripts registered on it."""
+    """The store's Redis client (the request path's pool) and the scripts registered on it.
+    `cluster`: the client is a RedisCluster, whose pipelines refuse scripts (EVALSHA), TIME
+    and CONFIG GET: the callers run those one by one."""
 
     redis: RedisClient
     scripts: Scripts
+    cluster: bool = False
 
 
 def connect(settings: Settings) -> Connection:
     """A client for the request path (`redis_client`) with every script registered on it."""
     client = redis_client(settings)
-    return Connection(client, Scripts(client))
+    return Connection(client, Scripts(client), cluster.is_cluster(settings.tracking_url))

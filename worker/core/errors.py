@@ -177,10 +177,14 @@ class QueueUnavailable(TestRunError):
 #: server says it cannot serve now — a read-only replica during a failover, a cluster down or
 #: migrating, a full memory. Any other error Redis answers (a `ResponseError`: a wrong argument,
 #: a bad script) is a bug of ours, never an outage: it stays what it is, a logged 500.
+#: On a Redis Cluster also: a slot moving between nodes that redis-py gave up on (TRYAGAIN or
+#: ASK answered until its redirections ran out: `ClusterError`, "TTL exhausted"), a slot no
+#: node serves (mid-failover) and a master down.
 REDIS_OUTAGES: tuple[type[BaseException], ...] = (
     redis.ConnectionError, redis.TimeoutError, OSError, redis.exceptions.ReadOnlyError,
-    redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError,
-    redis.exceptions.OutOfMemoryError)
+    redis.exceptions.ClusterError, redis.exceptions.TryAgainError,
+    redis.exceptions.AskError, redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.MasterDownError, redis.exceptions.OutOfMemoryError)
 
 
 @contextmanager

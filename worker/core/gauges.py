@@ -1,11 +1,15 @@
 """What the live gauges read from Redis when scraped (worker/core/metrics.py's LiveState): slots
 held, their holders by status and the oldest holder's age, the workers online, and whether
-Redis could evict slot keys — at a bounded cost, two pipelined round trips, never a SCAN."""
+Redis could evict slot keys — at a bounded cost, two pipelined round trips (on a Redis Cluster,
+whose pipelines refuse scripts, TIME and CONFIG GET, three more calls), never a SCAN."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from typing import Any
+
+import redis
 
 from .settings import Settings
 from .status import RunStatus
@@ -47,10 +51,20 @@ def live_state(store: RunStore, workflow_ids: Iterable[str]) -> Live:
     pipe = client.pipeline(transaction=False)
     for workflow_id in ids:
         pipe.get(keys.slot(workflow_id))
-    scripts.workers.count(keys, store.settings.queue, client=pipe)
-    pipe.time()
-    pipe.config_get("maxmemory-policy")
-    *holders, online, now, policy = pipe.execute(raise_on_error=False)
+    if store.connection.cluster:
+        # a cluster pipeline refuses scripts, TIME and CONFIG GET: those go one by one
+        holders = pipe.execute()
+        online = [scripts.workers.count(keys, store.settings.queue)]
+        now = client.time()
+        try:
+            policy: Any = client.config_get("maxmemory-policy")
+        except redis.ResponseError as exc:  # CONFIG disabled (a managed cluster)
+            policy = exc
+    else:
+        scripts.workers.count(keys, store.settings.queue, client=pipe)
+        pipe.time()
+        pipe.config_get("maxmemory-policy")
+        *holders, online, now, policy = pipe.execute(raise_on_error=False)
     for reply in (*holders, online, now):
         if isinstance(reply, Exception):
             raise reply

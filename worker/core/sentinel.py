@@ -34,8 +34,21 @@ def is_sentinel(url: str) -> bool:
 
 
 def safe_url(url: str) -> str:
-    """`url` with the password of each `;`-separated chunk masked, for logs and messages."""
-    return SEPARATOR.join(str(maybe_sanitize_url(chunk)) for chunk in url.split(SEPARATOR))
+    """`url` with the password of each `;`-separated chunk masked, for logs and messages (a
+    cluster URL's `host:port,host:port` list too)."""
+    return SEPARATOR.join(_masked(chunk) for chunk in url.split(SEPARATOR))
+
+
+def _masked(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if sep and "," in rest.split("/", 1)[0]:  # a node list kombu's parser cannot read
+        credentials, at, hosts = rest.rpartition("@")
+        user = credentials.partition(":")[0]
+        return f"{scheme}://{user}:**@{hosts}" if at and credentials else url
+    try:
+        return str(maybe_sanitize_url(url))
+    except ValueError:  # unparseable: show nothing of it that could be a secret
+        return f"{scheme}://…" if sep else "…"
 
 
 def sentinels_of(url: str) -> list[tuple[str, int]]:

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import limits
 from limits import RateLimitItem
 
+from .cluster import is_cluster
+from .cluster import parse as cluster_parse
 from .errors import SettingsError
 from .keys import PREFIX_FORBIDDEN
 from .rabbit import QUEUE_TYPES, is_amqp, urls
@@ -53,17 +55,24 @@ def _env(variable: str, default: Any, *, repr: bool = True, shown: str | None = 
 class Settings:
     """Each field names its environment variable; numbers must be greater than 0."""
 
-    #: REDIS_URL — broker and result backend unless overridden; slots and run records live here.
+    #: REDIS_URL — tracking (slots, run records), broker and result backend unless overridden.
     redis_url: str = _env("REDIS_URL", DEFAULT_REDIS_URL)
+    #: TEST_RUN_TRACKING_URL — where slots, run records, logs and event streams live: a Redis
+    #: (`redis://`, `rediss://`, `unix://`, `sentinel://`) or a Redis Cluster,
+    #: `redis+cluster://[:password@]host:port[,host:port…]` (`rediss+cluster://` for TLS; a few
+    #: nodes as seeds). On a cluster the broker must be another server (RabbitMQ, or a Redis of
+    #: its own: kombu has no cluster transport) and admission takes the two-step path (see
+    #: [scaling.md](scaling.md#redis-cluster-tracking)).
+    tracking_url: str = _env("TEST_RUN_TRACKING_URL", DEFAULT_REDIS_URL, shown="`REDIS_URL`")
     #: CELERY_BROKER_URL — the broker; RabbitMQ (`amqp://…`) works too, tracking stays in Redis.
     #: A RabbitMQ cluster is kombu's failover list, `amqp://u:pw@h1:5672//;amqp://u:pw@h2:5672//;…`
     #: (every URL `amqp://`/`amqps://`): a connection that fails moves on to the next node, for
     #: the web's publishes, its readiness check and the workers alike (see
     #: [scaling.md](scaling.md#the-broker-rabbitmq)).
     broker_url: str = _env("CELERY_BROKER_URL", DEFAULT_REDIS_URL, shown="`REDIS_URL`")
-    #: CELERY_RESULT_BACKEND — must be Redis (`redis://`, `rediss://`, `unix://`, `sentinel://`):
-    #: slots and run records are kept in it; anything else is refused at start with a message
-    #: naming the variable.
+    #: CELERY_RESULT_BACKEND — must be Redis (`redis://`, `rediss://`, `unix://`, `sentinel://`;
+    #: not a cluster): Celery keeps revoked runs' results in it; anything else is refused at
+    #: start with a message naming the variable. Independent of TEST_RUN_TRACKING_URL.
     result_backend: str = _env("CELERY_RESULT_BACKEND", DEFAULT_REDIS_URL, shown="`REDIS_URL`")
     #: REDIS_SENTINEL_MASTER — the master's name at the sentinels; needed (and used) only when
     #: `REDIS_URL`, `CELERY_BROKER_URL` or `CELERY_RESULT_BACKEND` is Celery's Sentinel form
@@ -281,6 +290,7 @@ class Settings:
         redis_url = values.setdefault("redis_url", cls.redis_url)
         values.setdefault("broker_url", redis_url)
         values.setdefault("result_backend", redis_url)
+        values.setdefault("tracking_url", redis_url)
         for name, variable in (("redis_url", "REDIS_URL"),
                                ("result_backend", "CELERY_RESULT_BACKEND")):
             if urlsplit(str(values[name])).scheme not in REDIS_SCHEMES:
@@ -288,10 +298,13 @@ class Settings:
                     variable,
                     f"must be a Redis URL (redis://, rediss://, unix:// or sentinel://), got "
                     f"{safe_url(values[name])!r}: slots and run records live in the "
-                    "result backend, which must be Redis",
+                    "result backend, which must be Redis (a Redis Cluster for tracking goes in "
+                    "TEST_RUN_TRACKING_URL)",
                 )
+        _check_tracking(str(values["tracking_url"]), str(values["broker_url"]))
         for name, variable in (("redis_url", "REDIS_URL"), ("broker_url", "CELERY_BROKER_URL"),
-                               ("result_backend", "CELERY_RESULT_BACKEND")):
+                               ("result_backend", "CELERY_RESULT_BACKEND"),
+                               ("tracking_url", "TEST_RUN_TRACKING_URL")):
             if is_sentinel(str(values[name])):
                 try:
                     sentinels_of(str(values[name]))
@@ -352,6 +365,23 @@ def _check_webhooks(values: dict[str, Any]) -> None:
             raise SettingsError("WEBHOOK_URL", "must be an http:// or https:// URL")
         if secret is None:
             raise SettingsError("WEBHOOK_URL", "needs WEBHOOK_SECRET to sign what it sends")
+
+
+def _check_tracking(tracking_url: str, broker_url: str) -> None:
+    """The tracking URL is a Redis or a Redis Cluster; a cluster needs a broker elsewhere."""
+    if is_cluster(tracking_url):
+        try:
+            cluster_parse(tracking_url)
+        except ValueError as exc:
+            raise SettingsError("TEST_RUN_TRACKING_URL", str(exc)) from None
+    elif urlsplit(tracking_url).scheme not in REDIS_SCHEMES:
+        raise SettingsError(
+            "TEST_RUN_TRACKING_URL",
+            "must be a Redis URL (redis://, rediss://, unix://, sentinel://) or a Redis Cluster "
+            f"(redis+cluster://, rediss+cluster://), got {safe_url(tracking_url)!r}")
+    if is_cluster(broker_url):
+        raise SettingsError("CELERY_BROKER_URL", "kombu has no Redis Cluster transport: use "
+                            "RabbitMQ (amqp://) or a Redis of its own")
 
 
 def _check_broker(broker_url: str, values: dict[str, Any]) -> None:

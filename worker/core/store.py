@@ -238,18 +238,24 @@ class RunStore:
 
     def list_runs(self, workflow_id: str, limit: int, *, full: bool = False) -> list[Run]:
         """The workflow's newest runs first, each read (and settled) by the read script: as
-        summaries (no input, result or logs) unless `full`."""
+        summaries (no input, result or logs) unless `full`. One pipeline on a single Redis;
+        on a cluster, whose pipelines refuse scripts, one call per run (the same node)."""
         fields = lua.ReadFields.FULL if full else lua.ReadFields.SUMMARY
         run_ids = [str(r) for r in self._redis.zrevrange(self.keys.index(workflow_id), 0,
                                                            max(0, limit - 1))]
         if not run_ids:
             return []
         read = self._scripts.read
-        pipe = self._redis.pipeline(transaction=False)
-        for run_id in run_ids:
-            read.queue(self.keys, workflow_id, run_id, client=pipe, fields=fields)
+        if self.connection.cluster:  # no EVALSHA in a cluster pipeline: one call each
+            replies = [read.queue(self.keys, workflow_id, run_id, fields=fields)
+                       for run_id in run_ids]
+        else:
+            pipe = self._redis.pipeline(transaction=False)
+            for run_id in run_ids:
+                read.queue(self.keys, workflow_id, run_id, client=pipe, fields=fields)
+            replies = pipe.execute()
         runs = []
-        for reply in pipe.execute():
+        for reply in replies:
             run = read.decode(reply)
             if run is not None:
                 if read.settled(reply):

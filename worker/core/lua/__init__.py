@@ -8,12 +8,14 @@ typed values and turns the reply into a typed value, so nothing else indexes a r
 
 A script's source (text.py) is: the vocabulary generated from `worker/core/status.py` and the
 reply enums (replies.py: `STATUS.RUNNING`, `REASON.REPLACED`, `TERMINAL[status]`,
-`ADMIT.CONFLICT`, …; an unknown member is an error, not a silent nil), then `lib.lua`
+`ADMIT.CONFLICT`, …; an unknown member is an error, not a silent nil), then `declare.lua`
+(`need()`: a key learned by reading, asked of the caller if undeclared), `lib.lua`
 (`release()`: the one place a slot is freed), then the script's own file.
 
 - replies.py    the reply and mode enums, and VOCABULARY (Lua table → enum)
 - text.py       prelude() and source(): what Redis runs
-- base.py       LuaScript, and the decoding several replies share
+- base.py       LuaScript (called again with the keys a script asks for), and the decoding
+                several replies share
 - admission.py  Admit (admit.lua)
 - running.py    Start, Heartbeat, AppendLog (the worker's calls while a run executes)
 - ending.py     Finish, ForceRelease

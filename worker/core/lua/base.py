@@ -10,6 +10,7 @@ import redis
 from redis.commands.core import Script
 
 from ..runs import Run
+from .replies import DeclareReply
 from .text import source
 
 
@@ -32,6 +33,22 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+#: calls of one script for one operation, at most: the first, then one per change of the keys
+#: it needs (declare.lua) — a holder replaced between two calls, each time
+MAX_KEY_ROUNDS = 4
+
+
+class KeysKeptChanging(redis.exceptions.TryAgainError):
+    """A script needed other keys on every one of MAX_KEY_ROUNDS calls (what it reads kept
+    changing under contention): retryable, a 503 like a slot in migration."""
+
+
+def needs_keys(reply: Any) -> bool:
+    """True for declare.lua's {DECLARE.NEED_KEYS, key, …}."""
+    return (isinstance(reply, list) and bool(reply)
+            and reply[0] == DeclareReply.NEED_KEYS.value)
+
+
 class LuaScript:
     """One script, registered on a client (EVALSHA, loaded again on NOSCRIPT)."""
 
@@ -45,4 +62,16 @@ class LuaScript:
         self._script.sha = self._script.registered_client.script_load(self._script.script)
 
     def _call(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
-        return self._script(keys=keys, args=args, client=client)
+        """The script's reply; when it asks for keys it learned by reading (declare.lua),
+        called again with them declared. On a pipeline (`client`) only scripts that never ask
+        are queued: their reply is returned as it comes."""
+        if client is not None:
+            return self._script(keys=keys, args=args, client=client)
+        declared = list(keys)
+        for _ in range(MAX_KEY_ROUNDS):
+            reply = self._script(keys=declared, args=args)
+            if not needs_keys(reply):
+                return reply
+            declared += [str(k) for k in reply[1:] if k not in declared]
+        raise KeysKeptChanging(f"{self.name}.lua needed other keys on each of "
+                               f"{MAX_KEY_ROUNDS} calls")

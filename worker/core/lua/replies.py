@@ -68,9 +68,15 @@ class BeatVerdict(StrEnum):
 
 
 #: Lua table name → the enum it is generated from.
+class DeclareReply(StrEnum):
+    """declare.lua's reply: the script needs keys its caller did not declare (base.py)."""
+
+    NEED_KEYS = "need_keys"
+
+
 VOCABULARY: dict[str, type[Enum]] = {
     "STATUS": RunStatus, "ERROR": ErrorType, "REASON": ReleaseReason, "POLICY": ConflictPolicy,
     "ADMIT": AdmitReply, "START": StartReply, "FINISH": FinishReply, "FINISH_MODE": FinishMode,
     "BEAT": BeatVerdict, "EVENT": EventKind, "READ": ReadFields, "LOG": LogReply,
-    "DELIVERY": DeliveryOutcome,
+    "DELIVERY": DeliveryOutcome, "DECLARE": DeclareReply,
 }

@@ -1,5 +1,6 @@
-"""The text Redis runs for a script: the generated vocabulary prelude, then `lib.lua`, then
-the script's own `<name>.lua` (both beside this file)."""
+"""The text Redis runs for a script: the generated vocabulary prelude, then `declare.lua` (the
+keys a script learns from what it reads: `need()`), `lib.lua`, then the script's own
+`<name>.lua` (all beside this file)."""
 
 from __future__ import annotations
 
@@ -41,4 +42,5 @@ def prelude() -> str:
 @cache
 def source(name: str) -> str:
     """The full text Redis runs for `<name>.lua`."""
-    return prelude() + (HERE / "lib.lua").read_text() + (HERE / f"{name}.lua").read_text()
+    return prelude() + "".join((HERE / part).read_text()
+                               for part in ("declare.lua", "lib.lua", f"{name}.lua"))

@@ -1,0 +1,66 @@
+"""Every key a script touches is declared in KEYS (declare.lua, worker/core/lua/base.py): each
+script runs behind a check that fails on an undeclared key (tests/support/declared_keys.py),
+through the paths where a script learns a key by reading — and those paths still do their work,
+in one more call at most."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+import redis
+
+from tests.support.api import store_of
+from tests.support.declared_keys import checking
+from tests.support.procs import wait_for
+from worker.core.lua.base import needs_keys
+from worker.core.status import WebhookTarget
+
+
+@pytest.fixture
+def strict(config, monkeypatch):
+    checking(monkeypatch, config["TEST_RUN_KEY_PREFIX"])
+    return store_of(config)
+
+
+def test_the_check_catches_a_key_built_inside_a_script(config, monkeypatch, redis_client):
+    """The instrument works: a script that builds a key name it did not declare fails."""
+    checked = checking(monkeypatch, config["TEST_RUN_KEY_PREFIX"])
+    script = redis_client.register_script(checked("workers").replace(
+        "local online, info_prefix = KEYS[1], ARGV[1]",
+        "local online, info_prefix = KEYS[1], ARGV[1]\n"
+        "redis.call('GET', info_prefix .. 'x')"))
+    with pytest.raises(redis.ResponseError, match="undeclared key"):
+        script(keys=[config["TEST_RUN_KEY_PREFIX"] + ":{_workers}:queue:q"],
+               args=[config["TEST_RUN_KEY_PREFIX"] + ":{_workers}:info:", "0"])
+
+
+def test_the_workers_list_asks_for_each_workers_details(strict, redis_client):
+    keys, queue = strict.keys, strict.settings.queue
+    for host in ("w1@a", "w2@b"):
+        strict.connection.scripts.advertise(keys, queue, host, ttl_ms=10_000,
+                                            info={"pid": "1"})
+    raw = strict.connection.scripts.workers._script(
+        keys=[keys.workers(queue)], args=[keys.worker_info_prefix(), "1"])
+    assert needs_keys(raw) and sorted(raw[1:]) == sorted(
+        keys.worker_info_prefix() + h for h in ("w1@a", "w2@b"))
+    listed = strict.connection.scripts.workers.list(keys, queue)
+    assert sorted(w.hostname for w in listed) == ["w1@a", "w2@b"]
+    assert all(w.info.get("pid") == "1" for w in listed)
+    assert strict.connection.scripts.workers.count(keys, queue) == 2
+
+
+def test_the_webhook_claim_asks_for_each_due_delivery(strict):
+    keys, scripts = strict.keys, strict.connection.scripts
+    ids = [f"d{i}-{secrets.token_hex(3)}" for i in range(3)]
+    for wid in ids:
+        assert scripts.webhook_schedule(keys, wid, "echo-1", WebhookTarget.WEBHOOK_URL,
+                                        "https://example.invalid/hook", token="t",
+                                        lease_ms=1, retention_s=60)
+    claimed: list[tuple[str, str]] = []
+    # the schedules' own claims lapse after 1 ms: claimed again, each once, by the sweeps
+    wait_for(lambda: claimed.extend(scripts.webhook_claim(
+        keys, lease_ms=60_000, limit=10, token="sweep")) or len(claimed) == len(ids), 5,
+        "the deliveries to fall due")
+    assert sorted(wid for wid, _ in claimed) == sorted(ids)
+    assert scripts.webhook_claim(keys, lease_ms=60_000, limit=10, token="again") == []

@@ -1,0 +1,103 @@
+"""Tracking on a Redis Cluster: the `redis+cluster://` URL form and the client built from it.
+
+`redis+cluster://[user:password@]host:port[,host:port…]` names a few of the cluster's nodes
+(seeds; the client learns the rest from CLUSTER SLOTS), `rediss+cluster://…` the same over TLS
+(query options `ssl_cert_reqs`, `ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile` pass through).
+It is the form the `limits` library's cluster storage reads too, so the trigger rate limit
+(worker/client/ratelimit.py) counts on the same nodes.
+
+What a cluster changes for the rest of the code (the callers check `Connection.cluster`):
+redis-py refuses EVALSHA, TIME and CONFIG GET inside a cluster pipeline, so those run one by
+one; kombu has no cluster transport, so the broker is another server and admission takes the
+two-step path (worker/client/message.py). A key that moves between nodes mid-call (TRYAGAIN,
+ASK) is retried by redis-py a few times, then raised as `ClusterError`: a 503 like any other
+outage (worker/core/errors.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+
+SCHEMES = ("redis+cluster", "rediss+cluster")
+#: query options passed to the client as they are (TLS files and checks)
+_PASSED = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
+
+
+def is_cluster(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in SCHEMES
+
+
+@dataclass(frozen=True)
+class ClusterAddress:
+    """A parsed `redis+cluster://` URL."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ssl: bool = False
+    options: tuple[tuple[str, str], ...] = ()
+
+
+def parse(url: str) -> ClusterAddress:
+    """The seeds, credentials and TLS options of a cluster URL; ValueError names what is
+    wrong (never the password)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise ValueError(f"not a cluster URL (redis+cluster:// or rediss+cluster://): {scheme}")
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    user, _, password = credentials.partition(":")
+    nodes = []
+    for seed in hosts.split(","):
+        host, sep, port = seed.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"each node must be host:port, got {seed.strip()!r}")
+        nodes.append((host.strip("[]"), int(port)))
+    if parts.path not in ("", "/", "/0"):
+        raise ValueError("a Redis Cluster has database 0 only")
+    options = tuple((k, v) for k, v in parse_qsl(parts.query) if k in _PASSED)
+    unknown = {k for k, _ in parse_qsl(parts.query)} - set(_PASSED)
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))}")
+    return ClusterAddress(tuple(nodes), unquote(user) or None,
+                          unquote(password) if credentials and password else None,
+                          scheme == "rediss+cluster", options)
+
+
+def limits_uri(url: str) -> tuple[str, dict[str, Any]]:
+    """The `limits` library's cluster storage URI and its options for the same cluster."""
+    address = parse(url)
+    seeds = ",".join(f"{h}:{p}" for h, p in address.nodes)
+    options: dict[str, Any] = dict(address.options)
+    if address.username:
+        options["username"] = address.username
+    if address.password:
+        options["password"] = address.password
+    if address.ssl:
+        options["ssl"] = True
+    return f"redis+cluster://{seeds}", options
+
+
+def cluster_client(url: str, **options: Any) -> RedisCluster:
+    """A RedisCluster over the URL's seeds, with `options` for every node's connections (the
+    same timeouts as a single Redis). A cluster none of whose seeds answer is a
+    `redis.ConnectionError`, an outage like any other (redis-py raises its
+    RedisClusterException, which also means a programming error)."""
+    address = parse(url)
+    extra: dict[str, Any] = dict(address.options)
+    if address.username:
+        extra["username"] = address.username
+    if address.password:
+        extra["password"] = address.password
+    if address.ssl:
+        extra["ssl"] = True
+    try:
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in address.nodes],
+                            **extra, **options)
+    except redis.exceptions.RedisClusterException as exc:
+        raise redis.ConnectionError(f"no node of the cluster answers: {exc}") from exc
