@@ -64,3 +64,15 @@ def test_the_webhook_claim_asks_for_each_due_delivery(strict):
         "the deliveries to fall due")
     assert sorted(wid for wid, _ in claimed) == sorted(ids)
     assert scripts.webhook_claim(keys, lease_ms=60_000, limit=10, token="again") == []
+
+
+def test_on_one_redis_a_script_asks_for_nothing(config):
+    """Declaring is for a cluster: on one Redis the first call answers (no second round trip
+    on the request path), a key of the script's own hash tag built inside it."""
+    store = store_of(config)
+    keys, queue = store.keys, store.settings.queue
+    store.connection.scripts.advertise(keys, queue, "w1@a", ttl_ms=10_000, info={"pid": "1"})
+    assert not store.connection.scripts.workers.declare_keys
+    raw = store.connection.scripts.workers._script(
+        keys=[keys.workers(queue)], args=[keys.worker_info_prefix(), "1"])
+    assert not needs_keys(raw) and raw[1][0] == "w1@a"
