@@ -12,6 +12,11 @@
 --                        when ARGV[12] is not '', else any key of the workflow's hash tag. The
 --                        one key outside the hash tag: the fused path is only taken when the
 --                        broker is this very Redis (worker/message.py), never on a cluster
+-- KEYS[7]  outbox        <prefix>:{<workflow>}:ended   the endings outbox (lib.lua note_ending)
+-- KEYS[8…] read          keys this call learns by reading, as asked for by a NEED_KEYS reply
+--                        (on a Redis Cluster: declare.lua): the holder's record and stream, the
+--                        record of the run an idempotency key names, the runs keep_newest
+--                        deletes (record, log, stream, idempotency key)
 -- ARGV[1]  run_id        the new run's id
 -- ARGV[2]  workflow_id
 -- ARGV[3]  input         the run's input, JSON text
@@ -37,6 +42,8 @@
 --                               already admitted it (a repeat after its run left the slot):
 --                               nothing written
 --   {ADMIT.CONFLICT, holder}    another live run holds the slot (POLICY.REJECT): nothing written
+--   {DECLARE.NEED_KEYS, key, …} a key read names was not in KEYS: nothing written; call again
+--                               with them (declare.lua)
 --
 -- Safe to repeat: the same call again (its reply was lost) finds its own run holding the slot
 -- and answers ADMITTED as the first call did, from what that call recorded; once its run has
@@ -62,8 +69,18 @@ end
 -- this very call ran before and its run has since left the slot (cancelled, ended, lapsed):
 -- answer with that run, never admit it a second time over its record
 if redis.call('EXISTS', run) == 1 then return {ADMIT.EXISTING, run_id} end
+-- the keys what this call reads names, asked for before its first write (declare.lua)
+local now = now_ms()
+local prior = use_key == '1' and redis.call('GET', idem) or nil
+if prior then need(run_prefix .. prior) end
+if holder then
+  need(run_prefix .. holder)
+  need(events_prefix .. holder)
+end
+need_trimmed(index, run_prefix, events_prefix, max_runs, run_id, now - retention * 1000)
+local ask = undeclared()
+if ask then return ask end
 if use_key == '1' then
-  local prior = redis.call('GET', idem)
   -- a retry after a 503 must be able to start the run the first request could not enqueue,
   -- but only with that request's body: another body gets the prior run back, which the
   -- caller answers 422 idempotency_key_reused (the key is bound to its body)
@@ -75,7 +92,6 @@ if use_key == '1' then
   end
 end
 
-local now = now_ms()
 local previous_release, holder_started = '', ''
 if holder then
   local holder_run = run_prefix .. holder

@@ -7,6 +7,7 @@ import json
 from typing import Any, ClassVar
 
 import redis
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 
 from ..runs import Run
@@ -54,8 +55,13 @@ class LuaScript:
 
     name: ClassVar[str]
 
-    def __init__(self, client: redis.Redis) -> None:
-        self._script: Script = client.register_script(source(self.name))
+    def __init__(self, client: redis.Redis, declare_keys: bool | None = None) -> None:
+        """`declare_keys` (default: on a Redis Cluster client): the script asks for every key
+        it learns by reading (declare.lua) instead of touching it undeclared."""
+        if declare_keys is None:
+            declare_keys = isinstance(client, RedisCluster)
+        self.declare_keys = declare_keys
+        self._script: Script = client.register_script(source(self.name, declare_keys))
 
     def load(self) -> None:
         """SCRIPT LOAD now, so the first call is one EVALSHA (no NOSCRIPT round trip)."""

@@ -40,7 +40,9 @@ def prelude() -> str:
 
 
 @cache
-def source(name: str) -> str:
-    """The full text Redis runs for `<name>.lua`."""
-    return prelude() + "".join((HERE / part).read_text()
-                               for part in ("declare.lua", "lib.lua", f"{name}.lua"))
+def source(name: str, declare_keys: bool = False) -> str:
+    """The full text Redis runs for `<name>.lua`. `declare_keys`: a script asks for every key
+    it learns by reading rather than touch it undeclared (declare.lua; on a Redis Cluster)."""
+    strict = f"local DECLARE_KEYS = {'true' if declare_keys else 'false'}\n"
+    return prelude() + strict + "".join((HERE / part).read_text()
+                                        for part in ("declare.lua", "lib.lua", f"{name}.lua"))
