@@ -181,3 +181,13 @@ def test_a_master_killed_costs_503s_for_its_slots_until_its_replica_is_promoted(
     assert ended["status"] == RunStatus.SUCCEEDED, (ended, WORKERS[0].log()[-4000:])
     rcluster.spawn(victim)  # it rejoins as a replica of its old replica
     wait_for(rcluster.healthy, 30, "the cluster to be whole again", interval=0.2)
+
+
+def test_waiting_and_the_event_stream_read_the_cluster(web):
+    """`?wait=` and GET …/events read a run's stream (XREAD BLOCK, XRANGE) on its node."""
+    resp = web.post("/api/workflows/echo/test-runs?wait=15", json={"input": {"w": 1}})
+    body = expect_status(resp, 200)
+    assert body["status"] == RunStatus.SUCCEEDED and body["result"] == {"w": 1}
+    stream = web.get(f"/api/test-runs/{body['run_id']}/events")
+    text = stream.get_data(as_text=True)
+    assert stream.status_code == 200 and "event: run" in text and "event: end" in text, text

@@ -13,8 +13,9 @@ import redis
 from tests.support.api import store_of
 from tests.support.declared_keys import checking
 from tests.support.procs import wait_for
+from worker.core.lua import Admitted, BeatVerdict, Busy, Started
 from worker.core.lua.base import needs_keys
-from worker.core.status import WebhookTarget
+from worker.core.status import ConflictPolicy, ReleaseReason, RunStatus, WebhookTarget
 
 
 @pytest.fixture
@@ -64,3 +65,77 @@ def test_the_webhook_claim_asks_for_each_due_delivery(strict):
         "the deliveries to fall due")
     assert sorted(wid for wid, _ in claimed) == sorted(ids)
     assert scripts.webhook_claim(keys, lease_ms=60_000, limit=10, token="again") == []
+
+
+def test_on_one_redis_a_script_asks_for_nothing(config):
+    """Declaring is for a cluster: on one Redis the first call answers (no second round trip
+    on the request path), a key of the script's own hash tag built inside it."""
+    store = store_of(config)
+    keys, queue = store.keys, store.settings.queue
+    store.connection.scripts.advertise(keys, queue, "w1@a", ttl_ms=10_000, info={"pid": "1"})
+    assert not store.connection.scripts.workers.declare_keys
+    raw = store.connection.scripts.workers._script(
+        keys=[keys.workers(queue)], args=[keys.worker_info_prefix(), "1"])
+    assert not needs_keys(raw) and raw[1][0] == "w1@a"
+
+
+def declaring_store(config, monkeypatch, **overrides):
+    checking(monkeypatch, config["TEST_RUN_KEY_PREFIX"])
+    return store_of(config, **overrides)
+
+
+def test_a_runs_life_declares_every_key(config, monkeypatch):
+    """Admit, start, renew, log, read, finish, list: every key in KEYS (the outbox included)."""
+    store = declaring_store(config, monkeypatch)
+    admitted = store.admit("echo", {"a": 1})
+    assert isinstance(admitted, Admitted)
+    assert isinstance(store.start(admitted.run_id, "w@h", pid=1), Started)
+    assert store.heartbeat(admitted.run_id, "w@h", 1).verdict is BeatVerdict.RENEWED
+    store.append_log(admitted.run_id, "a line")
+    assert store.finish(admitted.run_id, RunStatus.SUCCEEDED, result={"ok": 1})
+    assert store.get(admitted.run_id).status is RunStatus.SUCCEEDED
+    assert [r.run_id for r in store.list_runs("echo", 10)] == [admitted.run_id]
+
+
+def test_a_conflict_a_replace_and_a_reclaim_ask_for_the_holders_keys(config, monkeypatch,
+                                                                     redis_client):
+    store = declaring_store(config, monkeypatch)
+    first = store.admit("echo", {})
+    assert isinstance(store.admit("echo", {}), Busy)
+    second = store.admit("echo", {}, on_conflict=ConflictPolicy.REPLACE)
+    assert isinstance(second, Admitted) and second.previous_holder == first.run_id
+    assert store.get(first.run_id).status is RunStatus.CANCELLED
+    # a holder whose record ended while it kept the slot (a missed release): reclaimed
+    redis_client.hset(store.keys.run("echo", second.run_id), "status", RunStatus.FAILED.value)
+    third = store.admit("echo", {})
+    assert isinstance(third, Admitted)
+    assert third.previous_release is ReleaseReason.RECLAIMED
+
+
+def test_the_bound_asks_for_the_keys_of_the_runs_it_deletes(config, monkeypatch, redis_client):
+    store = declaring_store(config, monkeypatch, TEST_RUN_MAX_RUNS_PER_WORKFLOW="2")
+    ids = []
+    for i in range(5):
+        admitted = store.admit("echo", {"i": i}, idempotency_key=f"k{i}")
+        assert isinstance(admitted, Admitted), admitted
+        ids.append(admitted.run_id)
+        store.force_release("echo", expected=admitted.run_id)
+    keys = store.keys
+    assert redis_client.zrange(keys.index("echo"), 0, -1) == ids[-2:]
+    for old in ids[:-2]:
+        assert not redis_client.exists(keys.run("echo", old), keys.events("echo", old))
+    assert not redis_client.exists(keys.idempotency("echo", "k0"))
+    assert redis_client.get(keys.idempotency("echo", "k4")) == ids[-1]
+
+
+def test_a_forced_release_and_a_lapsed_lease_declare_the_holder_and_the_outbox(
+        config, monkeypatch, redis_client):
+    store = declaring_store(config, monkeypatch)
+    live = store.admit("echo", {})
+    assert store.force_release("echo") == live.run_id
+    assert store.get(live.run_id).status is RunStatus.CANCELLED
+    lapsing = store.admit("probe", {})
+    redis_client.delete(store.keys.slot("probe"))  # its lease ran out
+    assert store.get(lapsing.run_id).status is RunStatus.EXPIRED
+    ended = redis_client.zrange(store.keys.outbox("probe"), 0, -1)
+    assert lapsing.run_id in ended

@@ -40,10 +40,11 @@ local redis = setmetatable({{
 """
 
 
-def checking(monkeypatch: pytest.MonkeyPatch, prefix: str) -> Callable[[str], str]:
-    """Every LuaScript created from now on (in this test) checks its keys."""
-    def checked(name: str) -> str:
-        return checker(prefix) + source(name)
+def checking(monkeypatch: pytest.MonkeyPatch, prefix: str) -> Callable[..., str]:
+    """Every LuaScript created from now on (in this test) checks its keys, and declares them
+    as on a Redis Cluster (whatever its client)."""
+    def checked(name: str, declare_keys: bool = True) -> str:
+        return checker(prefix) + source(name, True)
 
     monkeypatch.setattr(base, "source", checked)
     return checked

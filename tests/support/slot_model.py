@@ -83,6 +83,9 @@ class ModelRun:
     pending_overdue: bool = False      # pending past TEST_RUN_PENDING_TIMEOUT (the clock moved)
     #: it ended while pending (superseded, cancelled, expired): it must never be enqueued
     ended_pending: bool = False
+    #: Redis lost its record at some point: a repeat of its admission may make it anew (a
+    #: message of its earlier life may still be queued: its start check refuses it)
+    ever_lost: bool = False
 
     @property
     def present(self) -> bool:
@@ -194,7 +197,9 @@ class SlotModel:
             prior = self.idem.get((workflow_id, key))
             if prior is not None:
                 prior_run = self.runs.get(prior)
-                if prior_run is None or prior_run.error_type is not ErrorType.ENQUEUE_FAILED:
+                # a key whose run could not be enqueued admits again, with the same input only
+                if (prior_run is None or prior_run.error_type is not ErrorType.ENQUEUE_FAILED
+                        or prior_run.digest != digest):
                     return ("existing", prior, None, None)
         if holder is None and self._promote(workflow_id):
             holder = self.slot.get(workflow_id)
@@ -406,6 +411,7 @@ class SlotModel:
         run.record_lost = run.overdue = run.pending_overdue = False
         run.previous_holder = run.previous_release = run.stopping = None
         run.digest = run.superseded = None
+        run.ever_lost = True
         self.forgetful.add(run.workflow_id)
 
     def empty_restart(self) -> None:

@@ -93,7 +93,8 @@ class Admit(LuaScript):
             keys.slot(workflow_id), keys.run(workflow_id, run_id), keys.index(workflow_id),
             keys.idempotency(workflow_id, idempotency_key or "-"),
             keys.events(workflow_id, run_id),
-            message[0] if message else keys.slot(workflow_id), keys.pending(workflow_id),
+            message[0] if message else keys.slot(workflow_id), keys.outbox(workflow_id),
+            keys.pending(workflow_id),
         ], [
             run_id, workflow_id, input if isinstance(input, str) else compact_json(input),
             lease_ms, retention_s, on_conflict.value,

@@ -13,7 +13,14 @@
 --                        when ARGV[12] is not '', else any key of the workflow's hash tag. The
 --                        one key outside the hash tag: the fused path is only taken when the
 --                        broker is this very Redis (worker/message.py), never on a cluster
--- KEYS[7]  pending       <prefix>:{<workflow>}:waiting     the pending run's id (with a TTL)
+-- KEYS[7]  outbox        <prefix>:{<workflow>}:ended   the endings outbox (lib.lua note_ending)
+-- KEYS[8]  pending       <prefix>:{<workflow>}:waiting the pending run's id (with a TTL)
+-- KEYS[9…] read          keys this call learns by reading, as asked for by a NEED_KEYS reply
+--                        (on a Redis Cluster: declare.lua): the holder's record and stream, the
+--                        pending run's, the record of the run an idempotency key names, the
+--                        runs keep_newest deletes (record, log, stream, idempotency key). (Not
+--                        yet asked for: the record and stream of the run a release promotes
+--                        when it is not the one read here — lib.lua beside())
 -- ARGV[1]  run_id        the new run's id
 -- ARGV[2]  workflow_id
 -- ARGV[3]  input         the run's input, JSON text
@@ -54,6 +61,8 @@
 --   {ADMIT.CONFLICT, holder, previous_holder, previous_release, now_ms, '', '', status,
 --    started_ms, heartbeat_ms, lease_ms_left, pending_id, queued_since_ms}  another run holds
 --       the slot (POLICY.REJECT; a JOIN with another input): nothing written but a reclaim
+--   {DECLARE.NEED_KEYS, key, …} a key read names was not in KEYS: nothing written; call again
+--                               with them (declare.lua)
 --
 -- Safe to repeat: the same call again (its reply was lost) finds its own run holding the slot
 -- (or pending) and answers ADMITTED (PENDING) as the first call did, from what that call
@@ -63,7 +72,7 @@
 -- writes none; the message is pushed (or stored) only with the admission itself.
 
 local slot, run, index, idem, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local queue, pending = KEYS[6], KEYS[7]
+local queue, pending = KEYS[6], KEYS[8]
 local run_id, workflow_id, input = ARGV[1], ARGV[2], ARGV[3]
 local lease_ms, retention = tonumber(ARGV[4]), tonumber(ARGV[5])
 local on_conflict, run_prefix, use_key = ARGV[6], ARGV[7], ARGV[8]
@@ -86,8 +95,22 @@ if waiting == run_id then return answered(ADMIT.PENDING) end
 -- this very call ran before and its run has since left the slot (cancelled, ended, lapsed):
 -- answer with that run, never admit it a second time over its record
 if redis.call('EXISTS', run) == 1 then return {ADMIT.EXISTING, run_id} end
+-- the keys what this call reads names, asked for before its first write (declare.lua)
+local now = now_ms()
+local prior = use_key == '1' and redis.call('GET', idem) or nil
+if prior then need(run_prefix .. prior) end
+if holder then
+  need(run_prefix .. holder)
+  need(events_prefix .. holder)
+end
+if waiting then  -- promoted or superseded here
+  need(run_prefix .. waiting)
+  need(events_prefix .. waiting)
+end
+need_trimmed(index, run_prefix, events_prefix, max_runs, run_id, now - retention * 1000)
+local ask = undeclared()
+if ask then return ask end
 if use_key == '1' then
-  local prior = redis.call('GET', idem)
   -- a retry after a 503 must be able to start the run the first request could not enqueue,
   -- but only with that request's body: another body gets the prior run back, which the
   -- caller answers 422 idempotency_key_reused (the key is bound to its body)
@@ -99,7 +122,6 @@ if use_key == '1' then
   end
 end
 
-local now = now_ms()
 -- a lapsed lease left the slot free with a run pending: that run goes first
 if waiting and not holder then
   holder = promote(slot, now)

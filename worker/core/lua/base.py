@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import redis
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 
 from ..runs import Run
@@ -58,8 +59,13 @@ class LuaScript:
 
     name: ClassVar[str]
 
-    def __init__(self, client: redis.Redis) -> None:
-        self._script: Script = client.register_script(source(self.name))
+    def __init__(self, client: redis.Redis, declare_keys: bool | None = None) -> None:
+        """`declare_keys` (default: on a Redis Cluster client): the script asks for every key
+        it learns by reading (declare.lua) instead of touching it undeclared."""
+        if declare_keys is None:
+            declare_keys = isinstance(client, RedisCluster)
+        self.declare_keys = declare_keys
+        self._script: Script = client.register_script(source(self.name, declare_keys))
         self._releasing = self.name in RELEASING
         #: set by the run store: each run this script promotes is handed to it
         self.on_promoted: OnPromoted | None = None

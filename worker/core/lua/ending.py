@@ -44,7 +44,7 @@ class Finish(LuaScript):
                  mode: FinishMode) -> Finished:
         reply = self._call([
             keys.slot(workflow_id), keys.run(workflow_id, run_id), keys.logs(workflow_id, run_id),
-            keys.events(workflow_id, run_id),
+            keys.events(workflow_id, run_id), keys.outbox(workflow_id),
         ], [
             run_id, workflow_id, status.value, error_type.value if error_type else "",
             error or "", result_json, reason.value, worker or "", retention_s, mode.value,
@@ -77,7 +77,7 @@ class ForceRelease(LuaScript):
     def __call__(self, keys: Keys, workflow_id: str, *, reason: ReleaseReason,
                  expected: str | None) -> ForceReleased | None:
         """The run whose slot this freed, or None."""
-        reply = self._call([keys.slot(workflow_id)],
+        reply = self._call([keys.slot(workflow_id), keys.outbox(workflow_id)],
                            [keys.run_prefix(workflow_id), reason.value, expected or "",
                             keys.events_prefix(workflow_id)])
         if not reply:
@@ -102,12 +102,16 @@ class Promote(LuaScript):
     name = "promote"
 
     def __call__(self, keys: Keys, workflow_id: str) -> Upkept:
-        reply = self._call([keys.slot(workflow_id), keys.pending(workflow_id)], [])
+        reply = self._call(self._keys(keys, workflow_id), [])
         return Upkept(reply[0] or None, reply[1] or None)
+
+    @staticmethod
+    def _keys(keys: Keys, workflow_id: str) -> list[str]:
+        return [keys.slot(workflow_id), keys.pending(workflow_id), keys.outbox(workflow_id)]
 
     def queue(self, keys: Keys, workflow_id: str, pipe: Any) -> None:
         """Queue the call on a pipeline (promote.lua never asks for keys); `decode` reads it."""
-        self._call([keys.slot(workflow_id), keys.pending(workflow_id)], [], pipe)
+        self._call(self._keys(keys, workflow_id), [], pipe)
 
     def decode(self, raw: Any) -> Upkept:
         """A queued call's reply, still wrapped (text.py): its promotion is handed on here."""

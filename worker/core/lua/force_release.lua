@@ -2,6 +2,9 @@
 -- `testruns reconcile` for holders that already ended). A live holder is recorded cancelled.
 --
 -- KEYS[1]  slot         <prefix>:{<workflow>}:slot
+-- KEYS[2]  outbox       <prefix>:{<workflow>}:ended   the endings outbox (lib.lua note_ending)
+-- KEYS[3…] holder       the holder's record and event stream, as asked for by a NEED_KEYS
+--                       reply (on a Redis Cluster: declare.lua)
 -- ARGV[1]  run_prefix   <prefix>:{<workflow>}:run:  (the holder's record is run_prefix .. id)
 -- ARGV[2]  reason       the REASON recorded on the holder (REASON.FORCED, REASON.RECLAIMED:
 --                       reconcile, which never frees the slot of a holder whose body may
@@ -16,6 +19,8 @@
 --                            started_ms: when it had started ('' if it never did); now_ms: when
 --                            this call freed it (its end, when ended)
 --   false (nil)     nothing freed: the slot was free, or held by another than `expected`
+--   {DECLARE.NEED_KEYS, key, …}  the holder's record or stream was not in KEYS: nothing
+--                   written; call again with them (declare.lua)
 --
 -- The release promotes the workflow's pending run in the same step (lib.lua release()).
 --
@@ -27,13 +32,15 @@ local events_prefix = ARGV[4]
 local holder = redis.call('GET', slot)
 if not holder then return false end
 if expected ~= '' and holder ~= expected then return false end
-local run = run_prefix .. holder
+local run, events = need(run_prefix .. holder), need(events_prefix .. holder)
+local ask = undeclared()
+if ask then return ask end
 local now = now_ms()
 local status = redis.call('HGET', run, 'status')
 if reason == REASON.RECLAIMED and redis.call('HGET', run, 'stopping') then return false end
 local ended = ''
 if status and not TERMINAL[status] then
-  record_end(run, events_prefix .. holder, STATUS.CANCELLED, ERROR.CANCELLED,
+  record_end(run, events, STATUS.CANCELLED, ERROR.CANCELLED,
     'its slot was released by an operator', now)
   ended = '1'
 end

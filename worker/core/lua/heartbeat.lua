@@ -5,6 +5,7 @@
 -- KEYS[1]  slot         <prefix>:{<workflow>}:slot
 -- KEYS[2]  run          <prefix>:{<workflow>}:run:<run>
 -- KEYS[3]  events       <prefix>:{<workflow>}:events:<run>   the run's event stream
+-- KEYS[4]  outbox       <prefix>:{<workflow>}:ended   the endings outbox (lib.lua note_ending)
 -- ARGV[1]  run_id
 -- ARGV[2]  workflow_id
 -- ARGV[3]  ttl_ms       the running lease: the heartbeat TTL

@@ -23,12 +23,14 @@ end
 -- process that recorded the ending hands it to the webhooks and takes it out
 -- (worker/core/webhooks.py); one that a crash left behind is found by the next sweep (a
 -- worker's heartbeat, `testruns reconcile`), so no ending misses its webhooks. Its name is
--- built from the events key (the same hash tag, as keep_newest builds names); it keeps at
--- most OUTBOX_MAX entries and lives as long as the longest-lived run it names.
+-- built from the events key, and every script that can end a run declares it in KEYS; it
+-- keeps at most OUTBOX_MAX entries and lives as long as the longest-lived run it names.
 local OUTBOX_MAX = 1000
 local function note_ending(run, events, now)
   local tag = string.match(events, '^(.*}):events:')
   local outbox = tag .. ':ended'
+  -- every script that can end a run declares it (KEYS): too late here to ask for it
+  if DECLARE_KEYS and not DECLARED[outbox] then error('the outbox is not in KEYS') end
   redis.call('ZADD', outbox, now, string.sub(events, #tag + 9))
   redis.call('ZREMRANGEBYRANK', outbox, 0, -(OUTBOX_MAX + 1))
   local ttl = redis.call('PTTL', run)
@@ -186,6 +188,30 @@ local function keep_newest(index, run_prefix, events_prefix, max_runs, keep, hol
     end
   end
   return deleted
+end
+
+-- The keys keep_newest may delete when `keep` joins `index` (those of runs still within
+-- `cutoff_ms`, the retention, as ZREMRANGEBYSCORE leaves them), named with need() before the
+-- caller's first write: each candidate's record, log and stream, and the idempotency key its
+-- record names once that record was passed (a second NEED round). Nothing on one Redis.
+local function need_trimmed(index, run_prefix, events_prefix, max_runs, keep, cutoff_ms)
+  if not DECLARE_KEYS then return end
+  local excess = redis.call('ZCOUNT', index, '(' .. cutoff_ms, '+inf') + 1 - max_runs
+  if excess <= 0 then return end
+  local logs_prefix = string.sub(run_prefix, 1, -5) .. 'logs:'
+  local oldest = redis.call('ZRANGEBYSCORE', index, '(' .. cutoff_ms, '+inf', 'LIMIT', 0,
+    excess + 2)  -- keep_newest may pass over `keep` and the slot's holder
+  for _, id in ipairs(oldest) do
+    if id ~= keep then
+      local old = need(run_prefix .. id)
+      need(logs_prefix .. id)
+      need(events_prefix .. id)
+      if passed(old) then
+        local idem = redis.call('HGET', old, 'idempotency_key')
+        if idem then need(idem) end
+      end
+    end
+  end
 end
 
 -- The fields of a run that a list shows (everything but input, result and logs: SUMMARY_FIELDS,

@@ -7,6 +7,7 @@
 --
 -- KEYS[1]  slot     <prefix>:{<workflow>}:slot
 -- KEYS[2]  pending  <prefix>:{<workflow>}:waiting   (lib.lua builds the same name from slot)
+-- KEYS[3]  outbox   <prefix>:{<workflow>}:ended     the endings outbox (lib.lua note_ending)
 -- ARGV[1]  (none)
 --
 -- Replies: (wrapped by text.py with what was promoted: {reply, promoted_id, pushed})

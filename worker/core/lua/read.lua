@@ -6,6 +6,7 @@
 -- KEYS[2]  run    <prefix>:{<workflow>}:run:<run>
 -- KEYS[3]  logs   <prefix>:{<workflow>}:logs:<run>
 -- KEYS[4]  events <prefix>:{<workflow>}:events:<run>   the run's event stream
+-- KEYS[5]  outbox <prefix>:{<workflow>}:ended   the endings outbox (lib.lua note_ending)
 -- ARGV[1]  run_id
 -- ARGV[2]  fields  READ.FULL: the whole record and its log; READ.SUMMARY: the record without
 --                  input and result (lib.lua summary) and no log lines, for the run lists

@@ -40,7 +40,8 @@ class Read(LuaScript):
               fields: ReadFields = ReadFields.FULL) -> Any:
         """Run (or, on a pipeline, queue) the read; `decode` turns its reply into a Run."""
         return self._call([keys.slot(workflow_id), keys.run(workflow_id, run_id),
-                           keys.logs(workflow_id, run_id), keys.events(workflow_id, run_id)],
+                           keys.logs(workflow_id, run_id), keys.events(workflow_id, run_id),
+                           keys.outbox(workflow_id)],
                           [run_id, fields.value], client)
 
     @staticmethod

@@ -49,12 +49,14 @@ RELEASING = frozenset({"admit", "finish", "start", "heartbeat", "force_release",
 
 
 @cache
-def source(name: str) -> str:
-    """The full text Redis runs for `<name>.lua`."""
+def source(name: str, declare_keys: bool = False) -> str:
+    """The full text Redis runs for `<name>.lua`. `declare_keys`: a script asks for every key
+    it learns by reading rather than touch it undeclared (declare.lua; on a Redis Cluster)."""
+    strict = f"local DECLARE_KEYS = {'true' if declare_keys else 'false'}\n"
     body = (HERE / f"{name}.lua").read_text()
     if name in RELEASING:
         body = ("local reply = (function()\n" + body + "\nend)()\n"
                 "if reply == nil then reply = false end\n"
                 "return {reply, PROMOTED[1], PROMOTED[2]}\n")
-    return prelude() + "".join((HERE / part).read_text()
-                               for part in ("declare.lua", "lib.lua")) + body
+    return prelude() + strict + "".join((HERE / part).read_text()
+                                        for part in ("declare.lua", "lib.lua")) + body
