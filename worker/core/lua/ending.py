@@ -44,7 +44,7 @@ class Finish(LuaScript):
                  mode: FinishMode) -> Finished:
         reply = self._call([
             keys.slot(workflow_id), keys.run(workflow_id, run_id), keys.logs(workflow_id, run_id),
-            keys.events(workflow_id, run_id), keys.outbox(workflow_id),
+            keys.events(workflow_id, run_id), keys.outbox(workflow_id), keys.pending(workflow_id),
         ], [
             run_id, workflow_id, status.value, error_type.value if error_type else "",
             error or "", result_json, reason.value, worker or "", retention_s, mode.value,
@@ -77,7 +77,8 @@ class ForceRelease(LuaScript):
     def __call__(self, keys: Keys, workflow_id: str, *, reason: ReleaseReason,
                  expected: str | None) -> ForceReleased | None:
         """The run whose slot this freed, or None."""
-        reply = self._call([keys.slot(workflow_id), keys.outbox(workflow_id)],
+        reply = self._call([keys.slot(workflow_id), keys.outbox(workflow_id),
+                            keys.pending(workflow_id)],
                            [keys.run_prefix(workflow_id), reason.value, expected or "",
                             keys.events_prefix(workflow_id)])
         if not reply:

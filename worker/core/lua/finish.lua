@@ -9,6 +9,9 @@
 -- KEYS[3]  logs     <prefix>:{<workflow>}:logs:<run>
 -- KEYS[4]  events   <prefix>:{<workflow>}:events:<run>   the run's event stream
 -- KEYS[5]  outbox   <prefix>:{<workflow>}:ended   the endings outbox (lib.lua note_ending)
+-- KEYS[6]  pending  <prefix>:{<workflow>}:waiting the pending run a release promotes
+-- KEYS[7…] read     the pending run's record and stream, as asked for by a NEED_KEYS reply
+--                   (on a Redis Cluster: declare.lua, lib.lua need_pending)
 -- ARGV[1]  run_id
 -- ARGV[2]  workflow_id
 -- ARGV[3]  status       the terminal status to record (a STATUS value)
@@ -47,6 +50,7 @@
 --       released as above; settled is '1' when this very call found its lease lapsed and
 --       recorded that ending (CANCEL mode: expired or lost, REASON.LEASE_EXPIRED), else ''
 --   {FINISH.MISSING}   no record, in CANCEL or QUEUED_ONLY mode: nothing written
+--   {DECLARE.NEED_KEYS, key, …}  the pending run's keys were not in KEYS: nothing written
 -- Any release promotes the workflow's pending run in the same step (lib.lua release()).
 
 local slot, run, logs, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -54,6 +58,9 @@ local run_id, workflow_id, status = ARGV[1], ARGV[2], ARGV[3]
 local error_type, err, result = ARGV[4], ARGV[5], ARGV[6]
 local reason, worker, retention, mode = ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10]
 
+need_pending(slot)
+local ask = undeclared()
+if ask then return ask end
 local now = now_ms()
 local current = redis.call('HGET', run, 'status')
 if not current then

@@ -3,8 +3,9 @@
 --
 -- KEYS[1]  slot         <prefix>:{<workflow>}:slot
 -- KEYS[2]  outbox       <prefix>:{<workflow>}:ended   the endings outbox (lib.lua note_ending)
--- KEYS[3…] holder       the holder's record and event stream, as asked for by a NEED_KEYS
---                       reply (on a Redis Cluster: declare.lua)
+-- KEYS[3]  pending      <prefix>:{<workflow>}:waiting the pending run a release promotes
+-- KEYS[4…] holder       the holder's record and event stream (and the pending run's), as
+--                       asked for by a NEED_KEYS reply (on a Redis Cluster: declare.lua)
 -- ARGV[1]  run_prefix   <prefix>:{<workflow>}:run:  (the holder's record is run_prefix .. id)
 -- ARGV[2]  reason       the REASON recorded on the holder (REASON.FORCED, REASON.RECLAIMED:
 --                       reconcile, which never frees the slot of a holder whose body may
@@ -33,6 +34,7 @@ local holder = redis.call('GET', slot)
 if not holder then return false end
 if expected ~= '' and holder ~= expected then return false end
 local run, events = need(run_prefix .. holder), need(events_prefix .. holder)
+need_pending(slot)
 local ask = undeclared()
 if ask then return ask end
 local now = now_ms()

@@ -6,6 +6,10 @@
 -- KEYS[2]  run          <prefix>:{<workflow>}:run:<run>
 -- KEYS[3]  events       <prefix>:{<workflow>}:events:<run>   the run's event stream
 -- KEYS[4]  outbox       <prefix>:{<workflow>}:ended   the endings outbox (lib.lua note_ending)
+-- KEYS[5]  pending      <prefix>:{<workflow>}:waiting the pending run a release promotes
+-- KEYS[6…] read         the pending run's record and stream, as asked for by a NEED_KEYS
+--                       reply (on a Redis Cluster: declare.lua, lib.lua need_pending);
+--                       {DECLARE.NEED_KEYS, key, …} then, nothing written
 -- ARGV[1]  run_id
 -- ARGV[2]  workflow_id
 -- ARGV[3]  ttl_ms       the running lease: the heartbeat TTL
@@ -38,6 +42,9 @@ local slot, run, events = KEYS[1], KEYS[2], KEYS[3]
 local run_id, workflow_id, ttl_ms, worker = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local retention, pid = tonumber(ARGV[5]), ARGV[6]
 
+need_pending(slot)
+local ask = undeclared()
+if ask then return ask end
 local now = now_ms()
 local status = redis.call('HGET', run, 'status')
 if not status then

@@ -100,6 +100,19 @@ local function promote(slot, now)
   return id
 end
 
+-- On a Redis Cluster (DECLARE_KEYS), the keys a release may touch by promoting the workflow's
+-- pending run — its record and stream — named before the caller's first write (declare.lua);
+-- the pending key itself (`…:waiting`) every releasing script takes in KEYS. Nothing on one
+-- Redis (no extra read).
+local function need_pending(slot)
+  if not DECLARE_KEYS then return end
+  local waiting = redis.call('GET', beside(slot, 'waiting'))
+  if waiting then
+    need(beside(slot, 'run:' .. waiting))
+    need(beside(slot, 'events:' .. waiting))
+  end
+end
+
 -- THE place a slot is freed. Compare-and-delete: frees the slot only if this run holds it,
 -- so a late or repeated release never frees a slot another run holds. Records why and when
 -- on the run (and that its body, if it was stopping, is gone). Then, in the same step, the

@@ -8,6 +8,8 @@
 -- KEYS[1]  slot     <prefix>:{<workflow>}:slot
 -- KEYS[2]  pending  <prefix>:{<workflow>}:waiting   (lib.lua builds the same name from slot)
 -- KEYS[3]  outbox   <prefix>:{<workflow>}:ended     the endings outbox (lib.lua note_ending)
+-- KEYS[4…] read     the pending run's record and stream, as asked for by a NEED_KEYS reply
+--                   (on a Redis Cluster: declare.lua); {DECLARE.NEED_KEYS, key, …} then
 -- ARGV[1]  (none)
 --
 -- Replies: (wrapped by text.py with what was promoted: {reply, promoted_id, pushed})
@@ -19,6 +21,9 @@
 local slot, pending = KEYS[1], KEYS[2]
 local id = redis.call('GET', pending)
 if not id then return {'', ''} end
+need_pending(slot)
+local ask = undeclared()
+if ask then return ask end
 local now = now_ms()
 local run = beside(slot, 'run:' .. id)
 local status = redis.call('HGET', run, 'status')

@@ -7,6 +7,7 @@
 -- KEYS[3]  logs   <prefix>:{<workflow>}:logs:<run>
 -- KEYS[4]  events <prefix>:{<workflow>}:events:<run>   the run's event stream
 -- KEYS[5]  outbox <prefix>:{<workflow>}:ended   the endings outbox (lib.lua note_ending)
+-- KEYS[6]  pending <prefix>:{<workflow>}:waiting (a pending run's read settles its timeout)
 -- ARGV[1]  run_id
 -- ARGV[2]  fields  READ.FULL: the whole record and its log; READ.SUMMARY: the record without
 --                  input and result (lib.lua summary) and no log lines, for the run lists

@@ -41,7 +41,7 @@ class Read(LuaScript):
         """Run (or, on a pipeline, queue) the read; `decode` turns its reply into a Run."""
         return self._call([keys.slot(workflow_id), keys.run(workflow_id, run_id),
                            keys.logs(workflow_id, run_id), keys.events(workflow_id, run_id),
-                           keys.outbox(workflow_id)],
+                           keys.outbox(workflow_id), keys.pending(workflow_id)],
                           [run_id, fields.value], client)
 
     @staticmethod

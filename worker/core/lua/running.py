@@ -38,7 +38,8 @@ class Start(LuaScript):
     def __call__(self, keys: Keys, workflow_id: str, run_id: str, *, worker: str, pid: int,
                  lease_ms: int, queue_timeout_ms: int) -> Started | Refused:
         reply = self._call([keys.slot(workflow_id), keys.run(workflow_id, run_id),
-                            keys.events(workflow_id, run_id), keys.outbox(workflow_id)],
+                            keys.events(workflow_id, run_id), keys.outbox(workflow_id),
+                            keys.pending(workflow_id)],
                            [run_id, worker, lease_ms, queue_timeout_ms, pid])
         kind = StartReply(reply[0])
         if kind is StartReply.STARTED:
@@ -67,7 +68,8 @@ class Heartbeat(LuaScript):
     def __call__(self, keys: Keys, workflow_id: str, run_id: str, *, worker: str, pid: int,
                  ttl_ms: int, retention_s: int) -> Beat:
         reply = self._call([keys.slot(workflow_id), keys.run(workflow_id, run_id),
-                            keys.events(workflow_id, run_id), keys.outbox(workflow_id)],
+                            keys.events(workflow_id, run_id), keys.outbox(workflow_id),
+                            keys.pending(workflow_id)],
                            [run_id, workflow_id, ttl_ms, worker, retention_s, pid])
         verdict, status = BeatVerdict(reply[0]), RunStatus(reply[1]) if len(reply) > 1 else None
         if len(reply) > 2:  # TERMINAL, ended by this call: {…, duration_ms}

@@ -7,6 +7,9 @@
 -- KEYS[2]  run     <prefix>:{<workflow>}:run:<run>
 -- KEYS[3]  events  <prefix>:{<workflow>}:events:<run>   the run's event stream
 -- KEYS[4]  outbox  <prefix>:{<workflow>}:ended   the endings outbox (lib.lua note_ending)
+-- KEYS[5]  pending <prefix>:{<workflow>}:waiting the pending run a release promotes
+-- KEYS[6…] read    the pending run's record and stream, as asked for by a NEED_KEYS reply
+--                  (on a Redis Cluster: declare.lua, lib.lua need_pending)
 -- ARGV[1]  run_id
 -- ARGV[2]  worker            the Celery worker's hostname
 -- ARGV[3]  lease_ms          the running lease: the heartbeat TTL
@@ -23,6 +26,7 @@
 --                                 (REASON.EXPIRED: queue timeout, slot freed here;
 --                                 REASON.LEASE_EXPIRED: its lease had lapsed), else ''
 --   {START.MISSING}               no record (Redis lost it, or it outlived its retention)
+--   {DECLARE.NEED_KEYS, key, …}   the pending run's keys were not in KEYS: nothing written
 --
 -- A release here (the queue timeout) promotes the workflow's pending run (lib.lua release()).
 --
@@ -34,6 +38,9 @@ local slot, run, events = KEYS[1], KEYS[2], KEYS[3]
 local run_id, worker, pid = ARGV[1], ARGV[2], ARGV[5]
 local lease_ms, queue_timeout_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 
+need_pending(slot)
+local ask = undeclared()
+if ask then return ask end
 local status = redis.call('HGET', run, 'status')
 if not status then return {START.MISSING} end
 local now = now_ms()
