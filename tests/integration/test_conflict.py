@@ -222,3 +222,28 @@ def test_a_queue_or_join_trigger_counts_against_the_rate_limit(config, policy):
     refused = client.post("/api/workflows/echo/test-runs", json={"input": {}},
                           query_string={"on_conflict": policy})
     assert expect_status(refused, 429)["error"] == "rate_limited"
+
+
+def test_supersedes_joins_and_pending_runs_are_counted(idle_client, config):
+    """testrun_superseded_total and testrun_joins_total count in the web process that answered;
+    testrun_runs_pending is read from Redis at scrape time."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[tuple[str, frozenset], float]:
+        text = idle_client.get("/metrics").get_data(as_text=True)
+        return {(s.name, frozenset(s.labels.items())): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    def counted(samples, name: str) -> float:
+        return samples.get((name, frozenset({("workflow", "say")})), 0.0)
+
+    before = scrape()
+    running_holder(idle_client, config, "say", {"text": "a"})
+    trigger(idle_client, "say", {"text": "b"}, query_string=QUEUE)
+    trigger(idle_client, "say", {"text": "c"}, query_string=QUEUE)  # supersedes b
+    trigger(idle_client, "say", {"text": "a"}, expect=200, query_string=JOIN)
+    after = scrape()
+    assert counted(after, "testrun_superseded_total") - counted(
+        before, "testrun_superseded_total") == 1
+    assert counted(after, "testrun_joins_total") - counted(before, "testrun_joins_total") == 1
+    assert after[("testrun_runs_pending", frozenset())] == 1  # c, under this test's prefix
