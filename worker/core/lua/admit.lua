@@ -18,9 +18,7 @@
 -- KEYS[9…] read          keys this call learns by reading, as asked for by a NEED_KEYS reply
 --                        (on a Redis Cluster: declare.lua): the holder's record and stream, the
 --                        pending run's, the record of the run an idempotency key names, the
---                        runs keep_newest deletes (record, log, stream, idempotency key). (Not
---                        yet asked for: the record and stream of the run a release promotes
---                        when it is not the one read here — lib.lua beside())
+--                        runs keep_newest deletes (record, log, stream, idempotency key)
 -- ARGV[1]  run_id        the new run's id
 -- ARGV[2]  workflow_id
 -- ARGV[3]  input         the run's input, JSON text
