@@ -59,12 +59,7 @@ HEARTBEAT_TTL = 6.0
 
 @pytest.fixture(scope="module")
 def rcluster() -> Iterator[RedisCluster]:
-    why = redis_cluster.unavailable()
-    if why:
-        pytest.skip(f"no Redis Cluster: {why}")
-    cluster = RedisCluster().start()
-    yield cluster
-    cluster.stop()
+    yield from redis_cluster.running()
 
 
 @pytest.fixture(scope="module")

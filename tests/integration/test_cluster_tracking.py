@@ -36,12 +36,7 @@ WORKERS: list[Worker] = []  # the module's worker, for its log when a test fails
 
 @pytest.fixture(scope="module")
 def rcluster() -> Iterator[RedisCluster]:
-    why = redis_cluster.unavailable()
-    if why:
-        pytest.skip(f"no Redis Cluster: {why}")
-    cluster = RedisCluster().start()
-    yield cluster
-    cluster.stop()
+    yield from redis_cluster.running()
 
 
 @pytest.fixture(scope="module")

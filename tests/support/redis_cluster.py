@@ -16,9 +16,10 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import pytest
 import redis
 
 from devtools.redis_server import answers, free_port, redis_binary, server_version
@@ -48,6 +49,19 @@ def unavailable() -> str | None:
     if binaries() is None:
         return "no redis-server and redis-cli of version 7 or later (apt-get install redis-server)"
     return None
+
+
+def running() -> Iterator[RedisCluster]:
+    """A started cluster for a module's fixture (`yield from running()`), skipped with the
+    reason where none can run here, and stopped after the module even when it fails."""
+    why = unavailable()
+    if why:
+        pytest.skip(f"no Redis Cluster: {why}")
+    cluster = RedisCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 class NodeExited(Exception):

@@ -42,6 +42,18 @@ class ClusterAddress:
     ssl: bool = False
     options: tuple[tuple[str, str], ...] = ()
 
+    def connection_options(self) -> dict[str, Any]:
+        """Every node's connection options (credentials, TLS), the same for redis-py's client
+        and the rate limiter's `limits` storage, so both reach the cluster alike."""
+        options: dict[str, Any] = dict(self.options)
+        if self.username:
+            options["username"] = self.username
+        if self.password:
+            options["password"] = self.password
+        if self.ssl:
+            options["ssl"] = True
+        return options
+
 
 def parse(url: str) -> ClusterAddress:
     """The seeds, credentials and TLS options of a cluster URL; ValueError names what is
@@ -73,14 +85,7 @@ def limits_uri(url: str) -> tuple[str, dict[str, Any]]:
     """The `limits` library's cluster storage URI and its options for the same cluster."""
     address = parse(url)
     seeds = ",".join(f"{h}:{p}" for h, p in address.nodes)
-    options: dict[str, Any] = dict(address.options)
-    if address.username:
-        options["username"] = address.username
-    if address.password:
-        options["password"] = address.password
-    if address.ssl:
-        options["ssl"] = True
-    return f"redis+cluster://{seeds}", options
+    return f"redis+cluster://{seeds}", address.connection_options()
 
 
 def cluster_client(url: str, **options: Any) -> RedisCluster:
@@ -89,15 +94,8 @@ def cluster_client(url: str, **options: Any) -> RedisCluster:
     `redis.ConnectionError`, an outage like any other (redis-py raises its
     RedisClusterException, which also means a programming error)."""
     address = parse(url)
-    extra: dict[str, Any] = dict(address.options)
-    if address.username:
-        extra["username"] = address.username
-    if address.password:
-        extra["password"] = address.password
-    if address.ssl:
-        extra["ssl"] = True
     try:
         return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in address.nodes],
-                            **extra, **options)
+                            **address.connection_options(), **options)
     except redis.exceptions.RedisClusterException as exc:
         raise redis.ConnectionError(f"no node of the cluster answers: {exc}") from exc
