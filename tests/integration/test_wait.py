@@ -137,3 +137,42 @@ def test_waiting_threads_do_not_starve_triggers(stack):
     assert len(results) == 6
     assert sum(1 for took in results if took >= 1.9) <= MAX_WAITERS
     request("POST", f"{server.url}/api/test-runs/{run['run_id']}/cancel")
+
+
+def test_a_waiter_on_a_pending_run_answers_when_a_newer_queue_trigger_supersedes_it(
+        stack, redis_client):
+    """`superseded` ends a wait like every other ending: the waiter blocked on the pending
+    run's stream (seen blocked in CLIENT LIST) answers 200 as soon as the newer trigger lands."""
+    server, config = stack
+    trigger = f"{server.url}/api/workflows/hang/test-runs"
+    # an earlier test's cancelled `hang` keeps the slot until its body is gone (strict
+    # single-flight): start from a free slot
+    wait_for(lambda: request("GET", f"{server.url}/api/workflows/hang")[1]["active_run_id"]
+             is None, 10, "the earlier hang run's body to be gone")
+    status, holder = request("POST", trigger, {"input": {}})
+    assert status == 202, holder
+    status, first = request("POST", f"{trigger}?on_conflict=queue", {"input": {"n": 1}})
+    assert status == 202 and first["status"] == RunStatus.PENDING, first
+    name = f"{config['TEST_RUN_KEY_PREFIX']}-waiters"
+    answers: list[tuple[int, dict, float]] = []
+    waiter = threading.Thread(target=lambda: answers.append(
+        timed("GET", f"{server.url}/api/test-runs/{first['run_id']}?wait=8")))
+    waiter.start()
+    newer = ""
+    try:
+        wait_for(lambda: any(c.get("name") == name and "b" in c.get("flags", "")
+                             for c in redis_client.client_list()), 5, "the waiter to block")
+        status, second = request("POST", f"{trigger}?on_conflict=queue", {"input": {"n": 2}})
+        assert status == 202 and second["status"] == RunStatus.PENDING, second
+        newer = second["run_id"]
+        waiter.join(10)
+        assert answers, "the waiter did not answer"
+        status, ended, took = answers[0]
+        assert status == 200 and ended["status"] == RunStatus.SUPERSEDED, ended
+        assert ended["superseded_by"] == newer
+        assert took < 6, took  # the ending woke it, not the end of its 8 s wait
+    finally:
+        waiter.join(10)
+        if newer:
+            request("POST", f"{server.url}/api/test-runs/{newer}/cancel")
+        request("POST", f"{server.url}/api/test-runs/{holder['run_id']}/cancel")
