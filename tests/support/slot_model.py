@@ -249,7 +249,8 @@ class SlotModel:
         before = mine.status_events if mine is not None else 0
         run = ModelRun(run_id, workflow_id, status=becomes, status_events=before + 1,
                        previous_holder=previous_holder, previous_release=previous,
-                       digest=digest, superseded=superseded)
+                       digest=digest, superseded=superseded,
+                       ever_lost=mine is not None and mine.ever_lost)
         self.runs[run_id] = run
         self.index.setdefault(workflow_id, set()).add(run_id)
         if key is not None:
