@@ -55,7 +55,9 @@ class Killer:
     def strike(self) -> None:
         worker = self.rng.choice(self.workers)
         if self.rng.random() < 0.6:
-            children = worker.children()
+            # not a zombie: its body already stopped (a cancel's kill, not yet reaped), and a
+            # kill time recorded for it would stretch that body past its real end
+            children = [p for p in worker.children() if alive(p)]
             if children:
                 pid = self.rng.choice(children)
                 self.died_at[pid] = time.time()
