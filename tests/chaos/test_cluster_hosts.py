@@ -118,6 +118,18 @@ def stack(config: dict[str, str], rcluster: RedisCluster,
     wait_for(rcluster.healthy, 60, "the Redis Cluster to be whole", interval=0.2)
 
 
+def writing_and_triggering(stack: Stack, rcluster: RedisCluster) -> tuple[Writer, Traffic]:
+    """A counter written in the probe workflow's slot (what a failover may lose) and the
+    workflows' traffic, both flowing before the fault comes."""
+    writer = Writer(rcluster, "{probe}:lag:" + stack.config["TEST_RUN_KEY_PREFIX"])
+    writer.start()
+    wait_for(lambda: len(writer.acks) > 100, 10, "the writer to write")
+    traffic = Traffic(stack)
+    traffic.start()
+    wait_for(lambda: len(traffic.answers) > 10, 20, "traffic to flow")
+    return writer, traffic
+
+
 def test_live_resharding_answers_only_503s_and_keeps_the_invariants(stack, rcluster,
                                                                    redis_client):
     """Each round moves RESHARD_SLOTS slots from two masters to the third and rebalances them
@@ -169,12 +181,7 @@ def test_a_master_killed_and_its_replica_promoted(stack, rcluster, redis_client)
         victim = rcluster.master_of_slot(key_slot(probe.encode()))
         assert victim is not None
         # a counter in the probe workflow's slot: on the master about to die
-        writer = Writer(rcluster, "{probe}:lag:" + stack.config["TEST_RUN_KEY_PREFIX"])
-        writer.start()
-        wait_for(lambda w=writer: len(w.acks) > 100, 10, "the writer to write")
-        traffic = Traffic(stack)
-        traffic.start()
-        wait_for(lambda t=traffic: len(t.answers) > 10, 20, "traffic to flow")
+        writer, traffic = writing_and_triggering(stack, rcluster)
         killed_at = rcluster.kill(victim)
         slot = key_slot(probe.encode())
         wait_for(lambda s=slot, v=victim: rcluster.master_of_slot(s) not in (None, v),
@@ -206,12 +213,7 @@ def test_a_graceful_cluster_failover_loses_nothing(stack, rcluster, redis_client
         assert master is not None
         replica = rcluster.replica_of(master)
         assert replica is not None
-        writer = Writer(rcluster, "{probe}:lag:" + stack.config["TEST_RUN_KEY_PREFIX"])
-        writer.start()
-        wait_for(lambda w=writer: len(w.acks) > 100, 10, "the writer to write")
-        traffic = Traffic(stack)
-        traffic.start()
-        wait_for(lambda t=traffic: len(t.answers) > 10, 20, "traffic to flow")
+        writer, traffic = writing_and_triggering(stack, rcluster)
         started = time.time()
         rcluster.node(replica).execute_command("CLUSTER", "FAILOVER")
         slot = key_slot(probe.encode())

@@ -49,6 +49,19 @@ def holds_throughout(predicate: Callable[[], Any], seconds: float, what: str,
         time.sleep(interval)
 
 
+def kill_all(procs: dict[Any, subprocess.Popen]) -> None:
+    """SIGKILL every server a fixture started (a Redis Cluster's nodes, sentinels) and reap
+    each, bounded: a test's servers never outlive it."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+    procs.clear()
+
+
 def alive(pid: int) -> bool:
     """True while `pid` runs (a zombie has stopped executing, whoever reaps it)."""
     try:

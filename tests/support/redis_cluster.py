@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from devtools.redis_server import answers, free_port, redis_binary, server_version
-from tests.support.procs import wait_for
+from tests.support.procs import kill_all, wait_for
 
 SLOTS = 16384
 
@@ -299,13 +299,6 @@ class RedisCluster:
                          for p in sorted(self.dir.glob("*.log")))
 
     def stop(self, keep_dir: bool = False) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-        self.procs.clear()
+        kill_all(self.procs)
         if not keep_dir:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import redis
 
 from devtools.redis_server import answers, free_port, redis_binary
-from tests.support.procs import wait_for
+from tests.support.procs import kill_all, wait_for
 
 MASTER_NAME = "testmaster"
 
@@ -145,12 +145,5 @@ class SentinelCluster:
                          for p in sorted(self.dir.glob("*.log")))
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-        self.procs.clear()
+        kill_all(self.procs)
         shutil.rmtree(self.dir, ignore_errors=True)
