@@ -193,9 +193,8 @@ class RunStore:
         else:
             if decision.ended is not None and decision.status is not None:
                 # the start check itself ended it: queue time out, or a lapsed lease
-                lifecycle.finished(run_id, workflow_id, decision.status,
-                                   _settled_error(decision.status))
-                lifecycle.released(run_id, workflow_id, decision.ended)
+                lifecycle.ended(run_id, workflow_id, decision.status,
+                                _settled_error(decision.status), decision.ended)
             lifecycle.refused(run_id, workflow_id, decision.status)
         return decision
 
@@ -237,6 +236,10 @@ class RunStore:
             self.keys, workflow_id, run_id, status=status, error_type=error_type, error=error,
             result_json="" if result is NO_RESULT else json.dumps(result, separators=(",", ":")),
             reason=reason, worker=worker, retention_s=self.settings.retention, mode=mode)
+        if done.ended and done.released:  # the usual ending: one step, one event
+            lifecycle.ended(run_id, workflow_id, status, error_type, reason,
+                            duration_s=done.duration_s)
+            return done
         if done.ended:
             lifecycle.finished(run_id, workflow_id, status, error_type,
                                duration_s=done.duration_s)
@@ -371,9 +374,10 @@ class RunStore:
         if freed is None:
             return None
         if freed.ended:
-            lifecycle.finished(freed.holder, workflow_id, RunStatus.CANCELLED,
-                               ErrorType.CANCELLED, duration_s=freed.duration_s)
-        lifecycle.released(freed.holder, workflow_id, reason)
+            lifecycle.ended(freed.holder, workflow_id, RunStatus.CANCELLED,
+                            ErrorType.CANCELLED, reason, duration_s=freed.duration_s)
+        else:
+            lifecycle.released(freed.holder, workflow_id, reason)
         lifecycle.forced(freed.holder, workflow_id, reason)
         return freed.holder
 
@@ -396,10 +400,12 @@ def _settled(run: Run) -> None:
     raise its ending, once."""
     duration = ((run.finished_ms - run.started_ms) / 1000
                 if run.started_ms and run.finished_ms else None)
-    lifecycle.finished(run.run_id, run.workflow_id, run.status,
-                       run.error_type or _settled_error(run.status), duration_s=duration)
-    if run.error_type is not ErrorType.PENDING_TIMEOUT:  # a pending run held no slot
-        lifecycle.released(run.run_id, run.workflow_id, ReleaseReason.LEASE_EXPIRED)
+    error = run.error_type or _settled_error(run.status)
+    if run.error_type is ErrorType.PENDING_TIMEOUT:  # a pending run held no slot
+        lifecycle.finished(run.run_id, run.workflow_id, run.status, error, duration_s=duration)
+    else:
+        lifecycle.ended(run.run_id, run.workflow_id, run.status, error,
+                        ReleaseReason.LEASE_EXPIRED, duration_s=duration)
 
 
 def queue_slots(pipe: Any, keys: Keys, workflow_ids: list[str], *, cluster: bool) -> None:
