@@ -29,7 +29,16 @@ made, not a silent nil).
 
 from __future__ import annotations
 
-from .admission import Admit, AdmitResult, Admitted, AlreadyAdmitted, Busy, Joined, Pending
+from .admission import (
+    Admit,
+    AdmitResult,
+    Admitted,
+    AlreadyAdmitted,
+    Busy,
+    Joined,
+    Message,
+    Pending,
+)
 from .base import LuaScript, OnPromoted
 from .ending import Finish, Finished, ForceRelease, ForceReleased, Promote, Upkept
 from .reading import Read, RunSnapshot
@@ -68,7 +77,8 @@ __all__ = [
     "Attach", "Attempt", "DeliveryLog", "TakeEnding", "WebhookBegin", "WebhookClaim",
     "WebhookEnd", "WebhookSchedule",
     "Advertise", "Beat", "BeatVerdict", "Busy", "Finish", "FinishMode", "FinishReply",
-    "Finished", "ForceRelease", "ForceReleased", "Heartbeat", "LogReply", "LuaScript", "Read",
+    "Finished", "ForceRelease", "ForceReleased", "Heartbeat", "LogReply", "LuaScript", "Message",
+    "Read",
     "ReadFields", "Refused", "RunSnapshot", "Start", "StartReply", "Started", "WorkerInfo",
     "Workers", "prelude", "source", "Joined", "Pending", "Promote", "Upkept", "OnPromoted",
 ]

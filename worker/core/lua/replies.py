@@ -25,6 +25,7 @@ class AdmitReply(StrEnum):
     CONFLICT = "conflict"
     PENDING = "became_pending"
     JOINED = "joined"
+    NEED_MESSAGE = "need_message"
 
 
 class StartReply(StrEnum):
