@@ -116,7 +116,5 @@ class Promote(LuaScript):
 
     def decode(self, raw: Any) -> Upkept:
         """A queued call's reply, still wrapped (text.py): its promotion is handed on here."""
-        reply, promoted, pushed = raw
-        if promoted and self.on_promoted is not None:
-            self.on_promoted(str(promoted), pushed == "1")
+        reply = self.unwrap(raw)
         return Upkept(reply[0] or None, reply[1] or None)
