@@ -155,6 +155,9 @@ def test_a_replace_and_an_operator_release_of_running_runs_observe_their_duratio
     assert store.get(second).status is RunStatus.PENDING
     assert store.finish(first, RunStatus.CANCELLED, error_type=ErrorType.CANCELLED) is False
     assert store.holders(["echo"]) == {"echo": second}  # promoted by that release
+    # counted under why the body was stopped, as its record says (not the outcome's reason)
+    assert heard.released_ == [(first, ReleaseReason.REPLACED)]
+    assert store.get(first).release_reason is ReleaseReason.REPLACED
     store.start(second, "w@test")
     assert store.force_release("echo") == second
     durations = {run_id: duration for run_id, _, _, duration in heard.finished_}

@@ -255,7 +255,7 @@ class RunStore:
             if error is not ErrorType.PENDING_TIMEOUT:  # a pending run held no slot
                 lifecycle.released(run_id, workflow_id, ReleaseReason.LEASE_EXPIRED)
         if done.released:
-            lifecycle.released(run_id, workflow_id, reason)
+            lifecycle.released(run_id, workflow_id, done.released)
         return done
 
     def heartbeat(self, run_id: str, worker: str | None, pid: int) -> Beat:
