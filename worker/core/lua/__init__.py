@@ -39,7 +39,7 @@ from .admission import (
     Message,
     Pending,
 )
-from .base import LuaScript, OnPromoted
+from .base import LuaScript, OnPendingExpired, OnPromoted
 from .ending import Finish, Finished, ForceRelease, ForceReleased, Promote, Upkept
 from .reading import Read, RunSnapshot
 from .replies import (
@@ -81,4 +81,5 @@ __all__ = [
     "Read",
     "ReadFields", "Refused", "RunSnapshot", "Start", "StartReply", "Started", "WorkerInfo",
     "Workers", "prelude", "source", "Joined", "Pending", "Promote", "Upkept", "OnPromoted",
+    "OnPendingExpired",
 ]

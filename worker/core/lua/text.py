@@ -9,9 +9,10 @@ time (a quarter of a 409's, measured), while a literal costs nothing. A member t
 fails here, when the text is made, naming the script — before Redis ever sees it.
 
 A script that may free a slot (RELEASING) runs as a function whose reply is handed back as
-`{reply, promoted run id or '', '1' if its message was pushed}`: release() promotes the
-workflow's pending run in the same step, and the caller must learn of it (to publish its
-message on the two-step path, and to count it). base.LuaScript unwraps it."""
+`{reply, promoted run id or '', '1' if its message was pushed, expired pending run id or ''}`:
+release() promotes the workflow's pending run in the same step (or ends it expired, past its
+pending timeout), and the caller must learn of it (to publish its message on the two-step
+path, and to count it). base.LuaScript unwraps it."""
 
 from __future__ import annotations
 
@@ -81,6 +82,6 @@ def source(name: str, declare_keys: bool = False) -> str:
     if name in RELEASING:
         body = ("local reply = (function()\n" + body + "\nend)()\n"
                 "if reply == nil then reply = false end\n"
-                "return {reply, PROMOTED[1], PROMOTED[2]}\n")
+                "return {reply, PROMOTED[1], PROMOTED[2], PROMOTED[3]}\n")
     shared = "".join((HERE / part).read_text() for part in ("declare.lua", "lib.lua"))
     return prelude() + strict + inline(shared, "lib.lua") + inline(body, f"{name}.lua")
