@@ -29,7 +29,7 @@ from web import create_app
 from worker.core.settings import Settings
 from worker.core.status import TERMINAL, RunStatus
 
-pytestmark = pytest.mark.broker_matrix
+pytestmark = [pytest.mark.broker_matrix, pytest.mark.cluster_tracking]
 
 WORKFLOWS = [f"soak-{i:02d}" for i in range(20)]
 HEARTBEAT_TTL = 3.0

@@ -19,6 +19,8 @@ from worker.core.settings import Settings
 from worker.core.status import ErrorType, ReleaseReason, RunStatus
 from worker.core.store import RunStore
 
+pytestmark = pytest.mark.cluster_tracking
+
 
 class Recorder(LifecycleHooks):
     def __init__(self) -> None:
