@@ -7,16 +7,18 @@ wrong number on a dashboard. No worker: the store is driven directly, on a priva
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.support.api import expect_status, keys_of, trigger
+from tests.support.procs import wait_for
 from worker.core.lifecycle import LifecycleHooks, lifecycle
 from worker.core.lua import Refused
 from worker.core.settings import Settings
-from worker.core.status import ErrorType, ReleaseReason, RunStatus
+from worker.core.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 from worker.core.store import RunStore
 
 pytestmark = pytest.mark.cluster_tracking
@@ -112,6 +114,27 @@ def test_a_heartbeat_that_finds_its_slot_taken_ends_the_run_once(idle_client, st
     assert store.holders(["echo"])["echo"] == new
 
 
+def test_a_pending_run_past_its_timeout_when_the_slot_frees_ends_expired_once(
+        idle_client, store, config, heard):
+    """release() ends a pending run that waited too long instead of promoting it: that ending
+    is counted like the others (the script hands it back beside its reply)."""
+    holder = trigger(idle_client, "echo")["run_id"]
+    brief = RunStore(Settings.from_env(overrides={**config, "TEST_RUN_PENDING_TIMEOUT": "0.05"}))
+    pending = brief.admit("echo", {}, on_conflict=ConflictPolicy.QUEUE).run_id
+    until = int(store.connection.redis.hget(keys_of(config).run("echo", pending),
+                                            "pending_until_ms"))
+    wait_for(lambda: time.time() * 1000 > until + 5, 5, "the pending timeout to pass")
+    store.start(holder, "w@test")
+    store.finish(holder, RunStatus.SUCCEEDED)
+    assert store.holders(["echo"]) == {"echo": None}  # nothing promoted into it
+    for _ in range(2):  # a read and the heartbeat's upkeep find it ended: nothing more
+        assert store.get(pending).status is RunStatus.EXPIRED
+        store.upkeep(["echo"])
+    assert sorted(heard.endings()) == sorted([
+        (holder, RunStatus.SUCCEEDED, None),
+        (pending, RunStatus.EXPIRED, ErrorType.PENDING_TIMEOUT)])
+
+
 def test_a_replace_and_an_operator_release_each_end_their_holder_once(idle_client, store,
                                                                        heard):
     first = trigger(idle_client, "echo")["run_id"]
@@ -134,6 +157,9 @@ def test_a_replace_and_an_operator_release_of_running_runs_observe_their_duratio
     assert store.get(second).status is RunStatus.PENDING
     assert store.finish(first, RunStatus.CANCELLED, error_type=ErrorType.CANCELLED) is False
     assert store.holders(["echo"]) == {"echo": second}  # promoted by that release
+    # counted under why the body was stopped, as its record says (not the outcome's reason)
+    assert heard.released_ == [(first, ReleaseReason.REPLACED)]
+    assert store.get(first).release_reason is ReleaseReason.REPLACED
     store.start(second, "w@test")
     assert store.force_release("echo") == second
     durations = {run_id: duration for run_id, _, _, duration in heard.finished_}

@@ -123,7 +123,7 @@ class SlotMachine(RuleBasedStateMachine):
                 run, RunStatus.CANCELLED, *self.driver.outcomes["revoked_running"][1:3],
                 mode="cancel")
             return (kind, status if kind == "unchanged" else None,
-                    released if kind == "finished" else False)
+                    released is not None if kind == "finished" else False)
 
         self._step(f"cancel {run}", lambda: self.driver.cancel(run), model, again)
 

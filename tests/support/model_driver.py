@@ -105,10 +105,10 @@ class Driver:
         return (beat.verdict.value, beat.status)
 
     def finish(self, run_id: str, outcome: str, worker: str | None
-               ) -> tuple[str, RunStatus | None, bool]:
+               ) -> tuple[str, RunStatus | None, ReleaseReason | None]:
         status, error_type, reason, mode = self.outcomes[outcome]
         # RunStore.finish answers only "did this call end it"; the model compares the whole
-        # reply (status before, released), which its private step hands back
+        # reply (status before, why it freed the slot), which its private step hands back
         done = self.store._finish(run_id, status, error_type, f"model: {outcome}",
                                   {"ok": True} if status is RunStatus.SUCCEEDED else NO_RESULT,
                                   reason, worker, _mode(mode))

@@ -326,37 +326,39 @@ class SlotModel:
     # -- finish.lua -----------------------------------------------------------------------------
     def finish(self, run_id: str, status: RunStatus, error_type: ErrorType | None,
                reason: ReleaseReason, mode: str, worker: str | None = None,
-               ) -> tuple[str, RunStatus | None, bool]:
-        """mode: 'outcome' | 'cancel' | 'queued_only' | 'body_gone'."""
+               ) -> tuple[str, RunStatus | None, ReleaseReason | None]:
+        """mode: 'outcome' | 'cancel' | 'queued_only' | 'body_gone'. The reply's last part
+        is why this call freed the slot, as recorded (a stopped body's: why it was stopped)."""
         run = self.runs[run_id]
         current = run.status
         if current is None:
             if mode != "outcome":
-                return ("missing", None, False)
+                return ("missing", None, None)
             run.record_lost, run.owner, run.release_reason = True, None, None
         elif mode != "outcome":
             self._settle_lapsed(run)
             current = run.status
         if current is not None and current in TERMINAL:
-            released = False
+            released = None
             if mode in ("outcome", "body_gone") or run.stopping is None:
-                released = self._release(run, run.stopping or reason)
+                why = run.stopping or reason
+                released = why if self._release(run, why) else None
             return ("unchanged", current, released)
         if mode == "body_gone" or (mode == "queued_only" and current is not RunStatus.QUEUED):
-            return ("unchanged", current, False)
+            return ("unchanged", current, None)
         run.status = RunStatus.QUEUED  # present again (a record rebuilt by this call)
         self._end(run, status, error_type)
         if worker and run.owner is None and run.worker is None:
             run.worker = worker
-        released = False
+        released = None
         if mode == "cancel" and current is RunStatus.RUNNING:
             run.stopping = ReleaseReason.CANCELLED  # the slot waits for its body to stop
         elif current is RunStatus.PENDING:
             run.ended_pending = True
             if self.pending.get(run.workflow_id) == run_id:
                 self.pending[run.workflow_id] = None
-        else:
-            released = self._release(run, reason)
+        elif self._release(run, reason):
+            released = reason
         return ("finished", current, released)
 
     # -- read.lua -------------------------------------------------------------------------------

@@ -110,10 +110,11 @@ class Scripts:
                 self.attach, self.take_ending, self.delivery_log, self.webhook_schedule,
                 self.webhook_claim, self.webhook_begin, self.webhook_end, self.promote]
 
-    def on_promoted(self, hook: lua.OnPromoted) -> None:
-        """Hand each run a script promotes into a freed slot to `hook` (the run store's)."""
+    def on_promoted(self, hook: lua.OnPromoted, expired: lua.OnPendingExpired) -> None:
+        """Hand each run a script promotes into a freed slot to `hook`, and each pending run
+        it ends expired there instead to `expired` (the run store's)."""
         for script in self.all():
-            script.on_promoted = hook
+            script.on_promoted, script.on_pending_expired = hook, expired
 
     def load(self) -> None:
         """Load every script now, so no call pays a NOSCRIPT round trip."""

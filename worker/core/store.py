@@ -74,7 +74,7 @@ class RunStore:
             with self._lock:
                 if self._connection is None:
                     connection = connect(self.settings)
-                    connection.scripts.on_promoted(self._promoted)
+                    connection.scripts.on_promoted(self._promoted, self._pending_expired)
                     self._connection = connection
         return self._connection
 
@@ -87,6 +87,13 @@ class RunStore:
         lifecycle.promoted(run_id, workflow_id)
         if not pushed and self.publisher is not None:
             self.publisher(run_id)
+
+    @staticmethod
+    def _pending_expired(run_id: str) -> None:
+        """A script freed a slot whose pending run was past its pending timeout: it ended
+        expired there, and is counted like every other ending."""
+        lifecycle.finished(run_id, workflow_of(run_id) or "", RunStatus.EXPIRED,
+                           ErrorType.PENDING_TIMEOUT)
 
     @property
     def _redis(self) -> RedisClient:
@@ -248,7 +255,7 @@ class RunStore:
             if error is not ErrorType.PENDING_TIMEOUT:  # a pending run held no slot
                 lifecycle.released(run_id, workflow_id, ReleaseReason.LEASE_EXPIRED)
         if done.released:
-            lifecycle.released(run_id, workflow_id, reason)
+            lifecycle.released(run_id, workflow_id, done.released)
         return done
 
     def heartbeat(self, run_id: str, worker: str | None, pid: int) -> Beat:

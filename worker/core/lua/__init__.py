@@ -28,7 +28,7 @@ reply enums (replies.py: `STATUS.RUNNING`, `REASON.REPLACED`, `TERMINAL[status]`
 from __future__ import annotations
 
 from .admission import Admit, AdmitResult, Admitted, AlreadyAdmitted, Busy, Joined, Pending
-from .base import LuaScript, OnPromoted
+from .base import LuaScript, OnPendingExpired, OnPromoted
 from .ending import Finish, Finished, ForceRelease, ForceReleased, Promote, Upkept
 from .reading import Read, RunSnapshot
 from .replies import (
@@ -69,4 +69,5 @@ __all__ = [
     "Finished", "ForceRelease", "ForceReleased", "Heartbeat", "LogReply", "LuaScript", "Read",
     "ReadFields", "Refused", "RunSnapshot", "Start", "StartReply", "Started", "WorkerInfo",
     "Workers", "prelude", "source", "Joined", "Pending", "Promote", "Upkept", "OnPromoted",
+    "OnPendingExpired",
 ]

@@ -19,6 +19,8 @@ from .text import RELEASING, source
 
 #: told of each run a script promoted into a freed slot: (run id, its message was pushed)
 OnPromoted = Callable[[str, bool], None]
+#: told of each pending run a script ended expired where it would have promoted it
+OnPendingExpired = Callable[[str], None]
 
 
 def run_from_reply(snapshot: Any) -> Run | None:
@@ -77,8 +79,20 @@ class LuaScript:
         self.declare_keys = declare_keys
         self._script: Script = client.register_script(source(self.name, declare_keys))
         self._releasing = self.name in RELEASING
-        #: set by the run store: each run this script promotes is handed to it
+        #: set by the run store: each run this script promotes is handed to it, and each
+        #: pending run it ended expired instead
         self.on_promoted: OnPromoted | None = None
+        self.on_pending_expired: OnPendingExpired | None = None
+
+    def unwrap(self, raw: Any) -> Any:
+        """A RELEASING script's own reply out of text.py's wrapping; what it promoted (or
+        ended expired instead) handed to the hooks."""
+        reply, promoted, pushed, expired = raw
+        if promoted and self.on_promoted is not None:
+            self.on_promoted(str(promoted), pushed == "1")
+        if expired and self.on_pending_expired is not None:
+            self.on_pending_expired(str(expired))
+        return reply
 
     def load(self) -> None:
         """SCRIPT LOAD now, so the first call is one EVALSHA (no NOSCRIPT round trip)."""
@@ -97,13 +111,11 @@ class LuaScript:
         deadline, calls = None, 0
         while True:
             reply = self._script(keys=declared, args=args)
-            promoted = pushed = None
-            if self._releasing:
-                reply, promoted, pushed = reply
-            if not needs_keys(reply):
-                if promoted and self.on_promoted is not None:
-                    self.on_promoted(str(promoted), pushed == "1")
-                return reply
+            # a NEED_KEYS reply wrote nothing: nothing was promoted or ended
+            own = reply[0] if self._releasing else reply
+            if not needs_keys(own):
+                return self.unwrap(reply) if self._releasing else reply
+            reply = own
             declared += [str(k) for k in reply[1:] if k not in declared]
             calls += 1
             if calls >= IMMEDIATE_KEY_ROUNDS:

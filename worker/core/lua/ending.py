@@ -19,13 +19,14 @@ from .replies import FinishMode, FinishReply
 class Finished:
     """`ended`: this call ended the run (else it had ended already, or was missing).
     `status`: the run's status before this call when it ended it, else as it stays.
-    `released`: this call freed the slot. `run`: the record (CANCEL mode only).
+    `released`: why this call freed the slot (as recorded: a stopped body's release says why
+    it was stopped), else None. `run`: the record (CANCEL mode only).
     `settled`: this call found the run's lease lapsed and recorded `status` (expired/lost)
     instead of the requested ending. `duration_s`: start to end (None: it never started)."""
 
     reply: FinishReply
     status: RunStatus | None = None
-    released: bool = False
+    released: ReleaseReason | None = None
     run: Run | None = None
     settled: bool = False
     duration_s: float | None = None
@@ -53,7 +54,8 @@ class Finish(LuaScript):
         if kind is FinishReply.MISSING:
             return Finished(kind)
         started, ended = ms_to_seconds(reply[5]), ms_to_seconds(reply[6])
-        return Finished(kind, RunStatus(reply[1]) if reply[1] else None, bool(reply[2]),
+        return Finished(kind, RunStatus(reply[1]) if reply[1] else None,
+                        ReleaseReason(reply[2]) if reply[2] else None,
                         run_from_reply(reply[3]), settled=bool(reply[4]),
                         duration_s=ended - started if started is not None and ended is not None
                         else None)
@@ -116,7 +118,5 @@ class Promote(LuaScript):
 
     def decode(self, raw: Any) -> Upkept:
         """A queued call's reply, still wrapped (text.py): its promotion is handed on here."""
-        reply, promoted, pushed = raw
-        if promoted and self.on_promoted is not None:
-            self.on_promoted(str(promoted), pushed == "1")
+        reply = self.unwrap(raw)
         return Upkept(reply[0] or None, reply[1] or None)

@@ -44,7 +44,8 @@
 -- run started, '' if it never did; finished_ms: when it ended)
 --   {FINISH.FINISHED, status_before, released, record, '', started_ms, finished_ms}  this
 --       call ended the run; status_before is what it was ('' if the record was recreated);
---       released is 1 if this call freed the slot
+--       released is the REASON recorded if this call freed the slot (the stop's own —
+--       cancelled, replaced — for a body that was stopping), else ''
 --   {FINISH.UNCHANGED, status, released, record, settled, started_ms, finished_ms}  the run
 --       had already ended (or, in QUEUED_ONLY mode, is not queued): status is what it is;
 --       released as above; settled is '1' when this very call found its lease lapsed and
@@ -84,10 +85,11 @@ if current and TERMINAL[current] then
   -- a run cancelled while running keeps its slot until its body is gone: only the worker's
   -- outcome (OUTCOME mode) says so, never a second cancel or a late queued-only call
   -- (whose release records why it was stopped: cancelled, replaced)
-  local released = 0
+  local released = ''
   local stopping = redis.call('HGET', run, 'stopping')
-  if mode == FINISH_MODE.OUTCOME or mode == FINISH_MODE.BODY_GONE or not stopping then
-    released = release(slot, run, run_id, stopping or reason, now)
+  if (mode == FINISH_MODE.OUTCOME or mode == FINISH_MODE.BODY_GONE or not stopping)
+      and release(slot, run, run_id, stopping or reason, now) == 1 then
+    released = stopping or reason
   end
   local started, finished = times()
   local record = (mode == FINISH_MODE.CANCEL) and snapshot(run, logs) or false
@@ -95,7 +97,7 @@ if current and TERMINAL[current] then
 end
 if mode == FINISH_MODE.BODY_GONE
     or (mode == FINISH_MODE.QUEUED_ONLY and current ~= STATUS.QUEUED) then
-  return {FINISH.UNCHANGED, current, 0, false, '', '', ''}
+  return {FINISH.UNCHANGED, current, '', false, '', '', ''}
 end
 
 record_end(run, events, status, error_type, err, now)
@@ -103,7 +105,7 @@ if result ~= '' then redis.call('HSET', run, 'result', result) end
 if worker ~= '' and redis.call('HEXISTS', run, 'worker') == 0 then
   redis.call('HSET', run, 'worker', worker)
 end
-local released = 0
+local released = ''
 if mode == FINISH_MODE.CANCEL and current == STATUS.RUNNING then
   -- its body may still execute: the slot passes only once it is gone (strict single-flight)
   redis.call('HSET', run, 'stopping', REASON.CANCELLED)
@@ -112,8 +114,8 @@ elseif current == STATUS.PENDING then
   local pending = beside(slot, 'waiting')
   if redis.call('GET', pending) == run_id then redis.call('DEL', pending) end
   redis.call('HDEL', run, 'message', 'queue')
-else
-  released = release(slot, run, run_id, reason, now)
+elseif release(slot, run, run_id, reason, now) == 1 then
+  released = reason
 end
 redis.call('EXPIRE', run, retention)
 redis.call('EXPIRE', logs, retention)

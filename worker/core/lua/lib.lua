@@ -60,10 +60,12 @@ local function beside(slot, kind)
   return string.sub(slot, 1, -5) .. kind
 end
 
--- What this script call promoted: {run id, '1' if its message was pushed here, else ''}.
--- Scripts that may free a slot hand it back beside their own reply (text.py wraps them), so
--- the caller publishes a promoted run whose message was not stored (the two-step path).
-local PROMOTED = {'', ''}
+-- What this script call promoted: {run id, '1' if its message was pushed here, else '', the
+-- pending run it ended expired instead (past its pending timeout), or ''}. Scripts that may
+-- free a slot hand it back beside their own reply (text.py wraps them), so the caller
+-- publishes a promoted run whose message was not stored (the two-step path) and counts an
+-- expired one's ending like any other.
+local PROMOTED = {'', '', ''}
 
 -- Promote the workflow's pending run into the free slot `slot`, in the caller's step: the
 -- slot gets the run's queued lease, the run becomes queued (its queue timeout counts from
@@ -83,6 +85,7 @@ local function promote(slot, now)
   if now > tonumber(p[2] or '0') then
     record_end(run, events, STATUS.EXPIRED, ERROR.PENDING_TIMEOUT,
       'waited longer than the pending timeout for the slot', now)
+    PROMOTED[3] = id
     return ''
   end
   redis.call('SET', slot, id, 'PX', tonumber(p[3]))

@@ -3,9 +3,10 @@ keys a script learns from what it reads: `need()`), `lib.lua`, then the script's
 `<name>.lua` (all beside this file).
 
 A script that may free a slot (RELEASING) runs as a function whose reply is handed back as
-`{reply, promoted run id or '', '1' if its message was pushed}`: release() promotes the
-workflow's pending run in the same step, and the caller must learn of it (to publish its
-message on the two-step path, and to count it). base.LuaScript unwraps it."""
+`{reply, promoted run id or '', '1' if its message was pushed, expired pending run id or ''}`:
+release() promotes the workflow's pending run in the same step (or ends it expired, past its
+pending timeout), and the caller must learn of it (to publish its message on the two-step
+path, and to count it). base.LuaScript unwraps it."""
 
 from __future__ import annotations
 
@@ -57,6 +58,6 @@ def source(name: str, declare_keys: bool = False) -> str:
     if name in RELEASING:
         body = ("local reply = (function()\n" + body + "\nend)()\n"
                 "if reply == nil then reply = false end\n"
-                "return {reply, PROMOTED[1], PROMOTED[2]}\n")
+                "return {reply, PROMOTED[1], PROMOTED[2], PROMOTED[3]}\n")
     return prelude() + strict + "".join((HERE / part).read_text()
                                         for part in ("declare.lua", "lib.lua")) + body
