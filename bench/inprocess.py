@@ -68,7 +68,7 @@ def split(config: dict[str, str], flush: Callable[[], None], n: int) -> dict[str
         messages: list[tuple[str, str]] = []
         run_ids = [new_run_id(ids[base + i]) for i in range(n)]
         rounds.setdefault("build the message (worker/client/message.py)", []).extend(_timed(
-            lambda i, m=messages, r=run_ids: m.append(service._message(r[i])), n))
+            lambda i, m=messages, r=run_ids: m.append(service._messages.now(r[i])), n))
         rounds.setdefault("ADMIT script, message included (1 round trip)", []).extend(_timed(
             lambda i, b=base, m=messages, r=run_ids: service.store.admit(
                 ids[b + i], {}, run_id=r[i], message=m[i]), n))

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: short and small")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     parser.add_argument("--skip", action="append", default=[],
-                        choices=["http", "split", "cluster", "e2e", "flatness", "memory"])
+                        choices=["http", "split", "pool", "cluster", "e2e", "flatness",
+                                 "memory"])
     args = parser.parse_args(argv)
     quick = args.quick
     rounds = 1 if quick else 3
@@ -128,6 +129,23 @@ def main(argv: list[str] | None = None) -> int:
                                              100 if quick else 300)
             rows.append(("503 with the broker down (two-step path), p50 / p99",
                          f"{p50:.1f} / {p99:.1f} ms", "target p99 < 200 ms"))
+        if "pool" not in args.skip:
+            log("in a pool process: one run through Celery's tracer vs a bare no-op task")
+            flush()
+            import json
+            import subprocess
+
+            from .procs import env as proc_env
+            out = subprocess.run([sys.executable, "-m", "bench.pool", "300" if quick else "2000"],
+                                 env=proc_env(env), cwd=ROOT, capture_output=True, text=True,
+                                 check=True, timeout=600).stdout
+            pool = json.loads(out.strip().splitlines()[-1])
+            rows.append(("in a pool process, µs per task (Celery's tracer): a run of a "
+                         "workflow run again; a bare no-op task",
+                         f"{pool['run wall']:.0f} µs (CPU {pool['run cpu']:.0f}); "
+                         f"{pool['bare wall']:.0f} µs (CPU {pool['bare cpu']:.0f})",
+                         f"{ratio(pool['run wall'], pool['bare wall'])} (CPU "
+                         f"{ratio(pool['run cpu'], pool['bare cpu'])})"))
         if "cluster" not in args.skip:
             log("admission through a Redis Cluster (two-step) vs the fused path")
             from . import cluster

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from web import create_app
+from worker.core.celery_app import TASK_NAME
 
 ADMISSIONS = 200
 START, END = "admission-start", "admission-end"
@@ -48,6 +49,8 @@ class Monitor:
 
     def __init__(self, server: Any) -> None:
         self.framed: list[list[tuple[str, str]]] = []
+        #: the same, with each command's words (its arguments as MONITOR prints them)
+        self.commands: list[list[tuple[str, list[str]]]] = []
         self._ready = threading.Event()
         self._client = server.client()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -55,7 +58,7 @@ class Monitor:
         assert self._ready.wait(5)
 
     def _run(self) -> None:
-        current: list[tuple[str, str]] | None = None
+        current: list[tuple[str, list[str]]] | None = None
         with self._client.monitor() as monitor:
             self._ready.set()
             while True:
@@ -66,12 +69,13 @@ class Monitor:
                     current = []
                 elif name == "echo" and words[1] == END:
                     assert current is not None
-                    self.framed.append(current)
+                    self.commands.append(current)
+                    self.framed.append([(kind, said[0]) for kind, said in current])
                     current = None
                     if words[2:] == ["last"]:
                         return
                 elif current is not None:
-                    current.append((seen["client_type"], name))
+                    current.append((seen["client_type"], [name, *words[1:]]))
 
     def join(self) -> None:
         self._thread.join(10)
@@ -132,3 +136,38 @@ def test_round_trips_per_admission(config, private_redis, fused, round_trips):
     print(f"client round trips per admission ({'fused' if fused == 'true' else 'two-step'}): "
           f"{per_admission:g}")
     assert per_admission == round_trips
+
+
+def test_a_409_expected_goes_without_the_message_and_a_freed_slot_asks_for_it(
+        config, private_redis):
+    """A reject of a workflow this process just found held sends no task message (lazy); if
+    the slot was freed meanwhile the script asks for it, having written nothing, and the
+    second call admits and pushes it."""
+    app = create_app(dict(config, REDIS_URL=private_redis.url))
+    client = app.test_client()
+    probe = private_redis.client()
+    queue = config["TEST_RUN_QUEUE"]
+    holder = client.post("/api/workflows/echo/test-runs").get_json()["run_id"]
+    monitor = Monitor(private_redis)
+    answers = []
+    for n, step in enumerate(("409, no hint yet", "409, expected", "cancel", "202, asked",
+                              "409 after the admission")):
+        probe.echo(START)
+        if step == "cancel":
+            answers.append(client.post(f"/api/test-runs/{holder}/cancel").status_code)
+        else:
+            answers.append(client.post("/api/workflows/echo/test-runs").status_code)
+        probe.echo(END + (" last" if n == 4 else ""))
+    monitor.join()
+    assert answers == [409, 409, 202, 202, 409]
+    evalshas = [[words for kind, words in seen if kind != "lua" and words[0] == "evalsha"]
+                for seen in monitor.commands]
+    carries = [[TASK_NAME in " ".join(words) for words in calls] for calls in evalshas]
+    assert carries[0] == [True]  # no hint: the message goes with it
+    assert carries[1] == [False]  # the 409 it expected, without the message
+    assert carries[3] == [False, True]  # the slot was free: asked for, then admitted with it
+    assert carries[4] == [True]  # admitted since: no hint until the next 409
+    lua_lpush = [sum(1 for kind, words in seen if kind == "lua" and words[0] == "lpush")
+                 for seen in monitor.commands]
+    assert lua_lpush == [0, 0, 0, 1, 0]
+    assert probe.llen(queue) == 2  # the holder's message, and the admitted run's

@@ -44,6 +44,9 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
     "cancel that frees a running run's slot before its body stopped": (
         "finish.lua", "if mode == FINISH_MODE.CANCEL and current == STATUS.RUNNING then",
         "if false then"),
+    "lazy reject that reclaims an ended holder without the message": (
+        "admit.lua", "if (not held[1]) or (TERMINAL[held[1]] and not held[2]) then return",
+        "if false then return"),
     "replace that takes a running holder's slot at once": (
         "admit.lua", "if on_conflict == POLICY.REPLACE and h[1] == STATUS.QUEUED then",
         "if on_conflict == POLICY.REPLACE then"),

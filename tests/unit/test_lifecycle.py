@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from worker.core.lifecycle import EVENTS, Lifecycle, LifecycleHooks, LogHooks
-from worker.core.status import ReleaseReason
+from worker.core.status import ErrorType, ReleaseReason, RunStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,3 +55,30 @@ def test_every_event_is_raised_somewhere_fanned_out_and_logged():
         assert f"lifecycle.{name}(" in source, f"no code raises {name}"
         assert getattr(Lifecycle, name) is not getattr(LifecycleHooks, name)
         assert getattr(LogHooks, name) is not getattr(LifecycleHooks, name)
+
+
+class Counts(LifecycleHooks):
+    """Counts finished and released apart, as the metrics do (no `ended` of its own)."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple] = []
+
+    def finished(self, run_id: str, workflow_id: str, status: RunStatus,
+                 error_type: ErrorType | None, *, duration_s: float | None = None) -> None:
+        self.heard.append((self.finished.__name__, run_id, status, duration_s))
+
+    def released(self, run_id: str, workflow_id: str, reason: ReleaseReason) -> None:
+        self.heard.append((self.released.__name__, run_id, reason))
+
+
+def test_an_ending_with_its_release_is_both_events_to_a_subscriber_and_one_log_line(caplog):
+    counts = Counts()
+    with caplog.at_level(logging.INFO, logger="worker.lifecycle"):
+        Lifecycle(LogHooks(), counts).ended("r1", "w", RunStatus.SUCCEEDED, None,
+                                            ReleaseReason.SUCCEEDED, duration_s=0.5)
+    assert counts.heard == [(Counts.finished.__name__, "r1", RunStatus.SUCCEEDED, 0.5),
+                            (Counts.released.__name__, "r1", ReleaseReason.SUCCEEDED)]
+    assert [r.getMessage() for r in caplog.records] == [
+        "test run finished run_id=r1 workflow_id=w status=succeeded duration_s=0.5 "
+        "release_reason=succeeded"]
+    assert caplog.records[0].event == LifecycleHooks.finished.__name__

@@ -1,6 +1,8 @@
 """One vocabulary: statuses, error types and release reasons are spelled only in
-worker/core/status.py. The Lua gets them from the generated prelude; no other module, script or test
-spells one as a bare string (a typo there would be a silent new status)."""
+worker/core/status.py. The Lua gets them from the enums; no other module, script or test
+spells one as a bare string (a typo there would be a silent new status).
+The Lua spells members (`STATUS.RUNNING`), written in as their strings when a script's text is
+made (worker/core/lua/text.py)."""
 
 from __future__ import annotations
 
@@ -41,13 +43,23 @@ def test_no_module_script_or_test_spells_the_vocabulary():
 
 @pytest.mark.parametrize("table, enum", [("STATUS", RunStatus), ("ERROR", ErrorType),
                                          ("REASON", ReleaseReason)])
-def test_the_lua_prelude_is_generated_from_the_enums(table, enum):
-    prelude = lua.prelude()
-    line = next(x for x in prelude.splitlines() if x.startswith(f"local {table} ="))
+def test_the_lua_gets_each_member_from_the_enums(table, enum):
     for member in enum:
-        assert f"{member.name}='{member.value}'" in line
-    terminal = next(x for x in prelude.splitlines() if x.startswith("local TERMINAL ="))
+        assert lua.text.inline(f"x = {table}.{member.name}") == f"x = '{member.value}'"
+    terminal = next(x for x in lua.prelude().splitlines() if x.startswith("local TERMINAL ="))
     assert sorted(re.findall(r"\['([a-z_]+)'\]=true", terminal)) == sorted(TERMINAL)
+
+
+def test_a_member_the_enum_lacks_fails_when_the_text_is_made():
+    with pytest.raises(LookupError, match="x.lua: STATUS has no member RUNING"):
+        lua.text.inline("if status == STATUS.RUNING then", "x.lua")
+
+
+def test_no_script_leaves_a_member_for_redis_to_resolve():
+    tables = "|".join(lua.VOCABULARY)
+    for script in lua.ALL:
+        text = lua.source(script.name)
+        assert not re.search(rf"\b({tables})\.[A-Z]", text), script.name
 
 
 def test_every_script_opens_with_a_header_naming_its_keys_argv_and_replies():

@@ -13,6 +13,11 @@ asks admit.lua, which decides by `on_conflict` in the same atomic step):
   otherwise as `reject`.
 - `replace`: the holder is cancelled; the new run takes the slot at once if the holder had no
   body yet (queued), else it is pending until the body is gone.
+
+A reject of a workflow this process just found held (`HeldSlots`) goes without its task
+message (lazy: lua/admission.py): the 409 it expects needs none, and the message is ~1 KB to
+build, send and parse. If the slot was freed meanwhile the script asks for the message before
+writing anything, and that one admission takes a second round trip.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
+import time
 from typing import Any
 
 from ..core.lua import Busy
 from ..core.runs import iso
 from ..core.settings import Settings
-from ..core.status import RunStatus
+from ..core.status import ConflictPolicy, RunStatus
 
 
 def digest(input: Any) -> str:
@@ -58,3 +65,35 @@ def details(busy: Busy, settings: Settings) -> dict[str, Any]:
             "started_at": iso(busy.started_ms), "last_heartbeat_at": iso(busy.heartbeat_ms),
             "lease_expires_at": iso(lease_expires), "pending_run_id": busy.pending_run_id,
             "retry_after": retry_after(busy, settings)}
+
+
+class HeldSlots:
+    """The workflows this process last found held by a live run, until the holder's lease
+    said (the 409's `lease_left_ms`, at most HINT_S): a hint, never a decision — admit.lua
+    decides in its atomic step. Bounded: at MAX entries it starts again."""
+
+    MAX = 10_000
+    HINT_S = 60.0
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def expects(self, workflow_id: str, policy: ConflictPolicy,
+                idempotency_key: str | None) -> bool:
+        """True if a trigger should expect a 409: a reject (no Idempotency-Key, which may
+        answer an earlier run) of a workflow found held, its lease not yet over."""
+        if policy is not ConflictPolicy.REJECT or idempotency_key is not None:
+            return False
+        until = self._until.get(workflow_id)
+        return until is not None and until > time.monotonic()
+
+    def held(self, workflow_id: str, busy: Busy) -> None:
+        left = min(self.HINT_S, max(0, busy.lease_left_ms or 0) / 1000)
+        with self._lock:
+            if len(self._until) >= self.MAX:
+                self._until.clear()
+            self._until[workflow_id] = time.monotonic() + left
+
+    def freed(self, workflow_id: str) -> None:
+        self._until.pop(workflow_id, None)

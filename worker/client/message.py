@@ -43,7 +43,9 @@ from kombu.utils.json import dumps as kombu_json
 from redis.connection import parse_url
 
 from ..core.celery_app import TASK_NAME
+from ..core.lua import Message
 from ..core.settings import REDIS_SCHEMES, Settings
+from ..core.status import ConflictPolicy
 
 #: what the message of run "x" carries in place of the run id, to find the per-run parts
 _PLACEHOLDER = "00000000-placeholder-run-id-00000000"
@@ -158,6 +160,31 @@ class MessageBuilder:
             out.append(_quoted(values[parts[i]]))
             out.append(parts[i + 1])
         return "".join(out)
+
+
+class FusedMessages:
+    """Each new run's message for the fused admission, from a builder made on first use, once
+    per process (a run that may become pending: a message valid for its pending time too)."""
+
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        self._app, self._settings = app, settings
+        self._builder: MessageBuilder | None = None
+
+    def __call__(self, run_id: str, policy: ConflictPolicy = ConflictPolicy.REJECT, *,
+                 lazy: bool = False) -> Message:
+        """(the broker's list, the message); `lazy` (a reject that expects a 409): a function
+        that makes it, called only if the admit script asks for it (lua/admission.py)."""
+        if lazy and policy is ConflictPolicy.REJECT:
+            return lambda: self.now(run_id, policy)
+        return self.now(run_id, policy)
+
+    def now(self, run_id: str, policy: ConflictPolicy = ConflictPolicy.REJECT) -> tuple[str, str]:
+        builder = self._builder
+        if builder is None:
+            builder = self._builder = MessageBuilder(self._app, self._settings)
+        later = (self._settings.pending_timeout
+                 if policy in (ConflictPolicy.QUEUE, ConflictPolicy.REPLACE) else 0.0)
+        return builder.queue_key, builder.build(run_id, later_s=later)
 
 
 def _slot(name: str) -> str:

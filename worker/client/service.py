@@ -15,7 +15,6 @@ answer; an unreachable Redis or broker is `QueueUnavailable`.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -38,7 +37,7 @@ from ..core.errors import (
     unavailable_on_outage,
 )
 from ..core.keys import new_run_id
-from ..core.lua import Admitted, AlreadyAdmitted, Busy, Joined, Pending
+from ..core.lua import Admitted, AlreadyAdmitted, Busy, Joined, Message, Pending
 from ..core.runs import Run
 from ..core.scopes import Scope
 from ..core.status import ConflictPolicy, ReleaseReason, RunStatus
@@ -49,7 +48,6 @@ from .readiness import Readiness
 from .views import LogPage, Triggered, WorkflowState, body_hash
 from .watch import START, EventReader, WatchItem, follow, wait_for_end
 
-logger = logging.getLogger(__name__)
 __all__ = ["ENQUEUE_FAILED_ERROR", "LogPage", "TestRunService", "Triggered", "WorkflowState",
            "body_hash"]
 
@@ -72,7 +70,9 @@ class TestRunService:
         self._readiness = Readiness(celery, self.store, self.settings)
         #: the admit script pushes the message itself (the broker is the tracking Redis)
         self.fused = message.fused(self.settings, celery.conf.broker_transport_options)
-        self._messages: message.MessageBuilder | None = None  # built on first use, per process
+        self._messages = message.FusedMessages(celery, self.settings)
+        #: workflows this process just found held: a reject goes without its message (lazy)
+        self._held = conflict.HeldSlots()
         publish.install(celery)  # this process publishes the runs its scripts promote too
 
     # -- workflows ----------------------------------------------------------------------------
@@ -147,11 +147,13 @@ class TestRunService:
                 wait = self._rate_limit.count(rate_key)
             if wait is not None:
                 raise RateLimited(self.settings.trigger_rate_limit, wait)
-        run_id = pushed = None
+        run_id: str | None = None
+        pushed: Message | None = None
         # a callback_url is attached between the admission and the publish: two steps
         if self.fused and callback_url is None:
             run_id = new_run_id(workflow_id)
-            pushed = self._message(run_id, on_conflict)
+            pushed = self._messages(run_id, on_conflict, lazy=self._held.expects(
+                workflow_id, on_conflict, idempotency_key))  # a 409 expected: lazy
         # nothing was taken if the script did not run; if it ran and both replies were lost,
         # the queued lease frees the slot (queue timeout + grace)
         with unavailable_on_outage():
@@ -160,6 +162,7 @@ class TestRunService:
                 idempotency_key=idempotency_key, triggered_by=triggered_by, run_id=run_id,
                 message=pushed, digest=conflict.digest(input), version=workflow.version)
         if isinstance(admission, Busy):
+            self._held.held(workflow_id, admission)
             raise RunInProgress(workflow_id, admission.holder,
                                 **conflict.details(admission, self.settings))
         if isinstance(admission, (AlreadyAdmitted, Joined)):
@@ -176,6 +179,7 @@ class TestRunService:
         if admission.previous_release is ReleaseReason.REPLACED and admission.previous_holder:
             # a replaced running run is stopped; the new run is pending until its body is gone
             self._stop(admission.previous_holder)
+        self._held.freed(workflow_id)
         if callback_url is not None:
             self._attach(admission, callback_url)
         pending = isinstance(admission, Pending)
@@ -223,16 +227,6 @@ class TestRunService:
             current, cursor = run, START
         return wait_for_end(self._waiters, current, cursor, deadline=deadline,
                             slice_s=self.settings.stream_keepalive, gone=gone)
-
-    def _message(self, run_id: str, policy: ConflictPolicy) -> tuple[str, str]:
-        """(the broker's list, the run's message) for the fused admission (a run that may
-        become pending: a message valid for its pending time too)."""
-        builder = self._messages
-        if builder is None:
-            builder = self._messages = message.MessageBuilder(self.celery, self.settings)
-        later = (self.settings.pending_timeout
-                 if policy in (ConflictPolicy.QUEUE, ConflictPolicy.REPLACE) else 0.0)
-        return builder.queue_key, builder.build(run_id, later_s=later)
 
     def _publish(self, admission: Admitted) -> None:
         try:

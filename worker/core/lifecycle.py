@@ -61,6 +61,15 @@ class LifecycleHooks:
         """The run's slot was freed, and `reason` recorded on it: by its outcome, a cancel, a
         reclaim or replace by a trigger, an operator, or found lapsed (LEASE_EXPIRED)."""
 
+    def ended(self, run_id: str, workflow_id: str, status: RunStatus,
+              error_type: ErrorType | None, reason: ReleaseReason, *,
+              duration_s: float | None = None) -> None:
+        """`finished` and `released` (for `reason`) recorded by one step, as most endings are:
+        by default both, in that order, so a subscriber that counts them apart need not
+        override it; the log tells both on one line."""
+        self.finished(run_id, workflow_id, status, error_type, duration_s=duration_s)
+        self.released(run_id, workflow_id, reason)
+
     def cancelled(self, run_id: str, workflow_id: str) -> None:
         """A cancel was recorded (its slot is free)."""
 
@@ -91,9 +100,18 @@ class LogHooks(LifecycleHooks):
     Its methods are generated from LifecycleHooks below, so a new event is logged as is.
     Events in QUIET are logged at DEBUG: `renewed` (routine, many per run) and `conflict` (a
     409: every click while a run is in progress; a line each would cost the refusal more than
-    its answer; `testrun_conflicts_total{workflow}` counts them)."""
+    its answer; `testrun_conflicts_total{workflow}` counts them). `ended` is the `finished`
+    line with the slot's `release_reason` (no `released` line of its own)."""
 
     QUIET = frozenset({"renewed", "conflict"})
+
+    def ended(self, run_id: str, workflow_id: str, status: RunStatus,
+              error_type: ErrorType | None, reason: ReleaseReason, *,
+              duration_s: float | None = None) -> None:
+        """One line, the `finished` one with the slot's `release_reason`: a run's ending costs
+        the worker one line, not two (its `released` is the same step's)."""
+        self.log("finished", run_id=run_id, workflow_id=workflow_id, status=status,
+                 error_type=error_type, duration_s=duration_s, release_reason=reason)
 
     def log(self, event: str, **fields: Any) -> None:
         level = logging.DEBUG if event in self.QUIET else logging.INFO
@@ -143,7 +161,8 @@ def _fan_out(name: str) -> Any:
 EVENTS = [name for name, member in vars(LifecycleHooks).items()
           if callable(member) and not name.startswith("_")]
 for _name in EVENTS:
-    setattr(LogHooks, _name, _log_event(_name))
+    if _name not in vars(LogHooks):  # its own (`ended`) stays
+        setattr(LogHooks, _name, _log_event(_name))
     setattr(Lifecycle, _name, _fan_out(_name))
 
 #: The process's lifecycle: logging is always subscribed; metrics (worker/core/metrics.py

@@ -122,13 +122,15 @@ class RunStore:
               on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
               idempotency_key: str | None = None,
               triggered_by: str | None = None, run_id: str | None = None,
-              message: tuple[str, str] | None = None, digest: str = "",
+              message: lua.Message | None = None, digest: str = "",
               version: str = "") -> AdmitResult:
         """Take the slot and write the queued record in one round trip (or, by the policy,
         make the run the pending one, or join the holder); with `message` ((list, message)
         for a `run_id` made by the caller), push the task message in the same step (the fused
-        path; a pending run keeps it until promoted). `input` may be given as its JSON text
-        already (a str); `digest` and `version` are what a join compares."""
+        path; a pending run keeps it until promoted) — given as a function that makes it, a
+        reject that expects a conflict sends it only if the step needs it (a second round
+        trip then: lua/admission.py). `input` may be given as its JSON text already (a str);
+        `digest` and `version` are what a join compares."""
         result = self._scripts.admit(
             self.keys, workflow_id, run_id or new_run_id(workflow_id), input,
             lease_ms=int(self.settings.queued_lease * 1000),
@@ -200,9 +202,8 @@ class RunStore:
         else:
             if decision.ended is not None and decision.status is not None:
                 # the start check itself ended it: queue time out, or a lapsed lease
-                lifecycle.finished(run_id, workflow_id, decision.status,
-                                   _settled_error(decision.status))
-                lifecycle.released(run_id, workflow_id, decision.ended)
+                lifecycle.ended(run_id, workflow_id, decision.status,
+                                _settled_error(decision.status), decision.ended)
             lifecycle.refused(run_id, workflow_id, decision.status)
         return decision
 
@@ -244,6 +245,10 @@ class RunStore:
             self.keys, workflow_id, run_id, status=status, error_type=error_type, error=error,
             result_json="" if result is NO_RESULT else json.dumps(result, separators=(",", ":")),
             reason=reason, worker=worker, retention_s=self.settings.retention, mode=mode)
+        if done.ended and done.released:  # the usual ending: one step, one event
+            lifecycle.ended(run_id, workflow_id, status, error_type, done.released,
+                            duration_s=done.duration_s)
+            return done
         if done.ended:
             lifecycle.finished(run_id, workflow_id, status, error_type,
                                duration_s=done.duration_s)
@@ -378,9 +383,10 @@ class RunStore:
         if freed is None:
             return None
         if freed.ended:
-            lifecycle.finished(freed.holder, workflow_id, RunStatus.CANCELLED,
-                               ErrorType.CANCELLED, duration_s=freed.duration_s)
-        lifecycle.released(freed.holder, workflow_id, reason)
+            lifecycle.ended(freed.holder, workflow_id, RunStatus.CANCELLED,
+                            ErrorType.CANCELLED, reason, duration_s=freed.duration_s)
+        else:
+            lifecycle.released(freed.holder, workflow_id, reason)
         lifecycle.forced(freed.holder, workflow_id, reason)
         return freed.holder
 
@@ -403,10 +409,12 @@ def _settled(run: Run) -> None:
     raise its ending, once."""
     duration = ((run.finished_ms - run.started_ms) / 1000
                 if run.started_ms and run.finished_ms else None)
-    lifecycle.finished(run.run_id, run.workflow_id, run.status,
-                       run.error_type or _settled_error(run.status), duration_s=duration)
-    if run.error_type is not ErrorType.PENDING_TIMEOUT:  # a pending run held no slot
-        lifecycle.released(run.run_id, run.workflow_id, ReleaseReason.LEASE_EXPIRED)
+    error = run.error_type or _settled_error(run.status)
+    if run.error_type is ErrorType.PENDING_TIMEOUT:  # a pending run held no slot
+        lifecycle.finished(run.run_id, run.workflow_id, run.status, error, duration_s=duration)
+    else:
+        lifecycle.ended(run.run_id, run.workflow_id, run.status, error,
+                        ReleaseReason.LEASE_EXPIRED, duration_s=duration)
 
 
 def queue_slots(pipe: Any, keys: Keys, workflow_ids: list[str], *, cluster: bool) -> None:

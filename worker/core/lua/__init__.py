@@ -6,14 +6,16 @@ each touches only keys of one workflow (one hash tag), so it is atomic on a clus
 script's header lists its KEYS, ARGV and every reply; its wrapper builds the arguments from
 typed values and turns the reply into a typed value, so nothing else indexes a reply.
 
-A script's source (text.py) is: the vocabulary generated from `worker/core/status.py` and the
-reply enums (replies.py: `STATUS.RUNNING`, `REASON.REPLACED`, `TERMINAL[status]`,
-`ADMIT.CONFLICT`, …; an unknown member is an error, not a silent nil), then `declare.lua`
+A script's source (text.py) is: the prelude generated from `worker/core/status.py`
+(`TERMINAL[status]`, SUMMARY_FIELDS), then `declare.lua`
 (`need()`: a key learned by reading, asked of the caller if undeclared), `lib.lua`
-(`release()`: the one place a slot is freed), then the script's own file.
+(`release()`: the one place a slot is freed), then the script's own file; each member of the
+vocabulary they spell (`STATUS.RUNNING`, `REASON.REPLACED`, `ADMIT.CONFLICT`: the enums of
+status.py and replies.py) written in as its string (an unknown member fails when the text is
+made, not a silent nil).
 
 - replies.py    the reply and mode enums, and VOCABULARY (Lua table → enum)
-- text.py       prelude() and source(): what Redis runs
+- text.py       prelude(), inline() and source(): what Redis runs
 - base.py       LuaScript (called again with the keys a script asks for), and the decoding
                 several replies share
 - admission.py  Admit (admit.lua)
@@ -27,7 +29,16 @@ reply enums (replies.py: `STATUS.RUNNING`, `REASON.REPLACED`, `TERMINAL[status]`
 
 from __future__ import annotations
 
-from .admission import Admit, AdmitResult, Admitted, AlreadyAdmitted, Busy, Joined, Pending
+from .admission import (
+    Admit,
+    AdmitResult,
+    Admitted,
+    AlreadyAdmitted,
+    Busy,
+    Joined,
+    Message,
+    Pending,
+)
 from .base import LuaScript, OnPendingExpired, OnPromoted
 from .ending import Finish, Finished, ForceRelease, ForceReleased, Promote, Upkept
 from .reading import Read, RunSnapshot
@@ -66,7 +77,8 @@ __all__ = [
     "Attach", "Attempt", "DeliveryLog", "TakeEnding", "WebhookBegin", "WebhookClaim",
     "WebhookEnd", "WebhookSchedule",
     "Advertise", "Beat", "BeatVerdict", "Busy", "Finish", "FinishMode", "FinishReply",
-    "Finished", "ForceRelease", "ForceReleased", "Heartbeat", "LogReply", "LuaScript", "Read",
+    "Finished", "ForceRelease", "ForceReleased", "Heartbeat", "LogReply", "LuaScript", "Message",
+    "Read",
     "ReadFields", "Refused", "RunSnapshot", "Start", "StartReply", "Started", "WorkerInfo",
     "Workers", "prelude", "source", "Joined", "Pending", "Promote", "Upkept", "OnPromoted",
     "OnPendingExpired",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,11 @@ def _ms(value: Any) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
+#: the fused path's message: (the broker's list, the message), or a function that makes it
+#: when the step needs it (a lazy admission: see `Admit.__call__`)
+Message = tuple[str, str] | Callable[[], tuple[str, str]]
+
+
 class Admit(LuaScript):
     name = "admit"
 
@@ -84,24 +90,40 @@ class Admit(LuaScript):
                  lease_ms: int, retention_s: int, on_conflict: ConflictPolicy,
                  idempotency_key: str | None, max_runs: int,
                  triggered_by: str | None = None,
-                 message: tuple[str, str] | None = None, pending_ms: int = 900_000,
+                 message: Message | None = None, pending_ms: int = 900_000,
                  digest: str = "", version: str = "") -> AdmitResult:
         """`input`: the run's input, or its JSON text (a str, as the service has it already).
         `message`: (the broker's list, the message) to push when admitted — the fused path
-        (worker/client/message.py); None when the caller publishes afterwards."""
-        reply = self._call([
+        (worker/client/message.py); None when the caller publishes afterwards. A function
+        that makes it (on_conflict=reject only) is a lazy admission: the first call goes
+        without the message, expecting a conflict, and only if the step needs it (the slot
+        is free, or its holder ended) a second call carries it; the first wrote nothing."""
+        lazy = callable(message)
+        if lazy and on_conflict is not ConflictPolicy.REJECT:
+            raise ValueError("a lazy admission rejects on conflict")
+        keys_ = [
             keys.slot(workflow_id), keys.run(workflow_id, run_id), keys.index(workflow_id),
             keys.idempotency(workflow_id, idempotency_key or "-"),
-            keys.events(workflow_id, run_id),
-            message[0] if message else keys.slot(workflow_id), keys.outbox(workflow_id),
-            keys.pending(workflow_id),
-        ], [
+            keys.events(workflow_id, run_id), keys.slot(workflow_id), keys.outbox(workflow_id),
+            keys.pending(workflow_id)]
+        args = [
             run_id, workflow_id, input if isinstance(input, str) else compact_json(input),
             lease_ms, retention_s, on_conflict.value,
             keys.run_prefix(workflow_id), "1" if idempotency_key else "0",
-            keys.events_prefix(workflow_id), triggered_by or "", max_runs,
-            message[1] if message else "", pending_ms, digest, version,
-        ])
+            keys.events_prefix(workflow_id), triggered_by or "", max_runs, "", pending_ms,
+            digest, version, "1" if lazy else "0"]
+        if callable(message):
+            reply = self._call(keys_, args)
+            if reply[0] != AdmitReply.NEED_MESSAGE.value:
+                return self._decode(reply)
+            message = message()
+            args[15] = "0"
+        if message is not None:
+            keys_[5], args[11] = message
+        return self._decode(self._call(keys_, args))
+
+    @staticmethod
+    def _decode(reply: Any) -> AdmitResult:
         kind = AdmitReply(reply[0])
         if kind is AdmitReply.EXISTING:
             return AlreadyAdmitted(reply[1])

@@ -37,6 +37,9 @@
 -- ARGV[13] pending_ms    how long a run may be pending (TEST_RUN_PENDING_TIMEOUT)
 -- ARGV[14] digest        the input as canonical JSON, hashed (what a join compares)
 -- ARGV[15] version       the workflow's version (what a join compares, beside the digest)
+-- ARGV[16] lazy          '1': the caller left the message out (ARGV[12] '') because it expects
+--                        a conflict (POLICY.REJECT only); if the step would do anything else
+--                        it answers NEED_MESSAGE having written nothing (else '0')
 --
 -- A holder "has a body" while it runs, and after it was cancelled or replaced while running
 -- until its worker confirms the body stopped (`stopping`: the release reason to record then,
@@ -61,6 +64,9 @@
 --       the slot (POLICY.REJECT; a JOIN with another input): nothing written but a reclaim
 --   {DECLARE.NEED_KEYS, key, …} a key read names was not in KEYS: nothing written; call again
 --                               with them (declare.lua)
+--   {ADMIT.NEED_MESSAGE}        lazy, and no live run holds the slot (it is free, or its holder
+--                               ended and would be reclaimed): nothing written; call again with
+--                               the message. A 409 then never carries the ~1 KB message
 --
 -- Safe to repeat: the same call again (its reply was lost) finds its own run holding the slot
 -- (or pending) and answers ADMITTED (PENDING) as the first call did, from what that call
@@ -78,6 +84,7 @@ local events_prefix, triggered_by = ARGV[9], ARGV[10]
 local max_runs = tonumber(ARGV[11])
 local message = ARGV[12]
 local pending_ms, digest, version = tonumber(ARGV[13]), ARGV[14], ARGV[15]
+local lazy = ARGV[16] == '1'
 
 -- what this very call answered before, rebuilt from its record (a repeat)
 local function answered(kind)
@@ -118,6 +125,15 @@ if use_key == '1' then
       return {ADMIT.EXISTING, prior}
     end
   end
+end
+
+-- lazy (a reject that expects a conflict, with no message): only a live holder's conflict
+-- is answered; whatever else would happen needs the message, asked for before any write
+if lazy then
+  if on_conflict ~= POLICY.REJECT then error('a lazy admission rejects on conflict') end
+  if not holder then return {ADMIT.NEED_MESSAGE} end
+  local held = redis.call('HMGET', run_prefix .. holder, 'status', 'stopping')
+  if (not held[1]) or (TERMINAL[held[1]] and not held[2]) then return {ADMIT.NEED_MESSAGE} end
 end
 
 -- a lapsed lease left the slot free with a run pending: that run goes first

@@ -1,6 +1,6 @@
--- lib.lua: functions every script shares. Loaded after the generated vocabulary (STATUS,
--- ERROR, REASON, POLICY, TERMINAL, SUMMARY_FIELDS and the reply tables) and before the
--- script's own body.
+-- lib.lua: functions every script shares. Loaded after the generated prelude (TERMINAL,
+-- SUMMARY_FIELDS) and declare.lua, and before the script's own body; the members it spells
+-- (STATUS.RUNNING, REASON.RECLAIMED, …) are written in as their strings (text.py).
 
 local function now_ms()
   local t = redis.call('TIME')

@@ -1,8 +1,8 @@
 """What the scripts answer and the modes they take, as enums, and the vocabulary the Lua sees.
 
-Each script replies with a member of one of these enums (or takes one as an argument); the
-prelude (text.py) turns VOCABULARY into Lua tables, so a script spells `ADMIT.CONFLICT`, never
-the bare string, and reading a member a table lacks is an error inside Redis.
+Each script replies with a member of one of these enums (or takes one as an argument); a
+script spells `ADMIT.CONFLICT`, never the bare string, and text.py writes each such member in
+as its string from VOCABULARY (a member an enum lacks fails when the script's text is made).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class AdmitReply(StrEnum):
     CONFLICT = "conflict"
     PENDING = "became_pending"
     JOINED = "joined"
+    NEED_MESSAGE = "need_message"
 
 
 class StartReply(StrEnum):
