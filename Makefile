@@ -90,13 +90,18 @@ mutations: install
 # then the whole lifecycle and chaos matrix against RabbitMQ (`make test` runs a subset of it),
 # and the 3-node RabbitMQ cluster's faults at full length (`make test`: one leader kill each),
 # and the multi-host Redis Cluster faults at full length (half the slots resharded 3 times, every
-# fault three times; `make test`: a short form)
+# fault three times; `make test`: a short form), and the lifecycle and chaos suites again with
+# tracking on a 6-node Redis Cluster per test process (TEST_TRACKING=cluster; the broker the
+# single Redis, and RabbitMQ's subset)
 soak: install
 	$(BIN)/python -m devtools.with_redis -- $(BIN)/python -m pytest -m soak -v $(PYTEST_ARGS)
 	$(BIN)/python -m devtools.with_redis -- env TEST_BROKERS=amqp TEST_AMQP_FULL=1 \
 	  $(BIN)/python -m pytest -m "broker_matrix or rabbit_cluster" -v $(PYTEST_ARGS)
 	$(BIN)/python -m devtools.with_redis -- env TEST_CLUSTER_FULL=1 \
 	  $(BIN)/python -m pytest -m cluster_hosts -v -s $(PYTEST_ARGS)
+	$(BIN)/python -m devtools.with_redis -- env TEST_TRACKING=cluster TEST_BROKERS=redis,amqp \
+	  $(BIN)/python -m pytest -m "cluster_tracking and not soak" -n $(TEST_WORKERS) \
+	  --dist loadfile -v $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -17,6 +17,8 @@ from flask.testing import FlaskClient
 
 from devtools.redis_server import RedisServer
 from tests.support import broker as brokers
+from tests.support import redis_cluster
+from tests.support import tracking as tracking_store
 from tests.support.api import DEFAULT_REDIS_URL, delete_prefix, make_config
 from tests.support.procs import Front, Gunicorn, Worker
 from web import create_app
@@ -37,7 +39,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
                + ("SKIPPED (TEST_BROKERS leaves out amqp)" if "amqp" not in brokers.enabled()
                   else "started by tests/chaos/test_rabbit_cluster.py" if rabbit_cluster.installed()
                   else "SKIPPED (no rabbitmq-server installed)"))
-    return [brokers.header(), cluster]
+    return [brokers.header(), cluster, tracking_store.header()]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -69,8 +71,25 @@ def broker(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
         yield {"CELERY_BROKER_URL": brokers.AMQP_URL}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tracking_cluster() -> Iterator[str | None]:
+    """TEST_TRACKING=cluster: this test process's Redis Cluster, which every `make_config`
+    then tracks on (tests/support/tracking.py); its URL, or None on the single Redis."""
+    if not tracking_store.on_cluster():
+        yield None
+        return
+    for cluster in redis_cluster.running():  # skips, saying why, where none can start
+        tracking_store.started(cluster.url())
+        try:
+            yield cluster.url()
+        finally:
+            tracking_store.started(None)
+
+
 @pytest.fixture(scope="session")
-def redis_client() -> redis.Redis:
+def single_redis() -> redis.Redis:
+    """The suite's single Redis (REDIS_URL): the broker and result backend in every tracking
+    mode, and tracking too unless TEST_TRACKING=cluster."""
     url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
     client = redis.Redis.from_url(url, decode_responses=True)
     try:
@@ -81,12 +100,32 @@ def redis_client() -> redis.Redis:
 
 
 @pytest.fixture(scope="session")
-def session_config(redis_client: redis.Redis,
+def redis_client(single_redis: redis.Redis, tracking_cluster: str | None) -> redis.Redis:
+    """Where the tests read tracking keys and the test bodies' log: the single Redis, or a
+    cluster client on the session's Redis Cluster (TEST_TRACKING=cluster)."""
+    if tracking_cluster is None:
+        return single_redis
+    from worker.core.cluster import cluster_client
+
+    client: Any = cluster_client(tracking_cluster, decode_responses=True, socket_timeout=5)
+    return client
+
+
+def forget(config: dict[str, str], tracking: redis.Redis, single: redis.Redis) -> None:
+    """Every key a test's prefix wrote: its tracking keys, and its queues on the broker (the
+    single Redis, when tracking is on a cluster; RabbitMQ's durable queues)."""
+    delete_prefix(tracking, config["TEST_RUN_KEY_PREFIX"])
+    if tracking is not single:
+        delete_prefix(single, config["TEST_RUN_KEY_PREFIX"])
+    brokers.delete_queue(config)
+
+
+@pytest.fixture(scope="session")
+def session_config(redis_client: redis.Redis, single_redis: redis.Redis,
                    broker: dict[str, str]) -> Iterator[dict[str, str]]:
     config = make_config(**broker)
     yield config
-    delete_prefix(redis_client, config["TEST_RUN_KEY_PREFIX"])
-    brokers.delete_queue(config)
+    forget(config, redis_client, single_redis)
 
 
 @pytest.fixture(scope="session")
@@ -98,13 +137,13 @@ def session_worker(session_config: dict[str, str]) -> Iterator[Worker]:
 
 
 @pytest.fixture
-def config(redis_client: redis.Redis, broker: dict[str, str]) -> Iterator[dict[str, str]]:
+def config(redis_client: redis.Redis, single_redis: redis.Redis,
+           broker: dict[str, str]) -> Iterator[dict[str, str]]:
     """A private prefix and queue for one test (no worker consumes it unless it starts one),
     on the broker the test runs against."""
     config = make_config(**broker)
     yield config
-    delete_prefix(redis_client, config["TEST_RUN_KEY_PREFIX"])
-    brokers.delete_queue(config)
+    forget(config, redis_client, single_redis)
 
 
 @pytest.fixture
@@ -113,6 +152,15 @@ def private_redis() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def restartable_tracking() -> Iterator[tracking_store.ServerTracking
+                                       | tracking_store.ClusterTracking]:
+    """Tracking of this test's own, which it may restart empty: a redis-server (REDIS_URL), or
+    with TEST_TRACKING=cluster a Redis Cluster (TEST_RUN_TRACKING_URL) whose every node
+    restarts with no data. Its `settings()` go over the test's config."""
+    yield from tracking_store.restartable()
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from tests.support.procs import Worker, alive, wait_for
 from web import create_app
 from worker.core.status import ErrorType, ReleaseReason, RunStatus
 
-pytestmark = pytest.mark.broker_matrix
+pytestmark = [pytest.mark.broker_matrix, pytest.mark.cluster_tracking]
 
 GRACE = 3.0
 #: from the SIGTERM to the drain's start (Celery closes its consumer first), plus the kill

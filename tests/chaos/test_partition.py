@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.support import tracking
 from tests.support.api import body_events, keys_of, make_config
 from tests.support.http import request
 from tests.support.netns import Hosts, SharedRedis, unavailable
@@ -34,6 +35,11 @@ from tests.support.procs import (
 from worker.core.status import ErrorType, RunStatus
 
 HEARTBEAT_TTL = 6.0
+
+pytestmark = [pytest.mark.cluster_tracking, tracking.single_redis_only(
+    "its hosts reach one Redis across veth links; a worker cut off from its workflow's "
+    "cluster master, fenced before its lease lapses, is the stalled migration of "
+    "tests/chaos/test_cluster_hosts.py")]
 
 
 class HostWorker(Worker):

@@ -24,7 +24,7 @@ from tests.support.procs import Worker, alive, wait_for
 from web import create_app
 from worker.core.status import RunStatus
 
-pytestmark = pytest.mark.broker_matrix
+pytestmark = [pytest.mark.broker_matrix, pytest.mark.cluster_tracking]
 
 HEARTBEAT_TTL = 3.0
 QUEUE = {"on_conflict": "queue"}
@@ -64,16 +64,18 @@ def test_a_worker_sigkilled_while_a_run_waits_pending_lets_it_run(config, redis_
             survivor.kill_group()
 
 
-def test_redis_restarted_empty_leaves_nothing_waiting(config, private_redis):
-    config = dict(config, REDIS_URL=private_redis.url, TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL),
-                  TEST_RUN_TIME_LIMIT="6", TEST_RUN_SOFT_TIME_LIMIT="5")
+def test_redis_restarted_empty_leaves_nothing_waiting(config, restartable_tracking):
+    away = restartable_tracking.outage_s  # the running run ends after the outage
+    config = dict(config, **restartable_tracking.settings(),
+                  TEST_RUN_HEARTBEAT_TTL=str(restartable_tracking.heartbeat_ttl),
+                  TEST_RUN_TIME_LIMIT=str(6 + away), TEST_RUN_SOFT_TIME_LIMIT=str(5 + away))
     client = create_app(config).test_client()
     worker = Worker(config, concurrency=2).wait_ready()
     try:
-        first = trigger(client, "probe", {"mode": "sleep", "seconds": 3})["run_id"]
+        first = trigger(client, "probe", {"mode": "sleep", "seconds": 3 + away})["run_id"]
         wait_status(client, first, RunStatus.RUNNING)
         waiting = trigger(client, "probe", {"mode": "succeed"}, query_string=QUEUE)["run_id"]
-        private_redis.restart()  # empty: the pending pointer and record are gone with the rest
+        restartable_tracking.restart_empty()  # the pending pointer and record go with the rest
 
         # the running run is written back by its worker and ends; the pending one is gone
         # (404), never started, and nothing is left waiting for a slot
@@ -85,7 +87,7 @@ def test_redis_restarted_empty_leaves_nothing_waiting(config, private_redis):
         assert client.get(f"/api/test-runs/{waiting}").status_code == 404
         state = client.get("/api/workflows/probe").get_json()
         assert state["pending_run_id"] is None
-        keys = private_redis.client().keys("*waiting*")
+        keys = restartable_tracking.keys("*waiting*")
         assert keys == []
         # and the workflow takes the next trigger at once
         after = trigger(client, "probe", {"mode": "succeed"})

@@ -1,6 +1,8 @@
 """Chaos: Redis (broker, result backend, slots) restarts empty while runs execute. Runs in
 progress still end with a recorded status, no terminal run holds a slot, and the service
-recovers without restarting any process."""
+recovers without restarting any process. With TEST_TRACKING=cluster the tracking restarted
+empty is a Redis Cluster of the test's own, every node at once (the broker, apart from it,
+keeps its queue); a Redis unreachable while its data survives is one Redis's fault only."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import time
 import pytest
 
 from devtools.redis_server import RedisServer
+from tests.support import tracking
 from tests.support.api import (
     active_run_id,
     run_of,
@@ -22,7 +25,7 @@ from web import create_app
 from worker.client import operator
 from worker.core.status import TERMINAL, ErrorType, RunStatus
 
-pytestmark = pytest.mark.broker_matrix
+pytestmark = [pytest.mark.broker_matrix, pytest.mark.cluster_tracking]
 
 
 def wait_recorded_terminal(client, run_id: str, timeout: float) -> dict:
@@ -36,20 +39,23 @@ def wait_recorded_terminal(client, run_id: str, timeout: float) -> dict:
     return wait_for(ended, timeout, f"run {run_id} to be recorded as ended")
 
 
-def test_redis_restart_mid_run(config, private_redis):
-    config = dict(config, REDIS_URL=private_redis.url, TEST_RUN_TIME_LIMIT="6",
-                  TEST_RUN_SOFT_TIME_LIMIT="5", TEST_RUN_HEARTBEAT_TTL="3")
+def test_redis_restart_mid_run(config, restartable_tracking):
+    # every run ends after the outage (one ending inside it is not recorded: `lost`)
+    away = restartable_tracking.outage_s
+    config = dict(config, **restartable_tracking.settings(), TEST_RUN_TIME_LIMIT=str(6 + away),
+                  TEST_RUN_SOFT_TIME_LIMIT=str(5 + away),
+                  TEST_RUN_HEARTBEAT_TTL=str(restartable_tracking.heartbeat_ttl))
     client = create_app(config).test_client()
     worker = Worker(config, concurrency=3).wait_ready()
     try:
         runs = {
-            "sleeps": trigger(client, "probe", {"mode": "sleep", "seconds": 4})["run_id"],
+            "sleeps": trigger(client, "probe", {"mode": "sleep", "seconds": 4 + away})["run_id"],
             "hangs": trigger(client, "hang")["run_id"],
-            "short": trigger(client, "sleep", {"seconds": 2})["run_id"],
+            "short": trigger(client, "sleep", {"seconds": 2 + away})["run_id"],
         }
         for rid in runs.values():
             wait_status(client, rid, RunStatus.RUNNING)
-        private_redis.restart()  # empty: --save "" --appendonly no
+        restartable_tracking.restart_empty()
 
         # triggers during the outage answered 503 elsewhere; now Redis is back:
         results = {name: wait_recorded_terminal(client, rid, timeout=20)
@@ -74,17 +80,20 @@ def test_redis_restart_mid_run(config, private_redis):
         worker.kill_group()
 
 
-def test_empty_restart_gives_the_running_run_its_slot_back(config, private_redis):
+def test_empty_restart_gives_the_running_run_its_slot_back(config, restartable_tracking):
     """The heartbeat writes the record back and re-takes the slot, so no second run starts
     while the first one is still executing."""
-    config = dict(config, REDIS_URL=private_redis.url, TEST_RUN_TIME_LIMIT="20",
-                  TEST_RUN_SOFT_TIME_LIMIT="18", TEST_RUN_HEARTBEAT_TTL="3")
+    config = dict(config, **restartable_tracking.settings(), TEST_RUN_TIME_LIMIT="20",
+                  TEST_RUN_SOFT_TIME_LIMIT="18",
+                  TEST_RUN_HEARTBEAT_TTL=str(restartable_tracking.heartbeat_ttl))
     client = create_app(config).test_client()
     worker = Worker(config).wait_ready()
     try:
-        rid = trigger(client, "probe", {"mode": "sleep", "seconds": 6})["run_id"]
+        # past the outage and the next heartbeat after it
+        seconds = 6 + 2 * restartable_tracking.outage_s
+        rid = trigger(client, "probe", {"mode": "sleep", "seconds": seconds})["run_id"]
         wait_status(client, rid, RunStatus.RUNNING)
-        private_redis.restart()
+        restartable_tracking.restart_empty()
         # the heartbeat restores the record and the slot, so a second run is refused
         wait_for(lambda: active_run_id(client, "probe") == rid, 5, "the slot to be retaken")
         resp = client.post("/api/workflows/probe/test-runs")
@@ -96,6 +105,10 @@ def test_empty_restart_gives_the_running_run_its_slot_back(config, private_redis
         worker.kill_group()
 
 
+@tracking.single_redis_only(
+    "a tracking Redis unreachable while its data survives; on a cluster a worker cut off from "
+    "its workflow's master is a migration stalled past the TTL, fenced in "
+    "tests/chaos/test_cluster_hosts.py")
 @pytest.mark.parametrize("phase", [0.0, 0.4, 0.8])
 def test_a_run_whose_lease_cannot_be_renewed_is_killed_before_it_lapses(config, phase):
     """Fencing: Redis unreachable, so the worker cannot renew; it kills the body before the

@@ -19,11 +19,16 @@ import pytest
 import redis
 
 from devtools.redis_server import redis_binary
+from tests.support import tracking
 from tests.support.api import DEFAULT_REDIS_URL, body_events, delete_prefix, make_config
 from tests.support.http import request
 from tests.support.procs import Gunicorn, Worker, wait_for
 from tests.support.sentinel import SentinelCluster
 from worker.core.status import TERMINAL, RunStatus
+
+pytestmark = [pytest.mark.cluster_tracking, tracking.single_redis_only(
+    "Sentinel fails one Redis over; a cluster fails its masters over itself (a master "
+    "SIGKILLed, CLUSTER FAILOVER: tests/chaos/test_cluster_hosts.py)")]
 
 #: requests that started this long after the sentinels named the new master must not be 503:
 #: the web's next connection asks the sentinels (a request already waiting on the dead master

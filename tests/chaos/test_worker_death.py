@@ -14,7 +14,7 @@ from tests.support.procs import Worker, alive, holds_throughout, wait_for
 from web import create_app
 from worker.core.status import ErrorType, ReleaseReason, RunStatus
 
-pytestmark = pytest.mark.broker_matrix
+pytestmark = [pytest.mark.broker_matrix, pytest.mark.cluster_tracking]
 
 HEARTBEAT_TTL = 3.0
 

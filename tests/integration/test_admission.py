@@ -6,10 +6,14 @@ Redis state a lost signal would leave behind directly."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.api import active_run_id, expect_status, keys_of, parse_time, run_of, trigger
 from web import create_app
 from worker.core.keys import new_run_id
 from worker.core.status import ErrorType, ReleaseReason, RunStatus
+
+pytestmark = pytest.mark.cluster_tracking
 
 TRIGGER = "/api/workflows/{}/test-runs"
 

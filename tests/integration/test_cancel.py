@@ -16,6 +16,8 @@ from tests.support.procs import Worker, alive, wait_for
 from web import create_app
 from worker.core.status import ErrorType, RunStatus
 
+pytestmark = pytest.mark.cluster_tracking
+
 RUNS = 20
 
 

@@ -186,3 +186,32 @@ def test_waiting_and_the_event_stream_read_the_cluster(web):
     stream = web.get(f"/api/test-runs/{body['run_id']}/events")
     text = stream.get_data(as_text=True)
     assert stream.status_code == 200 and "event: run" in text and "event: end" in text, text
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[RedisCluster]:
+    """A cluster of this test's own: it stops every node."""
+    yield from redis_cluster.running()
+
+
+def test_every_node_down_answers_503_and_the_same_app_serves_when_they_are_back(
+        cluster_stack, own_cluster):
+    """No node of the cluster answers (every one restarting): redis-py's RedisCluster raises
+    RedisClusterException ("cannot be connected", "slots are not covered") from its slot
+    map's refresh, which answered a trigger 500 `internal_error`; it is an outage like a
+    single Redis away — 503 `queue_unavailable` — and the same app admits again after."""
+    config = idle(cluster_stack, TEST_RUN_TRACKING_URL=own_cluster.url())
+    web = create_app(config).test_client()
+    rid = trigger(web, "echo", {})["run_id"]
+    ports = sorted(own_cluster.procs)
+    for port in ports:
+        own_cluster.kill(port)
+    for resp in (web.post("/api/workflows/probe/test-runs", json={"input": {}}),
+                 web.get(f"/api/test-runs/{rid}"), web.post(f"/api/test-runs/{rid}/cancel")):
+        assert resp.status_code == 503, resp.get_json()
+        assert resp.get_json()["error"] == "queue_unavailable"
+    for port in ports:  # back on their own nodes.conf, with no data (none was saved)
+        own_cluster.spawn(port)
+    wait_for(lambda: web.post("/api/workflows/probe/test-runs",
+                              json={"input": {}}).status_code == 202, 30,
+             "the same app to admit again")

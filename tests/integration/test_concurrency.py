@@ -10,6 +10,8 @@ import pytest
 from tests.support.http import concurrently, request
 from tests.support.procs import Gunicorn
 
+pytestmark = pytest.mark.cluster_tracking
+
 
 @pytest.mark.parametrize("requests, workers", [(50, 2), (500, 4)])
 def test_concurrent_triggers_admit_exactly_one(config, requests, workers):

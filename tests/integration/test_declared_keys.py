@@ -6,6 +6,10 @@ in one more call at most."""
 from __future__ import annotations
 
 import secrets
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import redis
@@ -139,3 +143,36 @@ def test_a_forced_release_and_a_lapsed_lease_declare_the_holder_and_the_outbox(
     assert store.get(lapsing.run_id).status is RunStatus.EXPIRED
     ended = redis_client.zrange(store.keys.outbox("probe"), 0, -1)
     assert lapsing.run_id in ended
+
+
+def test_fifty_queue_triggers_and_the_holders_end_at_once_all_go_through(config, monkeypatch,
+                                                                        redis_client):
+    """Declared keys under contention: each queue trigger supersedes the pending run it read,
+    so every one that wins changes the keys all the others need, and a call may have to be
+    repeated about once per trigger racing it (25 calls for 50, measured on a cluster). Each
+    repeat means another call won: the wrapper keeps calling (backing off) rather than giving
+    up after a fixed few — which answered 29 of 50 triggers 503 on a Redis Cluster, and would
+    fail the holder's own ending (finish.lua asks for the pending run's keys too), leaving it
+    to end `lost` with its lease."""
+    store = declaring_store(config, monkeypatch)
+    holder = store.admit("echo", {"n": 0})
+    assert isinstance(holder, Admitted)
+    assert isinstance(store.start(holder.run_id, "w@h", pid=1), Started)
+    barrier = threading.Barrier(51)
+
+    def trigger(n: int) -> Any:
+        barrier.wait(timeout=30)
+        if n == 50:  # the holder's worker records its ending in the middle of the storm
+            return store.finish(holder.run_id, RunStatus.SUCCEEDED, result={})
+        return store.admit("echo", {"n": n}, on_conflict=ConflictPolicy.QUEUE)
+
+    with ThreadPoolExecutor(51) as pool:
+        *answers, finished = list(pool.map(trigger, range(51)))
+    assert finished is True
+    assert all(isinstance(a, Admitted) for a in answers), answers
+    statuses = Counter(store.get(a.run_id).status for a in answers)
+    # the ending promoted the pending run of its moment; the triggers after it took the slot
+    # or waited behind it: one holds the slot, at most one waits, the rest were superseded
+    assert statuses[RunStatus.SUPERSEDED] >= 48, statuses
+    assert statuses[RunStatus.QUEUED] == 1 and statuses[RunStatus.PENDING] <= 1, statuses
+    assert redis_client.get(store.keys.slot("echo")) in {a.run_id for a in answers}

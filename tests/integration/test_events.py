@@ -14,6 +14,8 @@ from worker.core.settings import Settings
 from worker.core.status import EventKind, RunStatus
 from worker.core.store import RunStore
 
+pytestmark = pytest.mark.cluster_tracking
+
 
 @pytest.fixture
 def web(config):

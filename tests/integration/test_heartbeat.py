@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import redis
 
 from tests.support.api import store_of, trigger
 from web import create_app
 from worker.core.lua import Beat, BeatVerdict, Started
 from worker.core.status import ErrorType, ReleaseReason, RunStatus
+
+pytestmark = pytest.mark.cluster_tracking
 
 
 def test_heartbeat_renews_only_for_the_starting_process(config, redis_client):

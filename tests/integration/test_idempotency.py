@@ -4,9 +4,13 @@ key order or spacing) answers 200 with the earlier run; with another body, 422
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.api import active_run_id, expect_status
 from web import create_app
 from worker.core.status import ErrorType, RunStatus
+
+pytestmark = pytest.mark.cluster_tracking
 
 TRIGGER = "/api/workflows/echo/test-runs"
 

@@ -20,7 +20,7 @@ from tests.support.api import (
 from tests.support.procs import Worker, alive, wait_for
 from worker.core.status import ErrorType, ReleaseReason, RunStatus
 
-pytestmark = pytest.mark.broker_matrix
+pytestmark = [pytest.mark.broker_matrix, pytest.mark.cluster_tracking]
 
 
 def assert_slot_free(client, workflow_id: str) -> None:

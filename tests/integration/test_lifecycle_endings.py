@@ -21,6 +21,8 @@ from worker.core.settings import Settings
 from worker.core.status import ConflictPolicy, ErrorType, ReleaseReason, RunStatus
 from worker.core.store import RunStore
 
+pytestmark = pytest.mark.cluster_tracking
+
 
 class Recorder(LifecycleHooks):
     def __init__(self) -> None:

@@ -16,6 +16,8 @@ from tests.support.http import request
 from tests.support.procs import Gunicorn, Worker, wait_for
 from worker.core.status import RunStatus
 
+pytestmark = pytest.mark.cluster_tracking
+
 MAX_WAITERS = 2
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import redis
 from flask.testing import FlaskClient
 
+from tests.support import tracking
 from tests.support.procs import TEST_WORKFLOWS, wait_for
 from tests.support.workflows import body_log_key
 from worker.core.keys import Keys
@@ -67,6 +68,7 @@ def make_config(**overrides: Any) -> dict[str, str]:
         "TEST_RUN_LEASE_GRACE": "2",
         "TEST_RUN_HEARTBEAT_TTL": "3",
         "WORKFLOW_MODULES": TEST_WORKFLOWS,
+        **tracking.config_overrides(),  # TEST_TRACKING=cluster: the session's Redis Cluster
     }
     config.update({k: str(v) for k, v in overrides.items()})
     return config

@@ -132,6 +132,18 @@ class RedisCluster:
             self.node(port).execute_command("CLUSTER", "SETSLOT", slot, "NODE", owner)
         return moved
 
+    def restart_empty(self) -> None:
+        """Every node SIGKILLed and started again on its own nodes.conf with no data (its dump
+        file removed: a replica keeps the RDB of its last sync): the whole cluster restarted
+        without persistence — the same slots and roles, every key gone."""
+        ports = sorted(self.procs)
+        kill_all(self.procs)
+        for dump in self.dir.glob("dump-*.rdb"):
+            dump.unlink()
+        for port in ports:
+            self.spawn(port)
+        wait_for(self.healthy, 30, "the restarted cluster to be ok on every node", interval=0.1)
+
     def revive(self) -> None:
         """Start again every node that was killed (each rejoins as a replica)."""
         for port in self.ports:

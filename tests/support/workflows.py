@@ -11,22 +11,26 @@ from typing import Any
 import redis
 from celery.exceptions import SoftTimeLimitExceeded
 
+from worker.core.cluster import cluster_client, is_cluster
 from worker.workflows import RunContext, workflow
 
-_client: redis.Redis | None = None
+_client: redis.Redis | redis.RedisCluster | None = None
 
 
 def body_log_key(prefix: str) -> str:
     return f"{prefix}:test-bodies"
 
 
-def _redis() -> redis.Redis:
+def _redis() -> redis.Redis | redis.RedisCluster:
     global _client
     if _client is None:
         # TEST_BODY_LOG_URL: a Redis outside the test's chaos (a sentinel:// REDIS_URL, one
         # that fails over or sits across a cut link), so what the bodies record survives it
+        # — or the Redis Cluster tracking is on (TEST_TRACKING=cluster, tests/support/tracking.py)
         url = os.environ.get("TEST_BODY_LOG_URL") or os.environ["REDIS_URL"]
-        _client = redis.Redis.from_url(url, decode_responses=True)
+        _client = (cluster_client(url, decode_responses=True, socket_timeout=2,
+                                  socket_connect_timeout=1) if is_cluster(url)
+                   else redis.Redis.from_url(url, decode_responses=True))
     return _client
 
 

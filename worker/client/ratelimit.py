@@ -28,9 +28,15 @@ def storage_for(settings: Settings, client: redis.Redis, keys: Keys) -> Storage:
     if cluster.is_cluster(settings.tracking_url):
         uri, options = cluster.limits_uri(settings.tracking_url)
         timeout = max(1.0, settings.io_timeout * 2)
-        return RedisClusterStorage(uri, key_prefix=keys.rate_limit_prefix(),
-                                   socket_connect_timeout=settings.io_timeout,
-                                   socket_timeout=timeout, max_connections=32, **options)
+        try:
+            storage = RedisClusterStorage(uri, key_prefix=keys.rate_limit_prefix(),
+                                          socket_connect_timeout=settings.io_timeout,
+                                          socket_timeout=timeout, max_connections=32,
+                                          **options)
+        except redis.exceptions.RedisClusterException as exc:
+            raise cluster.ClusterUnreachable(f"no node of the cluster answers: {exc}") from exc
+        cluster.outage_when_unreadable(storage.storage)  # an outage, as the store's client
+        return storage
     return RedisStorage("redis://", connection_pool=client.connection_pool,
                         key_prefix=keys.rate_limit_prefix())
 

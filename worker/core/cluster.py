@@ -11,7 +11,8 @@ redis-py refuses EVALSHA, TIME and CONFIG GET inside a cluster pipeline, so thos
 one; kombu has no cluster transport, so the broker is another server and admission takes the
 two-step path (worker/client/message.py). A key that moves between nodes mid-call (TRYAGAIN,
 ASK) is retried by redis-py a few times, then raised as `ClusterError`: a 503 like any other
-outage (worker/core/errors.py).
+outage (worker/core/errors.py); so is a cluster whose slots' map no node answers for (every
+node down or restarting: `ClusterUnreachable`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import ClusterNode, NodesManager, RedisCluster
 
 SCHEMES = ("redis+cluster", "rediss+cluster")
 #: query options passed to the client as they are (TLS files and checks)
@@ -88,14 +89,42 @@ def limits_uri(url: str) -> tuple[str, dict[str, Any]]:
     return f"redis+cluster://{seeds}", address.connection_options()
 
 
+class ClusterUnreachable(redis.ConnectionError):
+    """No node answered for the slots' map (all down or restarting, slots not yet covered):
+    an outage like a single Redis away, where redis-py raises its RedisClusterException —
+    which also means a programming error (a blocked pipeline command, keys of two slots), so
+    only the map's refresh is translated."""
+
+
 def cluster_client(url: str, **options: Any) -> RedisCluster:
     """A RedisCluster over the URL's seeds, with `options` for every node's connections (the
-    same timeouts as a single Redis). A cluster none of whose seeds answer is a
-    `redis.ConnectionError`, an outage like any other (redis-py raises its
-    RedisClusterException, which also means a programming error)."""
+    same timeouts as a single Redis), whose unreadable slots' map is an outage
+    (`outage_when_unreadable`)."""
     address = parse(url)
     try:
-        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in address.nodes],
-                            **address.connection_options(), **options)
+        client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in address.nodes],
+                              **address.connection_options(), **options)
     except redis.exceptions.RedisClusterException as exc:
-        raise redis.ConnectionError(f"no node of the cluster answers: {exc}") from exc
+        raise ClusterUnreachable(f"no node of the cluster answers: {exc}") from exc
+    return outage_when_unreadable(client)
+
+
+def outage_when_unreadable(client: RedisCluster) -> RedisCluster:
+    """`client`, raising ClusterUnreachable — a `redis.ConnectionError`, so every caller's
+    outage handling applies (a 503, a beat that tries again) — where redis-py raises its
+    RedisClusterException because the slots' map cannot be read: at start, or when it
+    refreshes the map after a connection error (`NodesManager.initialize`, shared by the
+    client and its pipelines). Without it a trigger while every node restarted answered 500.
+    redis-py builds the NodesManager inside RedisCluster's constructor, so the one instance's
+    method is wrapped."""
+    nodes: NodesManager = client.nodes_manager
+    refresh = nodes.initialize
+
+    def initialize(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return refresh(*args, **kwargs)
+        except redis.exceptions.RedisClusterException as exc:
+            raise ClusterUnreachable(f"the cluster's slots cannot be read: {exc}") from exc
+
+    nodes.initialize = initialize  # type: ignore[method-assign]
+    return client

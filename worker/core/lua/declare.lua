@@ -6,7 +6,7 @@
 -- details, a due delivery). The design: the script names each such key with `need(key)` while
 -- it reads, before it writes anything; if any was not declared, it answers
 -- {DECLARE.NEED_KEYS, key, …} having written nothing, and its wrapper calls again with those
--- keys appended to KEYS (worker/core/lua/base.py, at most MAX_KEY_ROUNDS calls). The second
+-- keys appended to KEYS (worker/core/lua/base.py: until it asks for none). The second
 -- call reads again, atomically: if what it read changed in between (a new holder), it names
 -- what it needs now, so a script never acts on a key it did not declare. Keys declared and not
 -- needed any more are harmless (they share the workflow's hash tag). Loaded after the
