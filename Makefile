@@ -113,7 +113,7 @@ docs: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy worker web devtools
+	$(BIN)/mypy worker web devtools bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

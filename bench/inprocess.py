@@ -67,21 +67,37 @@ def split(config: dict[str, str], flush: Callable[[], None], n: int) -> dict[str
                                        retry=False), n))
         messages: list[tuple[str, str]] = []
         run_ids = [new_run_id(ids[base + i]) for i in range(n)]
+        # each part binds this round's values now (a def's defaults; mypy cannot type a
+        # lambda's)
+        def build(i: int, m: list[tuple[str, str]] = messages,
+                  r: list[str] = run_ids) -> None:
+            m.append(service._messages.now(r[i]))
+
+        def admit(i: int, b: int = base, m: list[tuple[str, str]] = messages,
+                  r: list[str] = run_ids) -> Any:
+            return service.store.admit(ids[b + i], {}, run_id=r[i], message=m[i])
+
         rounds.setdefault("build the message (worker/client/message.py)", []).extend(_timed(
-            lambda i, m=messages, r=run_ids: m.append(service._messages.now(r[i])), n))
+            build, n))
         rounds.setdefault("ADMIT script, message included (1 round trip)", []).extend(_timed(
-            lambda i, b=base, m=messages, r=run_ids: service.store.admit(
-                ids[b + i], {}, run_id=r[i], message=m[i]), n))
+            admit, n))
         base += n
-        rounds.setdefault("service.trigger (all of the above)", []).extend(_timed(
-            lambda i, b=base: service.trigger(ids[b + i], {}), n))
+
+        def trigger(i: int, b: int = base) -> Any:
+            return service.trigger(ids[b + i], {})
+
+        rounds.setdefault("service.trigger (all of the above)", []).extend(_timed(trigger, n))
         base += n
-        rounds.setdefault("POST through Flask (this service)", []).extend(_timed(
-            lambda i, b=base: client.post(f"/api/workflows/{ids[b + i]}/test-runs", json={}),
-            n))
+
+        def post(i: int, b: int = base) -> Any:
+            return client.post(f"/api/workflows/{ids[b + i]}/test-runs", json={})
+
+        def post_bare(i: int, b: int = base) -> Any:
+            return bare.post(f"/api/workflows/{ids[b + i]}/test-runs", json={})
+
+        rounds.setdefault("POST through Flask (this service)", []).extend(_timed(post, n))
         rounds.setdefault("POST through Flask (bare apply_async)", []).extend(_timed(
-            lambda i, b=base: bare.post(f"/api/workflows/{ids[b + i]}/test-runs", json={}),
-            n))
+            post_bare, n))
         rounds.setdefault("409 through Flask (this service)", []).extend(_timed(
             lambda i: client.post(f"/api/workflows/{ids[0]}/test-runs", json={}), n))
     for label, samples in rounds.items():
