@@ -102,7 +102,9 @@ def test_a_cut_host_is_fenced_and_the_other_host_takes_over(hosts: Hosts) -> Non
         rid = first["run_id"]
         wait_for(lambda: run(webs[1], rid)["status"] == RunStatus.RUNNING, 20, "A to start it")
         assert run(webs[1], rid)["worker"] == a.hostname
-        started = [e for e in body_events(client, config, rid) if e["event"] == "start"]
+        # the body records its own start just after the start script made the run running
+        started = wait_for(lambda: [e for e in body_events(client, config, rid)
+                                    if e["event"] == "start"] or None, 10, "A's body to start")
         assert len(started) == 1
         body_pid = started[0]["pid"]
         b = HostWorker(on_host(1), hosts.prefix(1), "host-b")
