@@ -221,7 +221,7 @@ def test_a_graceful_cluster_failover_loses_nothing(stack, rcluster, redis_client
                  "the replica to take over", interval=0.05)
         took = time.time() - started
         lost = writer.lost(rcluster)
-        time.sleep(1)
+        time.sleep(1)  # traffic flows a second past the takeover: the window a 503 would show in
         traffic.stop()
         accepted = traffic.check()
         settled(stack, redis_client, accepted)

@@ -235,13 +235,19 @@ def check_no_overlap(runs: list[dict], events: list[dict], died_at: dict[int, fl
     assert executed > 0
 
 
+
+def soak_config(config: dict[str, str]) -> dict[str, str]:
+    """Every soak's limits: short enough that the time-limit paths come round in seconds."""
+    return dict(config, TEST_RUN_TIME_LIMIT="2", TEST_RUN_SOFT_TIME_LIMIT="1.5",
+                TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL), TEST_RUN_QUEUE_TIMEOUT="20")
+
+
 @pytest.mark.timeout(600)
 def test_soak_mixed_outcomes_with_random_kills(config, redis_client):
     # the full count on the default deployment; a shorter one on each other broker
     default = "500" if "CELERY_BROKER_URL" not in config else "300"
     total = int(os.environ.get("SOAK_RUNS", default))
-    config = dict(config, TEST_RUN_TIME_LIMIT="2", TEST_RUN_SOFT_TIME_LIMIT="1.5",
-                  TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL), TEST_RUN_QUEUE_TIMEOUT="20")
+    config = soak_config(config)
     soak(config, redis_client, total, seed=int(os.environ.get("SOAK_SEED", "7")))
 
 
@@ -253,8 +259,7 @@ def test_cancel_then_trigger_rounds_never_overlap(config, redis_client):
     # the full count on the default deployment; a shorter one on each other broker
     rounds = int(os.environ.get("SOAK_ROUNDS",
                                 "300" if "CELERY_BROKER_URL" not in config else "100"))
-    config = dict(config, TEST_RUN_TIME_LIMIT="2", TEST_RUN_SOFT_TIME_LIMIT="1.5",
-                  TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL), TEST_RUN_QUEUE_TIMEOUT="20")
+    config = soak_config(config)
     soak(config, redis_client, 0, seed=int(os.environ.get("SOAK_SEED", "7")),
          rounds_wanted=rounds)
 
@@ -263,8 +268,7 @@ def test_cancel_then_trigger_rounds_never_overlap(config, redis_client):
 @pytest.mark.timeout(3600)
 def test_long_cancel_then_trigger_rounds(config, redis_client):
     rounds = int(os.environ.get("LONG_SOAK_ROUNDS", "1000"))
-    config = dict(config, TEST_RUN_TIME_LIMIT="2", TEST_RUN_SOFT_TIME_LIMIT="1.5",
-                  TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL), TEST_RUN_QUEUE_TIMEOUT="20")
+    config = soak_config(config)
     soak(config, redis_client, 0, seed=int(time.time()), rounds_wanted=rounds)
 
 
@@ -272,6 +276,5 @@ def test_long_cancel_then_trigger_rounds(config, redis_client):
 @pytest.mark.timeout(3600)
 def test_long_soak(config, redis_client):
     total = int(os.environ.get("LONG_SOAK_RUNS", "5000"))
-    config = dict(config, TEST_RUN_TIME_LIMIT="2", TEST_RUN_SOFT_TIME_LIMIT="1.5",
-                  TEST_RUN_HEARTBEAT_TTL=str(HEARTBEAT_TTL), TEST_RUN_QUEUE_TIMEOUT="20")
+    config = soak_config(config)
     soak(config, redis_client, total, seed=int(time.time()))
