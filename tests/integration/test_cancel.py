@@ -6,6 +6,7 @@ down: it ends failed, enqueue_failed)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -74,4 +75,55 @@ def test_cancel_and_replace_answer_within_a_second_with_the_broker_killed(config
             assert (ended["status"], ended["error_type"]) == (RunStatus.FAILED,
                                                               ErrorType.ENQUEUE_FAILED), ended
     finally:
+        worker.kill_group()
+
+
+def test_a_running_run_is_recorded_cancelled_before_its_stop_is_sent(config, private_redis):
+    """The worker's confirmation that a killed body is gone frees the slot only of a run that
+    is already terminal: a stop that reached the worker before the cancel was recorded left
+    the slot to its lease (a soak's last round held it until then). On one Redis that is both
+    broker and tracking, MONITOR sees the two in the order Redis ran them: the cancel's
+    finish script, then the stop's PUBLISH. And the slot passes well within the lease."""
+    config = dict(config, REDIS_URL=private_redis.url, TEST_RUN_HEARTBEAT_TTL="30",
+                  TEST_RUN_TIME_LIMIT="60", TEST_RUN_SOFT_TIME_LIMIT="50")
+    for key in ("CELERY_BROKER_URL", "TEST_RUN_TRACKING_URL"):  # both on the private Redis
+        config.pop(key, None)
+    client = create_app(config).test_client()
+    worker = Worker(config, concurrency=1).wait_ready()
+    seen: list[str] = []
+    stop_monitor = threading.Event()
+
+    def monitor() -> None:
+        with private_redis.client().monitor() as mon:
+            ready.set()
+            while not stop_monitor.is_set():
+                said = mon.next_command()
+                if said["client_type"] != "lua" and said["command"].startswith(
+                        ("EVALSHA", "PUBLISH")):
+                    seen.append(said["command"])
+
+    ready = threading.Event()
+    thread = threading.Thread(target=monitor, daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(5)
+        run_id = trigger(client, "soak-00", {"mode": "sleep", "seconds": 50})["run_id"]
+        wait_status(client, run_id, RunStatus.RUNNING, timeout=30)
+        cancelled_at = time.monotonic()
+        assert client.post(f"/api/test-runs/{run_id}/cancel").status_code == 202
+        wait_for(lambda: active_run_id(client, "soak-00") is None, 10,
+                 "the slot to pass once the worker confirmed the body gone")
+        freed_after = time.monotonic() - cancelled_at
+        stop_monitor.set()
+        private_redis.client().ping()  # one more command wakes the monitor to stop
+        thread.join(5)
+        recorded = next(i for i, c in enumerate(seen)
+                        if c.startswith("EVALSHA") and run_id in c
+                        and "cancelled by request" in c)
+        stop = next(i for i, c in enumerate(seen) if c.startswith("PUBLISH") and "pidbox" in c)
+        assert recorded < stop, seen[min(recorded, stop):max(recorded, stop) + 1]
+        print(f"slot passed {freed_after:.3f}s after the cancel (lease 30 s)")
+        assert freed_after < 5, freed_after
+    finally:
+        stop_monitor.set()
         worker.kill_group()

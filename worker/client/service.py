@@ -256,15 +256,19 @@ class TestRunService:
             raise Forbidden(Scope.CANCEL, "cancelling a run another caller triggered")
         if run.terminal:
             raise RunFinished(run)
-        if run.status is RunStatus.RUNNING:
-            self._stop(run_id)
         try:
             with unavailable_on_outage():
                 run = self.store.cancel(run_id)
         except RunFinished as exc:
             if exc.run.status is not RunStatus.CANCELLED:
                 raise
-            run = exc.run
+            run = exc.run  # a retry of ours, or another's cancel: stopping again is harmless
+        # the record first, then the kill: the worker's confirmation that the body is gone
+        # frees the slot only of a run already terminal, so a kill that landed before the
+        # record left the slot to its lease. A run that started keeps its slot until then;
+        # one cancelled while queued never executes (its start check refuses it).
+        if run.started_ms is not None and run.released_ms is None:
+            self._stop(run_id)
         return run
 
     def _stop(self, run_id: str) -> None:
