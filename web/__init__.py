@@ -29,11 +29,15 @@ from . import (
     waits,
 )
 from .encoding import FastJSON
-from .schemas import MAX_BODY_BYTES, InvalidRequestBody, invalid_request, parse_json_body
+from .schemas import (
+    MAX_BODY_BYTES,
+    MAX_DEPTH,
+    InvalidRequestBody,
+    invalid_request,
+    parse_json_body,
+)
 
 VERSION = "1"
-#: the app's config key for TEST_RUN_MAX_INPUT_DEPTH, read by every body's parse
-MAX_DEPTH = "TESTRUNS_MAX_INPUT_DEPTH"
 
 
 class ApiRequest(Request):

@@ -11,16 +11,17 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from flask import Response, current_app, g, jsonify
+from flask import Flask, Response, current_app, g, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 
-from worker.client.service import TestRunService
+from worker.client.service import TestRunService, Triggered
 from worker.core.errors import RunInProgress
 from worker.core.runs import Run
 
 from . import errors, waits
 from . import schemas as s
-from .encoding import run_url
+from .auth import Caller
+from .encoding import json_answer, run_url_of
 
 bp = APIBlueprint("api", __name__, url_prefix="/api", abp_security=[{"bearer": []}, {}])
 RUNS = Tag(name="test runs", description="trigger, read, cancel and watch test runs")
@@ -67,12 +68,19 @@ def service() -> TestRunService:
 
 
 def _run_response(run: Run, status: int, *, fresh: bool = False, **extra: Any) -> Response:
-    """`fresh`: a run the admit script just wrote for this caller, built from its reply
-    (worker/core/runs.py `to_dict` is already the RunOut shape: not validated again on the hot
-    path)."""
-    resp = jsonify({**(run.to_dict() if fresh else s.RunOut.of(g.caller.view(run))), **extra})
+    return run_answer(current_app._get_current_object(),  # type: ignore[attr-defined]
+                      request.script_root, g.caller, run, status, fresh=fresh, **extra)
+
+
+def run_answer(app: Flask, script_root: str, caller: Caller, run: Run, status: int, *,
+               fresh: bool = False, **extra: Any) -> Response:
+    """A run's answer, as `caller` may see it, with its URL in `Location`. `fresh`: a run the
+    admit script just wrote for this caller, built from its reply (worker/core/runs.py
+    `to_dict` is already the RunOut shape: not validated again on the hot path)."""
+    resp = json_answer(app, {**(run.to_dict() if fresh else s.RunOut.of(caller.view(run))),
+                             **extra})
     resp.status_code = status
-    resp.headers["Location"] = run_url(run.run_id)
+    resp.headers["Location"] = run_url_of(app, script_root, run.run_id)
     return resp
 
 
@@ -108,25 +116,47 @@ def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeader
     when the wait is over. 409 names the run in progress; 422 shows what in the input does not
     fit the workflow's schema; 429 says when to try again; 503: the queue is unavailable,
     nothing was taken."""
-    g.caller.require_policy(query.on_conflict)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if query.wait is None:
+        return admit(app, request.script_root, g.caller, path, query, header, body)
+    triggered = _triggered(app, request.script_root, g.caller, path, query, header, body)
+    if isinstance(triggered, Response):
+        return triggered
+    run, busy = _wait(triggered.run, query.wait)
+    resp = _run_response(run, 200 if run.terminal else 202,
+                         workers_online=service().workers_online(),
+                         **({"joined": True} if triggered.joined else {}))
+    return _busy(resp) if busy else resp
+
+
+def admit(app: Flask, script_root: str, caller: Caller, path: s.WorkflowPath,
+          query: s.TriggerQuery, header: s.TriggerHeaders, body: s.TriggerBody) -> Response:
+    """A trigger's answer without `?wait=`: Flask's view, and the trigger's fast path with
+    the same validated models (web/fast.py)."""
+    triggered = _triggered(app, script_root, caller, path, query, header, body)
+    if isinstance(triggered, Response):
+        return triggered
+    return run_answer(app, script_root, caller, triggered.run,
+                      202 if triggered.created else 200, fresh=triggered.created,
+                      workers_online=app.extensions["testruns"].workers_online(),
+                      **({"joined": True} if triggered.joined else {}))
+
+
+def _triggered(app: Flask, script_root: str, caller: Caller, path: s.WorkflowPath,
+               query: s.TriggerQuery, header: s.TriggerHeaders,
+               body: s.TriggerBody) -> Triggered | Response:
+    """The service's trigger for this caller; its 409 as the answer."""
+    caller.require_policy(query.on_conflict)
+    svc: TestRunService = app.extensions["testruns"]
     try:
-        triggered = service().trigger(
+        return svc.trigger(
             path.workflow_id, body.input_object, on_conflict=query.on_conflict,
-            idempotency_key=header.idempotency_key, triggered_by=g.caller.name,
-            rate_key=g.caller.rate_key, callback_url=body.callback_url)
+            idempotency_key=header.idempotency_key, triggered_by=caller.name,
+            rate_key=caller.rate_key, callback_url=body.callback_url)
     except RunInProgress as exc:
         # the common refusal (every click while a run is in progress): rendered here by the one
         # renderer, not through Flask's exception handling, which costs the 409 more (profiled)
-        return errors.render(exc)
-    joined = {"joined": True} if triggered.joined else {}
-    if query.wait is None:
-        return _run_response(triggered.run, 202 if triggered.created else 200,
-                             fresh=triggered.created,
-                             workers_online=service().workers_online(), **joined)
-    run, busy = _wait(triggered.run, query.wait)
-    resp = _run_response(run, 200 if run.terminal else 202,
-                         workers_online=service().workers_online(), **joined)
-    return _busy(resp) if busy else resp
+        return errors.answer(app, exc, script_root)
 
 
 def _wait(run: Run | str, seconds: float) -> tuple[Run, bool]:

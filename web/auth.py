@@ -91,30 +91,43 @@ class Tokens:
         return found
 
 
-def _client_address() -> str:
-    return f"addr:{request.remote_addr or 'unknown'}"
+#: the app's extension holding its Tokens (the trigger's fast path identifies with them too)
+TOKENS = "testruns.tokens"
+
+
+def client_address(remote_addr: str | None) -> str:
+    return f"addr:{remote_addr or 'unknown'}"
+
+
+def identify(tokens: Tokens, *, path: str, method: str, authorization: str,
+             remote_addr: str | None, endpoint: str | None, rule: str | None) -> Caller:
+    """Who calls: 401 for a missing or wrong token, then 403 for a token without the route's
+    scope (`endpoint`, `rule`: the matched route, None for none). What Flask's hook asks of
+    each request, and the trigger's fast path of its own (web/fast.py)."""
+    if not tokens.entries or not path.startswith("/api/") or method == "OPTIONS":
+        # no tokens; or the page, health, the contract
+        return Caller(None, client_address(remote_addr))
+    scheme, _, given = authorization.partition(" ")
+    token = tokens.match(given.strip().encode()) if scheme.lower() == "bearer" else None
+    if token is None:
+        raise Unauthorized("missing or invalid bearer token")
+    caller = Caller(token.name, f"token:{token.name}" if token.name
+                    else client_address(remote_addr), token.scopes)
+    accepted = ROUTE_SCOPES.get(endpoint or "", (Scope.ADMIN,)) if rule is not None else ()
+    if accepted and not any(caller.holds(scope) for scope in accepted):
+        raise Forbidden(accepted[0], f"{method} {rule}")
+    return caller
 
 
 def register(app: Flask, callers: list[Token]) -> None:
-    tokens = Tokens(tuple((token, token.secret.encode()) for token in callers))
-    anyone = Caller(None, "")
+    tokens = app.extensions[TOKENS] = Tokens(tuple((token, token.secret.encode())
+                                                   for token in callers))
 
     @app.before_request
     def _identify() -> None:
-        """401 for a missing or wrong token, then 403 for a token without the route's scope
-        (before the body is read: web/bodies.py comes after)."""
-        if not tokens.entries or not request.path.startswith("/api/") \
-                or request.method == "OPTIONS":
-            # no tokens; or the page, health, the contract
-            g.caller = replace(anyone, rate_key=_client_address())
-            return
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        token = tokens.match(given.strip().encode()) if scheme.lower() == "bearer" else None
-        if token is None:
-            raise Unauthorized("missing or invalid bearer token")
-        g.caller = caller = Caller(token.name, f"token:{token.name}" if token.name
-                                   else _client_address(), token.scopes)
-        accepted = ROUTE_SCOPES.get(request.endpoint or "", (Scope.ADMIN,)) \
-            if request.url_rule is not None else ()
-        if accepted and not any(caller.holds(scope) for scope in accepted):
-            raise Forbidden(accepted[0], f"{request.method} {request.url_rule}")
+        """Before the body is read: web/bodies.py comes after."""
+        rule = request.url_rule
+        g.caller = identify(tokens, path=request.path, method=request.method,
+                            authorization=request.headers.get("Authorization", ""),
+                            remote_addr=request.remote_addr, endpoint=request.endpoint,
+                            rule=rule.rule if rule is not None else None)

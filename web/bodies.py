@@ -18,6 +18,7 @@ is `cross-site` or `same-site` (another port of localhost is the same site) is 4
 from __future__ import annotations
 
 from flask import Flask, request
+from werkzeug.datastructures import Headers
 
 from .problems import CrossSiteRequest, UnsupportedMediaType
 
@@ -33,23 +34,31 @@ def is_json(mimetype: str) -> bool:
         mimetype.startswith("application/") and mimetype.endswith("+json"))
 
 
+def check(headers: Headers, mimetype: str, content_length: int | None,
+          allowed: frozenset[str]) -> None:
+    """415 for a body not declared as JSON, 403 for another site's page, of a request whose
+    body the API reads (`headers`: request.headers, or a view of the environ's; `mimetype`: the
+    declared type without its parameters): Flask's hook, and the trigger's fast path
+    (web/fast.py)."""
+    declared = headers.get("Content-Type")
+    if declared is None:
+        # no declared type: allowed only without a body (Content-Length 0 or absent)
+        if content_length or headers.get("Transfer-Encoding"):
+            raise UnsupportedMediaType(
+                "a request body must be sent with Content-Type: application/json")
+    elif not is_json(mimetype):
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, got {mimetype or declared!r}")
+    if (headers.get("Sec-Fetch-Site") in FOREIGN_SITES
+            and headers.get("Origin") not in allowed):
+        raise CrossSiteRequest("a page of another site may not call this API (its origin "
+                               "is not in CORS_ORIGINS)")
+
+
 def register(app: Flask, cors_origins: tuple[str, ...] = ()) -> None:
     allowed = frozenset(cors_origins)
 
     @app.before_request
     def _json_bodies_only() -> None:
-        if request.method not in BODY_METHODS:
-            return
-        declared = request.headers.get("Content-Type")
-        if declared is None:
-            # no declared type: allowed only without a body (Content-Length 0 or absent)
-            if request.content_length or request.headers.get("Transfer-Encoding"):
-                raise UnsupportedMediaType(
-                    "a request body must be sent with Content-Type: application/json")
-        elif not is_json(request.mimetype):
-            raise UnsupportedMediaType(
-                f"Content-Type must be application/json, got {request.mimetype or declared!r}")
-        if (request.headers.get("Sec-Fetch-Site") in FOREIGN_SITES
-                and request.headers.get("Origin") not in allowed):
-            raise CrossSiteRequest("a page of another site may not call this API (its origin "
-                                   "is not in CORS_ORIGINS)")
+        if request.method in BODY_METHODS:
+            check(request.headers, request.mimetype, request.content_length, allowed)

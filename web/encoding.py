@@ -11,9 +11,10 @@ map on every 202 and 409 (the route's prefix is read from the map once per app).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
+import flask
 from flask import Flask, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.sansio.response import Response
@@ -44,11 +45,23 @@ class FastJSON(DefaultJSONProvider):
                                         mimetype=self.mimetype)
 
 
+def json_answer(app: Flask, obj: Any) -> flask.Response:
+    """`jsonify(obj)` as `app` answers it, without an app context (the trigger's fast path
+    has none: web/fast.py)."""
+    return cast(flask.Response, app.json.response(obj))
+
+
 def run_url(run_id: str) -> str:
     """The read route's URL of `run_id`, as url_for gives it (behind the app's script root)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return run_url_of(current_app._get_current_object(),  # type: ignore[attr-defined]
+                      request.script_root, run_id)
+
+
+def run_url_of(app: Flask, script_root: str, run_id: str) -> str:
+    """`run_url` for an app and a script root given (the trigger's fast path has no request
+    context: web/fast.py)."""
     prefix = app.extensions.get(_PREFIX)
     if prefix is None:
         rule = app.url_map._rules_by_endpoint[RUN_ENDPOINT][0].rule
         prefix = app.extensions[_PREFIX] = rule.split("<", 1)[0]
-    return f"{request.script_root}{prefix}{quote(run_id, safe=_SAFE)}"
+    return f"{script_root}{prefix}{quote(run_id, safe=_SAFE)}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, jsonify
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from worker.core.errors import (
@@ -26,7 +26,7 @@ from worker.core.errors import (
     WorkflowNotFound,
 )
 
-from .encoding import run_url
+from .encoding import json_answer, run_url_of
 from .problems import (
     AppUnavailable,
     CrossSiteRequest,
@@ -103,14 +103,22 @@ def answer_of(exc: TestRunError) -> Answer:
 
 
 def render(exc: TestRunError) -> Response:
-    """The one renderer of an error body: every error answer goes through it."""
-    answer = answer_of(exc)
+    """The one renderer of an error body, in a request: every error answer goes through
+    `answer`."""
+    return answer(current_app._get_current_object(),  # type: ignore[attr-defined]
+                  exc, request.script_root)
+
+
+def answer(app: Flask, exc: TestRunError, script_root: str = "") -> Response:
+    """`exc`'s answer from `app` (its JSON provider, its run URLs behind `script_root`): what
+    `render` gives in a request, and the trigger's fast path without one (web/fast.py)."""
+    found = answer_of(exc)
     body = exc.body()
-    if answer.links_run:
-        body["status_url"] = run_url(exc.data["run_id"])
-    resp = jsonify(body)
-    resp.status_code = answer.status
-    if answer.retry_after:
+    if found.links_run:
+        body["status_url"] = run_url_of(app, script_root, exc.data["run_id"])
+    resp = json_answer(app, body)
+    resp.status_code = found.status
+    if found.retry_after:
         resp.headers["Retry-After"] = str(exc.data["retry_after"])
     return resp
 
@@ -132,8 +140,14 @@ def _from_http(exc: HTTPException) -> Response:
 
 
 def _unexpected(exc: Exception) -> Response:
-    current_app.logger.exception("unhandled error")
-    return render(InternalError("internal server error"))
+    return unexpected(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+def unexpected(app: Flask) -> Response:
+    """A bug's answer, called while its exception is handled: logged with the traceback,
+    the client told nothing more (Flask's handler, and the trigger's fast path)."""
+    app.logger.exception("unhandled error")
+    return answer(app, InternalError("internal server error"))
 
 
 def register(app: Flask) -> None:

@@ -74,21 +74,27 @@ def _started() -> None:
 
 
 def _observe(response: Response) -> Response:
-    started = g.pop("metrics_started", None)
+    rule = request.url_rule
+    return observe(rule.rule if rule is not None else UNMATCHED, request.method, response,
+                   g.pop("metrics_started", None))
+
+
+def observe(route: str, method: str, response: Response, started: float | None) -> Response:
+    """Count an answer of `route` (its pattern, or UNMATCHED) started at `started`
+    (perf_counter; None: not timed): Flask's after-request hook, and the trigger's fast path
+    (web/fast.py). Counting never breaks an answer."""
     if started is None:
         return response
     try:
-        _count(response, time.perf_counter() - started)
+        _count(route, method, response, time.perf_counter() - started)
     except Exception:  # noqa: BLE001 - counting never breaks an answer
         logger.exception("could not count a request in the metrics")
     return response
 
 
-def _count(response: Response, seconds: float) -> None:
+def _count(route: str, method: str, response: Response, seconds: float) -> None:
     m = web_metrics()
-    rule = request.url_rule
-    method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
-    m.timer(rule.rule if rule is not None else UNMATCHED, method,
+    m.timer(route, method if method in KNOWN_METHODS else OTHER_METHOD,
             response.status_code).observe(seconds)
     if response.status_code == 503:
         body: Any = response.get_json(silent=True) if response.is_json else None

@@ -31,22 +31,28 @@ def index() -> Response:
     return resp
 
 
+def security_headers(resp: Response, origin: str | None, method: str,
+                     allowed: frozenset[str]) -> Response:
+    """The headers every answer carries, and CORS for an `origin` in `allowed`: Flask's
+    after-request hook, and the trigger's fast path (web/fast.py)."""
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers.setdefault("Content-Security-Policy", CSP)
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    if origin and origin in allowed:
+        resp.headers["Access-Control-Allow-Origin"] = origin
+        resp.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+        resp.headers.add("Vary", "Origin")
+        if method == "OPTIONS":
+            resp.headers["Access-Control-Allow-Methods"] = "GET, POST"
+            resp.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+            resp.headers["Access-Control-Max-Age"] = "600"
+    return resp
+
+
 def register(app: Flask, cors_origins: tuple[str, ...]) -> None:
     app.register_blueprint(bp)
     allowed = frozenset(cors_origins)
 
     @app.after_request
     def _headers(resp: Response) -> Response:
-        resp.headers["X-Content-Type-Options"] = "nosniff"
-        resp.headers.setdefault("Content-Security-Policy", CSP)
-        resp.headers.setdefault("Referrer-Policy", "no-referrer")
-        origin = request.headers.get("Origin")
-        if origin and origin in allowed:
-            resp.headers["Access-Control-Allow-Origin"] = origin
-            resp.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
-            resp.headers.add("Vary", "Origin")
-            if request.method == "OPTIONS":
-                resp.headers["Access-Control-Allow-Methods"] = "GET, POST"
-                resp.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
-                resp.headers["Access-Control-Max-Age"] = "600"
-        return resp
+        return security_headers(resp, request.headers.get("Origin"), request.method, allowed)

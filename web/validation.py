@@ -104,18 +104,27 @@ class Plan:
         return bool(names & set(PARTS)) and not names & UNPLANNED
 
     def kwargs(self, path_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The view's arguments, read from Flask's request."""
+        environ = request.environ
+        return self.read(environ, path_kwargs,
+                         lambda: request.args if environ.get("QUERY_STRING") else _NO_ARGS,
+                         request.get_json)
+
+    def read(self, environ: dict[str, Any], path_kwargs: dict[str, Any],
+             args: Callable[[], Any], body: Callable[[], Any]) -> dict[str, Any]:
+        """The view's arguments from the environ (headers), the route's path values, and the
+        query's arguments and the body's JSON as read when asked (`args`, `body`): for
+        Flask's view (`kwargs`) and the trigger's fast path (web/fast.py)."""
         out: dict[str, Any] = {}
         try:
-            environ = request.environ
             if self.header is not None:
                 out["header"] = self.header.read_environ(environ)
             if self.path is not None:
                 out["path"] = self.path.model_validate(path_kwargs)
             if self.query is not None:  # no query string: nothing to parse
-                out["query"] = self.query.read(request.args if environ.get("QUERY_STRING")
-                                               else _NO_ARGS)
+                out["query"] = self.query.read(args())
             if self.body is not None:
-                out["body"] = self.body.model_validate(request.get_json())
+                out["body"] = self.body.model_validate(body())
         except ValidationError as exc:
             raise invalid_request(exc) from None
         return out
@@ -131,7 +140,14 @@ def planned(func: Callable[..., Any]) -> Callable[..., Any]:
     view.__name__ = func.__name__
     view.__doc__ = func.__doc__
     view.__wrapped__ = func  # type: ignore[attr-defined]
+    view.plan = plan  # type: ignore[attr-defined]
     return view
+
+
+def plan_of(view: Callable[..., Any]) -> Plan | None:
+    """The Plan of a planned view (None: flask-openapi3's, or not a route's)."""
+    found = getattr(view, "plan", None)
+    return found if isinstance(found, Plan) else None
 
 
 def install(app: Flask) -> list[str]:

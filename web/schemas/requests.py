@@ -20,6 +20,8 @@ from worker.core.status import ConflictPolicy
 from ..problems import InvalidRequest
 
 MAX_BODY_BYTES = 64 * 1024
+#: the app's config key for TEST_RUN_MAX_INPUT_DEPTH, read by every body's parse
+MAX_DEPTH = "TESTRUNS_MAX_INPUT_DEPTH"
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
 DEFAULT_LOG_PAGE = 200
