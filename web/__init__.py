@@ -21,6 +21,7 @@ from . import (
     errors,
     events,
     exposure,
+    fast,
     health,
     metrics,
     openapi,
@@ -107,4 +108,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     openapi.register(app)
     validation.install(app)  # after every register_api: the document is made by then
     metrics.register(app)
+    # the WSGI layers before Flask, outermost first: the client's address behind the front,
+    # then the trigger's fast path, which hands Flask every other request (web/fast.py)
+    app.wsgi_app = exposure.FrontAddress(  # type: ignore[method-assign]
+        fast.wrap(app, settings, app.wsgi_app))
     return app

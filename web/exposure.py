@@ -38,7 +38,8 @@ class FrontAddress:
     socket (no peer address) came from nginx, which writes the client's address into
     X-Forwarded-For over whatever the client sent; over TCP the peer is the client, and its
     X-Forwarded-For is ignored — anyone can send one. The address keys the rate limit and the
-    per-client stream cap, and is what gunicorn's access log shows."""
+    per-client stream cap, and is what gunicorn's access log shows. The outermost WSGI layer
+    (create_app): the trigger's fast path reads it too."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -72,7 +73,6 @@ def trusted_hosts(settings: Settings, web_bind: str | None = None) -> list[str] 
 
 def configure(app: Flask, settings: Settings) -> None:
     app.config["TRUSTED_HOSTS"] = trusted_hosts(settings)
-    app.wsgi_app = FrontAddress(app.wsgi_app)  # type: ignore[method-assign]
 
     @app.before_request
     def _host_first() -> None:

@@ -216,6 +216,11 @@ class Settings:
     #: builds it): one round trip, one atomic step. `false` publishes through kombu after the
     #: script instead (the path RabbitMQ and a broker elsewhere always take).
     fused_admission: bool = _env("TEST_RUN_FUSED_ADMISSION", True)
+    #: TEST_RUN_FAST_PATH — the web answers a plain trigger (`POST /api/workflows/<id>/test-runs`,
+    #: a JSON body of known size, no query but `on_conflict=reject|queue|join`, no `Origin`)
+    #: in a WSGI layer before Flask, with the same checks and the same answer, and hands Flask
+    #: everything else (web/fast.py). `false`: Flask answers every request.
+    fast_path: bool = _env("TEST_RUN_FAST_PATH", True)
 
     #: TEST_RUN_MAX_WAIT — the longest `?wait=<seconds>` a trigger or a read may ask for (a
     #: request that waits holds a gunicorn thread); more is 400 `invalid_request`.
