@@ -139,7 +139,7 @@ def conflict_split(config: dict[str, str], flush: Callable[[], None], client: re
     path = f"/api/workflows/{ids[0]}/test-runs"
     assert _wsgi_post(app, path).startswith("202") and _wsgi_post(limit, path)[:3] == "202"
     calls = {"floor": (floor, f"/api/workflows/{ids[1]}/test-runs"), "limit": (limit, path),
-             "ours": (app, path)}
+             "ours": (app, path), OFF: (_without_fast_path(config), path)}
     wall: dict[str, list[float]] = {k: [] for k in calls}
     cpu: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(n):
@@ -149,18 +149,70 @@ def conflict_split(config: dict[str, str], flush: Callable[[], None], client: re
             cpu[label].append(time.process_time() - c)
             wall[label].append(time.perf_counter() - t)
     redis_us = {}
-    for label in ("limit", "ours"):
+    for label in ("limit", "ours", OFF):
         target, url = calls[label]
         client.config_resetstat()
         for _ in range(min(n, 1000)):
             assert _wsgi_post(target, url).startswith("409")
         redis_us[label] = float(client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"])
+    return _python(wall, cpu, redis_us)
+
+
+#: "ours" with TEST_RUN_FAST_PATH=false: Flask answers the trigger (web/fast.py)
+OFF = "ours, Flask"
+
+
+def _without_fast_path(config: dict[str, str]) -> Any:
+    return create_app(dict(config, TEST_RUN_FAST_PATH="false"))
+
+
+def _python(wall: dict[str, list[float]], cpu: dict[str, list[float]],
+            redis_us: dict[str, float]) -> dict[str, float]:
+    """Medians, Redis' time, one round trip (the limit less the floor and its Redis time) and
+    the Python of ours, with the fast path and without (ours less Redis' time and a trip)."""
     out = {f"{k} wall": _median_us(v) for k, v in wall.items()}
     out.update({f"{k} cpu": _median_us(v) for k, v in cpu.items()})
-    out["redis ours"], out["redis limit"] = redis_us["ours"], redis_us["limit"]
+    out.update({f"redis {k}": us for k, us in redis_us.items()})
     out["round trip"] = out["limit wall"] - out["floor wall"] - redis_us["limit"]
     out["python"] = out["ours wall"] - redis_us["ours"] - out["round trip"]
+    out[f"python, {OFF}"] = out[f"{OFF} wall"] - redis_us[OFF] - out["round trip"]
     return out
+
+
+def admission_split(config: dict[str, str], flush: Callable[[], None], client: redis.Redis,
+                    n: int, pool: int = 100) -> dict[str, float]:
+    """`conflict_split` for an admission (202): each call takes a free slot of one of `pool`
+    workflows per app, and Redis is flushed after each round over them (not timed), so the
+    per-workflow metric series are made once, as in a service running for a while."""
+    from .apps import create as bare_app
+
+    ids = workflows.ids()
+    apps = {"floor": bare_app("floor"), "limit": bare_app("limit"), "ours": create_app(config),
+            OFF: _without_fast_path(config)}
+    urls = {label: [f"/api/workflows/{ids[k * pool + i]}/test-runs" for i in range(pool)]
+            for k, label in enumerate(apps)}
+    wall: dict[str, list[float]] = {k: [] for k in apps}
+    cpu: dict[str, list[float]] = {k: [] for k in apps}
+    for r in range(max(1, n // pool) + 1):  # the first round makes the series: not counted
+        flush()
+        for i in range(pool):
+            for label, target in apps.items():
+                t, c = time.perf_counter(), time.process_time()
+                status = _wsgi_post(target, urls[label][i])
+                took_cpu, took = time.process_time() - c, time.perf_counter() - t
+                assert status.startswith("202"), (label, status)
+                if r:
+                    cpu[label].append(took_cpu)
+                    wall[label].append(took)
+    redis_us = {}
+    for label in ("limit", "ours", OFF):
+        flush()
+        client.config_resetstat()
+        for url in urls[label]:
+            assert _wsgi_post(apps[label], url).startswith("202")
+        redis_us[label] = float(client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"])
+    flush()
+    return _python(wall, cpu, redis_us)
 
 
 def unavailable(config: dict[str, str], dead_broker: str, n: int) -> tuple[float, float]:
