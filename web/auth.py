@@ -128,6 +128,7 @@ def register(app: Flask, callers: list[Token]) -> None:
         """Before the body is read: web/bodies.py comes after."""
         rule = request.url_rule
         g.caller = identify(tokens, path=request.path, method=request.method,
-                            authorization=request.headers.get("Authorization", ""),
+                            # what request.headers reads, without its KeyError when absent
+                            authorization=request.environ.get("HTTP_AUTHORIZATION", ""),
                             remote_addr=request.remote_addr, endpoint=request.endpoint,
                             rule=rule.rule if rule is not None else None)
