@@ -22,8 +22,9 @@ cross-site check read them), a content type other than exactly `application/json
 of unknown size (no Content-Length, a transfer coding) or over MAX_BODY_BYTES, a body shorter
 than its Content-Length, a Host Flask would refuse, a test client that keeps the context. And
 the whole app goes to Flask when TEST_RUN_FAST_PATH=false, or when it has a hook, teardown,
-signal receiver or error handler this path does not stand in for (checked at its first
-request, logged): a hook added later cannot be skipped silently.
+signal receiver or error handler this path does not stand in for, another POST route under
+/api/workflows/, or SERVER_NAME, host or subdomain matching (checked at its first request,
+logged): what is added later cannot be skipped silently.
 """
 
 from __future__ import annotations
@@ -112,6 +113,13 @@ def unmirrored(app: Flask) -> list[str]:
             extra = _names(handlers.values()) - STANDS_IN_FOR["errorhandler"]
             found += [f"errorhandler {scope or 'app'}: {m}.{q}" for m, q in sorted(extra)]
     found += [f"signal {s.name}" for s in SIGNALS if s.receivers]
+    # its paths are the trigger's alone, matched as Flask's routing would (no host or
+    # subdomain matching, no SERVER_NAME)
+    found += [f"route {rule.rule} ({rule.endpoint})" for rule in app.url_map.iter_rules()
+              if rule.endpoint != ENDPOINT and "POST" in (rule.methods or ())
+              and rule.rule.startswith("/api/workflows/")]
+    if app.config["SERVER_NAME"] or app.url_map.host_matching or app.subdomain_matching:
+        found.append("SERVER_NAME, host or subdomain matching")
     return found
 
 

@@ -329,3 +329,15 @@ def test_a_hook_it_does_not_stand_in_for_turns_it_off(config: dict[str, str], ca
     assert ANSWERED not in app.seen[-1]  # type: ignore[attr-defined]
     assert flask_answered(app.seen[-1])  # type: ignore[attr-defined]
     assert "fast path is off" in caplog.text and "before_request" in caplog.text
+
+
+def test_another_route_under_its_path_turns_it_off(config: dict[str, str], caplog):
+    """A POST route added under /api/workflows/ (one the fast path could take for a trigger):
+    the fast path steps aside, and the route answers."""
+    app = built(config, True)
+    app.add_url_rule("/api/workflows/special/test-runs", "special", lambda: ("special", 201),
+                     methods=["POST"])
+    with caplog.at_level(logging.WARNING, logger="web.fast"):
+        resp = app.test_client().post(TRIGGER.format("special"), json={})
+    assert resp.status_code == 201 and resp.get_data() == b"special"
+    assert "route /api/workflows/special/test-runs" in caplog.text
