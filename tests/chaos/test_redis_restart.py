@@ -132,7 +132,7 @@ def test_a_run_whose_lease_cannot_be_renewed_is_killed_before_it_lapses(config, 
         last = ts(beat["last_heartbeat_at"])
         wait_for(lambda: time.time() >= last + phase, 2, "the outage's phase")
         lease_left = operator.slot_ttl_ms(store, "sleep") / 1000
-        pid = store.pid_of(rid)
+        pid = store.body_of(rid)[1]
         server.stop()
         down = time.monotonic()
         wait_for(lambda: not alive(pid), ttl + 2, "the unrenewable run's process to die")

@@ -69,6 +69,36 @@ def redis_ms(store: RunStore) -> int:
     return seconds * 1000 + micros // 1000
 
 
+def test_the_cap_keeps_the_newest_runs_even_within_one_millisecond(config, redis_client,
+                                                                    monkeypatch):
+    """Admissions µs apart share a millisecond: the index still orders them as admitted (ties
+    would sort by run id), so the cap deletes the oldest and a listing shows the newest first.
+    A fresh-clone `make test` once kept a run older than one the cap deleted. The admit calls
+    (each replacing the queued one before it) go on one pipeline, so most share a ms."""
+    cap = 3
+    store = RunStore(Settings.from_env(overrides=dict(config,
+                                                      TEST_RUN_MAX_RUNS_PER_WORKFLOW=cap)))
+    admit, ids = store.connection.scripts.admit, []
+    real_call = admit._call
+    pipe = store.connection.redis.pipeline(transaction=False)
+
+    def queued(script_keys, args, client=None):
+        real_call(script_keys, args, pipe)
+        ids.append(args[0])
+        return [lua.AdmitReply.ADMITTED, args[0], "", "", "0", "", ""]  # read back below
+
+    monkeypatch.setattr(admit, "_call", queued)
+    for _ in range(200):
+        store.admit("echo", {}, on_conflict=ConflictPolicy.REPLACE)
+    monkeypatch.undo()
+    replies = pipe.execute()
+    assert {reply[0][0] for reply in replies} == {lua.AdmitReply.ADMITTED}
+    created = [reply[0][4] for reply in replies]  # each admission's millisecond
+    assert len(set(created)) < len(created) / 2  # most share their millisecond with another
+    assert redis_client.zrange(store.keys.index("echo"), 0, -1) == ids[-cap:]
+    assert [r.run_id for r in store.list_runs("echo", 10)] == ids[:-cap - 1:-1]
+
+
 def test_a_deleted_runs_idempotency_key_admits_anew(config):
     store = RunStore(Settings.from_env(overrides=dict(config,
                                                       TEST_RUN_MAX_RUNS_PER_WORKFLOW=2)))

@@ -15,6 +15,8 @@ from devtools.redis_server import RedisServer
 from tests.support.api import active_run_id, run_of, trigger, wait_status
 from tests.support.procs import Worker, alive, wait_for
 from web import create_app
+from worker.client import stop
+from worker.core import publish
 from worker.core.status import ErrorType, RunStatus
 
 pytestmark = pytest.mark.cluster_tracking
@@ -42,7 +44,7 @@ def test_cancel_and_replace_answer_within_a_second_with_the_broker_killed(config
                 for wf in workflows}
         for run_id in runs.values():
             wait_status(client, run_id, RunStatus.RUNNING, timeout=30)
-        pids = {run_id: store.pid_of(run_id) for run_id in runs.values()}
+        pids = {run_id: store.body_of(run_id)[1] for run_id in runs.values()}
         # a warm connection to the broker in this web process, then the broker dies
         assert client.get("/readyz").status_code == 200
         broker_server.stop()
@@ -126,4 +128,49 @@ def test_a_running_run_is_recorded_cancelled_before_its_stop_is_sent(config, pri
         assert freed_after < 5, freed_after
     finally:
         stop_monitor.set()
+        worker.kill_group()
+
+
+def test_a_stop_kills_the_body_never_a_duplicate_delivery_of_it(config, private_redis,
+                                                                 broker_server):
+    """A duplicate delivery of a running run's message (a redelivery after a lost connection)
+    is active, with the run's id, for the moments until its start check refuses it. A stop
+    landing then must kill the body — the process the start check recorded — and leave the
+    duplicate alone: killed for the run, its death would free the slot while the body ran on.
+    The tracking Redis is paused for writes (CLIENT PAUSE WRITE) to hold the duplicate in its
+    start check while the stop arrives; the broker, a Redis of its own, still delivers."""
+    config = dict(config, REDIS_URL=private_redis.url, CELERY_BROKER_URL=broker_server.url,
+                  TEST_RUN_HEARTBEAT_TTL="30", TEST_RUN_TIME_LIMIT="60",
+                  TEST_RUN_SOFT_TIME_LIMIT="50")
+    config.pop("TEST_RUN_TRACKING_URL", None)
+    app = create_app(config)
+    client, service = app.test_client(), app.extensions["testruns"]
+    store, celery = service.store, service.celery
+    worker = Worker(config, concurrency=2).wait_ready()
+    try:
+        run_id = trigger(client, "soak-00", {"mode": "sleep", "seconds": 50})["run_id"]
+        wait_status(client, run_id, RunStatus.RUNNING, timeout=30)
+        body = store.body_of(run_id)[1]
+        store.cancel(run_id)  # recorded; the stop comes below, once the duplicate is in
+        private_redis.client().execute_command("CLIENT", "PAUSE", "4000", "WRITE")
+        publish.publish(celery, service.settings, run_id)  # the duplicate delivery
+
+        def active_pids() -> list[int]:
+            found = celery.control.inspect(destination=[worker.hostname], timeout=1).active()
+            return [r["worker_pid"] for r in (found or {}).get(worker.hostname, [])
+                    if r["id"] == run_id]
+
+        pids = wait_for(lambda: (lambda p: p if len(p) == 2 else None)(active_pids()), 3,
+                        "the duplicate to be active beside the body")
+        duplicate = next(p for p in pids if p != body)
+        assert stop.send_stop(celery, run_id, timeout=1)
+        wait_for(lambda: not alive(body), 3, "the body to be killed")
+        assert alive(duplicate), "the stop killed the duplicate delivery"
+        # once Redis takes writes again: the duplicate is refused, the slot passes
+        # (a read answers 503 while Redis is paused: its scripts count as writes)
+        wait_for(lambda: client.get("/api/workflows/soak-00").get_json().get(
+            "active_run_id", run_id) is None, 10, "the slot to pass")
+        assert alive(duplicate)
+    finally:
+        private_redis.client().execute_command("CLIENT", "UNPAUSE")
         worker.kill_group()

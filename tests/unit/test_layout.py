@@ -25,7 +25,7 @@ MAX_LINES = 300
 OVER_MARKER = re.compile(rf"^\s*Over {MAX_LINES} lines because \S")
 #: RunStore's public methods and properties: its connection, ping and eviction check, and the
 #: run's lifecycle (admit, upkeep — a pending run's promotion into a lapsed slot —, start,
-#: finish, cancel, heartbeat, pid_of, append_log, get, snapshot, list_runs, log_page, holders,
+#: finish, cancel, heartbeat, body_of, append_log, get, snapshot, list_runs, log_page, holders,
 #: slots — with the pending run —, force_release)
 RUN_STORE_MAX_PUBLIC = 18
 

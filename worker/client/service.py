@@ -246,15 +246,15 @@ class TestRunService:
         A running run reads `cancelled` at once, but keeps its slot until its worker confirms
         the body stopped (or its lease lapses): then the pending run, if any, takes it. A
         queued run needs no message (its start check refuses it) and frees its slot at once;
-        a pending run never held it. Cancelling is idempotent: a run that was not terminal
-        when we looked and is cancelled now (by us, a retry of ours, its worker) answers as a
-        success.
+        a pending run never held it. Idempotent: a run not terminal when we looked and
+        cancelled now (by us, a retry of ours, its worker) answers as a success.
         `only_by`: the caller may cancel only the runs it triggered (it lacks the `cancel`
         scope); another's run is Forbidden, before anything is written."""
         run = self.run(run_id)
         if only_by is not None and run.triggered_by != only_by:
             raise Forbidden(Scope.CANCEL, "cancelling a run another caller triggered")
         if run.terminal:
+            self._stop_if_stopping(run)  # a retry: the first call's stop may have been lost
             raise RunFinished(run)
         try:
             with unavailable_on_outage():
@@ -263,13 +263,16 @@ class TestRunService:
             if exc.run.status is not RunStatus.CANCELLED:
                 raise
             run = exc.run  # a retry of ours, or another's cancel: stopping again is harmless
-        # the record first, then the kill: the worker's confirmation that the body is gone
-        # frees the slot only of a run already terminal, so a kill that landed before the
-        # record left the slot to its lease. A run that started keeps its slot until then;
-        # one cancelled while queued never executes (its start check refuses it).
-        if run.started_ms is not None and run.released_ms is None:
-            self._stop(run_id)
+        self._stop_if_stopping(run)
         return run
+
+    def _stop_if_stopping(self, run: Run) -> None:
+        """Stop the body of a run cancelled while running, after the record: the worker's
+        confirmation that a body is gone frees only a terminal run's slot (a kill that landed
+        first left it to the lease). A run cancelled while queued never executes."""
+        if (run.status is RunStatus.CANCELLED and run.started_ms is not None
+                and run.released_ms is None):
+            self._stop(run.run_id)
 
     def _stop(self, run_id: str) -> None:
         """Best effort and bounded (about TEST_RUN_IO_TIMEOUT): a stop can be lost, and the

@@ -276,10 +276,12 @@ class RunStore:
                                duration_s=beat.duration_s)
         return beat
 
-    def pid_of(self, run_id: str) -> int | None:
-        """The pool process that started the run (recorded by the start check)."""
-        pid = self._redis.hget(self.keys.run(self._workflow(run_id), run_id), "pid")
-        return int(pid) if pid else None
+    def body_of(self, run_id: str) -> tuple[str, int] | None:
+        """The worker and pool process that started the run (the start check's record): the
+        only process a stop may kill for it (a refused duplicate delivery shares its id)."""
+        worker, pid = self._redis.hmget(self.keys.run(self._workflow(run_id), run_id),
+                                        "worker", "pid")
+        return (str(worker), int(pid)) if worker and pid else None
 
     def append_log(self, run_id: str, line: str) -> lua.LogReply:
         """Append a line to the run's `logs` and to its event stream in one script

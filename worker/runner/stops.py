@@ -98,7 +98,8 @@ class Stops:
 
     def _kill_hung_child(self, run_id: str) -> None:
         try:
-            pid = self._store.pid_of(run_id)
+            body = self._store.body_of(run_id)
+            pid = body[1] if body else None
             if pid and _is_our_child(pid):
                 os.kill(pid, signal.SIGKILL)
         except Exception:  # noqa: BLE001 - billiard still kills it a moment later

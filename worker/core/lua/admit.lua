@@ -5,7 +5,8 @@
 --
 -- KEYS[1]  slot          <prefix>:{<workflow>}:slot        holder's run id, with a TTL (lease)
 -- KEYS[2]  run           <prefix>:{<workflow>}:run:<run>   the new run's record (hash)
--- KEYS[3]  index         <prefix>:{<workflow>}:runs        run ids by creation time (zset)
+-- KEYS[3]  index         <prefix>:{<workflow>}:runs        run ids by creation time (zset;
+--                        a later admission always scores higher)
 -- KEYS[4]  idempotency   <prefix>:{<workflow>}:idem:<key>  run id admitted under the key
 --                        (any key of the workflow's hash tag when ARGV[8] is '0')
 -- KEYS[5]  events        <prefix>:{<workflow>}:events:<run> the new run's event stream
@@ -233,7 +234,10 @@ end
 if triggered_by ~= '' then redis.call('HSET', run, 'triggered_by', triggered_by) end
 redis.call('EXPIRE', run, retention)
 emit_status(events, run, becomes, now)
-redis.call('ZADD', index, now, run_id)
+-- after the workflow's newest run even within one millisecond: ties sort by run id, and the
+-- cap then deleted a newer run than the one it kept (seen in a fresh-clone `make test`)
+local newest = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')[2]
+redis.call('ZADD', index, (newest and tonumber(newest) >= now) and newest + 1 or now, run_id)
 redis.call('ZREMRANGEBYSCORE', index, '-inf', now - retention * 1000)
 redis.call('EXPIRE', index, retention)
 keep_newest(index, run_prefix, events_prefix, max_runs, run_id,
