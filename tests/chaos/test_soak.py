@@ -28,7 +28,7 @@ from tests.support.api import body_events, ts
 from tests.support.procs import Worker, alive, wait_for
 from web import create_app
 from worker.core.settings import Settings
-from worker.core.status import TERMINAL, RunStatus
+from worker.core.status import TERMINAL, ErrorType, RunStatus
 
 pytestmark = [pytest.mark.broker_matrix, pytest.mark.cluster_tracking]
 
@@ -99,6 +99,7 @@ def soak(config: dict[str, str], redis_client, total: int, seed: int,
     # each run's record as first read terminal: the record cap may delete it later
     ended: dict[str, dict] = {}
     conflicts = rounds = 0
+    unavailable: list[str] = []  # runs a 503 answered for: admitted, then unwound
     started = time.monotonic()
     next_strike = started + rng.uniform(1, 3)
 
@@ -114,14 +115,28 @@ def soak(config: dict[str, str], redis_client, total: int, seed: int,
         del cancels[rid]
         return True
 
-    def admit(wf: str, policy: str = "reject") -> bool:
+    def admit(wf: str, policy: str = "reject") -> int:
+        """Trigger the next run of `wf`: the answer's status (202, 409 or 503)."""
         mode = rng.choice(modes)
         body = {"mode": "sleep" if mode == "cancel" else mode,
                 "seconds": round(rng.uniform(0.05, 0.8), 2)}
         resp = client.post(f"/api/workflows/{wf}/test-runs", json={"input": body},
                            query_string={"on_conflict": policy})
         if resp.status_code == 409:  # the previous run's body is still stopping
-            return False
+            return 409
+        if resp.status_code == 503:
+            # the broker did not confirm the publish in time (RabbitMQ under the load of a
+            # soak): the run was admitted, then unwound — it must read failed, enqueue_failed
+            # (or run, if its message got out after all) and free its slot like any other
+            assert resp.get_json()["error"] == "queue_unavailable", resp.get_json()
+            unwound = client.get(f"/api/workflows/{wf}/test-runs",
+                                 query_string={"limit": 1}).get_json()["runs"]
+            rid = unwound[0]["run_id"] if unwound else None
+            if rid and rid not in in_flight[wf] and rid not in ended:
+                unavailable.append(rid)
+                admitted.append(rid)
+                in_flight[wf].append(rid)
+            return 503
         assert resp.status_code == 202, resp.get_json()
         rid = resp.get_json()["run_id"]
         admitted.append(rid)
@@ -130,7 +145,7 @@ def soak(config: dict[str, str], redis_client, total: int, seed: int,
             delay, after_running = rng.uniform(0, 0.5), rng.random() < 0.5
             cancels[rid] = (delay, after_running,
                             None if after_running else time.monotonic() + delay)
-        return True
+        return 202
 
     try:
         def more() -> bool:
@@ -151,11 +166,11 @@ def soak(config: dict[str, str], redis_client, total: int, seed: int,
                         if rounds_wanted and more():
                             # the round: the next run right away, pending until the slot is
                             # free (it supersedes a pending one, if any)
-                            assert admit(wf, "queue")
-                            rounds += 1
+                            if admit(wf, "queue") == 202:
+                                rounds += 1
                 if in_flight[wf] or not more():
                     continue
-                if not admit(wf):
+                if admit(wf) == 409:
                     conflicts += 1
             if time.monotonic() >= next_strike and more():
                 killer.strike()
@@ -168,8 +183,12 @@ def soak(config: dict[str, str], redis_client, total: int, seed: int,
         trimmed = check_record_cap(client, admitted, ended, config)
         print(f"\nsoak: {len(admitted)} runs in {elapsed:.1f}s, {statuses}, "
               f"kills {dict(killer.kills)}, 409s while catching up {conflicts}, "
-              f"cancel-then-trigger rounds {rounds}, records trimmed by the cap {trimmed}")
+              f"cancel-then-trigger rounds {rounds}, records trimmed by the cap {trimmed}, "
+              f"503s (publish not confirmed in time) {len(unavailable)}")
         assert all(r["status"] in TERMINAL for r in runs)
+        for rid in unavailable:  # unwound: failed, enqueue_failed — unless its message got out
+            assert (ended[rid]["error_type"] == ErrorType.ENQUEUE_FAILED
+                    or ended[rid]["started_at"] is not None), ended[rid]
         # a run cancelled while running keeps its slot until its worker confirms the body
         # gone; when that worker was killed too there is no one left to confirm, and the slot
         # passes when its lease lapses (a heartbeat's sweep, an interval later): the last
