@@ -8,6 +8,7 @@ including the ones that happen outside this function (hard limit, killed child, 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from celery import Celery, Task
@@ -27,6 +28,7 @@ from .runlog import PENDING, run_logger
 
 
 def execute(task: Task, run_id: str) -> Any:
+    began = time.monotonic()  # the soft time limit runs from about now (RunContext)
     store: RunStore = task.app.store
     decision = store.start(run_id, task.request.hostname)
     if not isinstance(decision, Started):
@@ -38,7 +40,7 @@ def execute(task: Task, run_id: str) -> Any:
         raise WorkflowUnavailable(workflow_id)
     limits = task.request.timelimit or (None, None)  # this message's [hard, soft]
     ctx = RunContext(run_id, workflow_id, run_logger(store, run_id, workflow_id),
-                     soft_time_limit=limits[1] or store.settings.soft_time_limit)
+                     soft_time_limit=limits[1] or store.settings.soft_time_limit, began=began)
     try:
         result = workflow.fn(ctx, decision.input or {})
     finally:

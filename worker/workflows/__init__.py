@@ -11,8 +11,9 @@ import hashlib
 import importlib
 import inspect
 import logging
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
@@ -28,8 +29,18 @@ class RunContext:
     run_id: str
     workflow_id: str
     logger: logging.LoggerAdapter
-    #: seconds until SoftTimeLimitExceeded is raised in the body (None: unknown)
+    #: the task's soft time limit in seconds (None: unknown), counted from `began`
     soft_time_limit: float | None = None
+    #: time.monotonic() when the task began in its pool process (before the start check)
+    began: float = field(default_factory=time.monotonic)
+
+    def soft_time_left(self) -> float | None:
+        """Seconds until SoftTimeLimitExceeded is raised in the body: the limit counts from
+        the task's start, so the start check and anything before the body used some (under
+        load, enough to push a sleep clamped to the limit alone past it)."""
+        if self.soft_time_limit is None:
+            return None
+        return self.soft_time_limit - (time.monotonic() - self.began)
 
 
 WorkflowFn = Callable[[RunContext, dict[str, Any]], Any]

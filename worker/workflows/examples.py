@@ -45,9 +45,10 @@ def sleep(ctx: RunContext, input: dict[str, Any]) -> Any:
     if not math.isfinite(requested) or requested < 0:
         raise ValueError("seconds must be a finite number, 0 or more")
     seconds = requested
-    if ctx.soft_time_limit is not None:
+    until_limit = ctx.soft_time_left()
+    if ctx.soft_time_limit is not None and until_limit is not None:
         # an example that sleeps past the limit would only ever read timed_out
-        most = max(0.0, ctx.soft_time_limit - min(SLEEP_MARGIN, ctx.soft_time_limit * 0.1))
+        most = max(0.0, until_limit - min(SLEEP_MARGIN, ctx.soft_time_limit * 0.1))
         if seconds > most:
             ctx.logger.warning("%gs is past the soft time limit (%gs): sleeping %gs",
                                requested, ctx.soft_time_limit, most)
