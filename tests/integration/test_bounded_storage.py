@@ -27,6 +27,28 @@ def keys_of_kind(redis_client, config, kind: str) -> list[str]:
                                        count=1000))
 
 
+def pipelined_replaces(store: RunStore, monkeypatch, n: int) -> tuple[list[str], list]:
+    """`n` replace triggers of `echo` through the admit script, its wrapper's calls queued on
+    one pipeline (seconds, not the ~2 ms each of one by one): the run ids in order, and each
+    script's reply ({its reply, what it promoted, pushed}), every one checked ADMITTED."""
+    admit, ids = store.connection.scripts.admit, []
+    real_call = admit._call
+    pipe = store.connection.redis.pipeline(transaction=False)
+
+    def queued(script_keys, args, client=None):
+        real_call(script_keys, args, pipe)
+        ids.append(args[0])
+        return [lua.AdmitReply.ADMITTED, args[0], "", "", "0", "", ""]  # read back below
+
+    monkeypatch.setattr(admit, "_call", queued)
+    for _ in range(n):
+        store.admit("echo", {}, on_conflict=ConflictPolicy.REPLACE)
+    monkeypatch.undo()
+    replies = pipe.execute()
+    assert {reply[0][0] for reply in replies} == {lua.AdmitReply.ADMITTED}
+    return ids, replies
+
+
 def test_ten_thousand_replace_triggers_leave_at_most_the_cap(config, redis_client,
                                                               monkeypatch):
     settings = Settings.from_env(overrides=dict(config, TEST_RUN_MAX_RUNS_PER_WORKFLOW=MAX_RUNS))
@@ -37,24 +59,10 @@ def test_ten_thousand_replace_triggers_leave_at_most_the_cap(config, redis_clien
                                idempotency_key=f"key-{n}")
         assert isinstance(admitted, lua.Admitted)
         store.append_log(admitted.run_id, f"line of run {n}")
-    # then 10,000 more through the same admit script, its wrapper's calls queued on a
-    # pipeline (1,000 a round trip) so the test takes seconds, not the ~20 s of one by one
-    admit, keys = store.connection.scripts.admit, store.keys
-    real_call = admit._call
+    # then 10,000 more through the same admit script, 1,000 a round trip
+    keys = store.keys
     for _ in range(10):
-        pipe = store.connection.redis.pipeline(transaction=False)
-
-        def queued(script_keys, args, client=None, pipe=pipe):
-            real_call(script_keys, args, pipe)
-            return [lua.AdmitReply.ADMITTED, args[0], "", "", "0", "", ""]  # read back below
-
-        monkeypatch.setattr(admit, "_call", queued)
-        for _ in range(1000):
-            store.admit("echo", {}, on_conflict=ConflictPolicy.REPLACE)
-        monkeypatch.undo()
-        replies = pipe.execute()
-        # (each reply as the script sends it: {its reply, what it promoted, pushed})
-        assert {reply[0][0] for reply in replies} == {lua.AdmitReply.ADMITTED}
+        pipelined_replaces(store, monkeypatch, 1000)
     assert redis_client.zcard(keys.index("echo")) == MAX_RUNS
     for kind in ("run:", "logs:", "events:", "idem:"):
         assert len(keys_of_kind(redis_client, config, kind)) <= MAX_RUNS, kind
@@ -78,21 +86,7 @@ def test_the_cap_keeps_the_newest_runs_even_within_one_millisecond(config, redis
     cap = 3
     store = RunStore(Settings.from_env(overrides=dict(config,
                                                       TEST_RUN_MAX_RUNS_PER_WORKFLOW=cap)))
-    admit, ids = store.connection.scripts.admit, []
-    real_call = admit._call
-    pipe = store.connection.redis.pipeline(transaction=False)
-
-    def queued(script_keys, args, client=None):
-        real_call(script_keys, args, pipe)
-        ids.append(args[0])
-        return [lua.AdmitReply.ADMITTED, args[0], "", "", "0", "", ""]  # read back below
-
-    monkeypatch.setattr(admit, "_call", queued)
-    for _ in range(200):
-        store.admit("echo", {}, on_conflict=ConflictPolicy.REPLACE)
-    monkeypatch.undo()
-    replies = pipe.execute()
-    assert {reply[0][0] for reply in replies} == {lua.AdmitReply.ADMITTED}
+    ids, replies = pipelined_replaces(store, monkeypatch, 200)
     created = [reply[0][4] for reply in replies]  # each admission's millisecond
     assert len(set(created)) < len(created) / 2  # most share their millisecond with another
     assert redis_client.zrange(store.keys.index("echo"), 0, -1) == ids[-cap:]
