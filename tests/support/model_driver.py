@@ -60,6 +60,12 @@ def outcomes(settings: Settings) -> dict[str, tuple[RunStatus, ErrorType | None,
     }
 
 
+
+def sent_lazily(policy: ConflictPolicy, run_id: str) -> bool:
+    """Whether the driver sends this admission without its message (half the rejects, by
+    run id), as the web sends a reject that expects a 409."""
+    return policy is ConflictPolicy.REJECT and zlib.crc32(run_id.encode()) % 2 == 1
+
 class Driver:
     """One RunStore on a private Redis, and the raw client the checks read with."""
 
@@ -82,7 +88,7 @@ class Driver:
         rejects (by run id) are lazy, as the web sends one that expects a 409: the message only
         if the script asks for it, whose first call must then have written nothing."""
         eager = (QUEUE, f"msg:{run_id}")
-        lazy = policy is ConflictPolicy.REJECT and zlib.crc32(run_id.encode()) % 2
+        lazy = sent_lazily(policy, run_id)
         got = self.store.admit(workflow_id, {"n": digest}, on_conflict=policy,
                                idempotency_key=key, run_id=run_id,
                                message=(lambda: eager) if lazy else eager, digest=digest,
