@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -37,7 +38,10 @@ class Stack:
             self.webs = [Gunicorn(config, workers=1, threads=6) for _ in range(2)]
             for web in self.webs:
                 web.wait_ready(60)
-            self.workers = [Worker(config, concurrency=2, name=f"host{i}") for i in range(2)]
+            # unique names: a fixed one collided on a RabbitMQ two suites shared (the pidbox
+            # queue is exclusive to its worker's hostname)
+            self.workers = [Worker(config, concurrency=2, name=f"host{i}-{uuid.uuid4().hex[:6]}")
+                            for i in range(2)]
             for worker in self.workers:
                 worker.wait_ready(60)
         except BaseException:
