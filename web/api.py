@@ -21,7 +21,7 @@ from worker.core.runs import Run
 from . import errors, waits
 from . import schemas as s
 from .auth import Caller
-from .encoding import json_answer, run_url_of
+from .encoding import JsonAnswer, response_of, run_url_of
 
 bp = APIBlueprint("api", __name__, url_prefix="/api", abp_security=[{"bearer": []}, {}])
 RUNS = Tag(name="test runs", description="trigger, read, cancel and watch test runs")
@@ -68,20 +68,19 @@ def service() -> TestRunService:
 
 
 def _run_response(run: Run, status: int, *, fresh: bool = False, **extra: Any) -> Response:
-    return run_answer(current_app._get_current_object(),  # type: ignore[attr-defined]
-                      request.script_root, g.caller, run, status, fresh=fresh, **extra)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return response_of(app, run_answer(app, request.script_root, g.caller, run, status,
+                                       fresh=fresh, **extra))
 
 
 def run_answer(app: Flask, script_root: str, caller: Caller, run: Run, status: int, *,
-               fresh: bool = False, **extra: Any) -> Response:
+               fresh: bool = False, **extra: Any) -> JsonAnswer:
     """A run's answer, as `caller` may see it, with its URL in `Location`. `fresh`: a run the
     admit script just wrote for this caller, built from its reply (worker/core/runs.py
     `to_dict` is already the RunOut shape: not validated again on the hot path)."""
-    resp = json_answer(app, {**(run.to_dict() if fresh else s.RunOut.of(caller.view(run))),
-                             **extra})
-    resp.status_code = status
-    resp.headers["Location"] = run_url_of(app, script_root, run.run_id)
-    return resp
+    return JsonAnswer(status,
+                      {**(run.to_dict() if fresh else s.RunOut.of(caller.view(run))), **extra},
+                      [("Location", run_url_of(app, script_root, run.run_id))])
 
 
 @bp.get("/workflows", tags=[WORKFLOWS], responses=answers(_200=s.WorkflowList))
@@ -118,10 +117,11 @@ def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeader
     nothing was taken."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if query.wait is None:
-        return admit(app, request.script_root, g.caller, path, query, header, body)
+        return response_of(app, admit(app, request.script_root, g.caller, path, query, header,
+                                      body))
     triggered = _triggered(app, request.script_root, g.caller, path, query, header, body)
-    if isinstance(triggered, Response):
-        return triggered
+    if isinstance(triggered, JsonAnswer):
+        return response_of(app, triggered)
     run, busy = _wait(triggered.run, query.wait)
     resp = _run_response(run, 200 if run.terminal else 202,
                          workers_online=service().workers_online(),
@@ -130,21 +130,21 @@ def trigger(path: s.WorkflowPath, query: s.TriggerQuery, header: s.TriggerHeader
 
 
 def admit(app: Flask, script_root: str, caller: Caller, path: s.WorkflowPath,
-          query: s.TriggerQuery, header: s.TriggerHeaders, body: s.TriggerBody) -> Response:
+          query: s.TriggerQuery, header: s.TriggerHeaders, body: s.TriggerBody) -> JsonAnswer:
     """A trigger's answer without `?wait=`: Flask's view, and the trigger's fast path with
     the same validated models (web/fast.py)."""
     triggered = _triggered(app, script_root, caller, path, query, header, body)
-    if isinstance(triggered, Response):
+    if isinstance(triggered, JsonAnswer):
         return triggered
     return run_answer(app, script_root, caller, triggered.run,
-                      202 if triggered.created else 200, fresh=triggered.created,
-                      workers_online=app.extensions["testruns"].workers_online(),
-                      **({"joined": True} if triggered.joined else {}))
+                         202 if triggered.created else 200, fresh=triggered.created,
+                         workers_online=app.extensions["testruns"].workers_online(),
+                         **({"joined": True} if triggered.joined else {}))
 
 
 def _triggered(app: Flask, script_root: str, caller: Caller, path: s.WorkflowPath,
                query: s.TriggerQuery, header: s.TriggerHeaders,
-               body: s.TriggerBody) -> Triggered | Response:
+               body: s.TriggerBody) -> Triggered | JsonAnswer:
     """The service's trigger for this caller; its 409 as the answer."""
     caller.require_policy(query.on_conflict)
     svc: TestRunService = app.extensions["testruns"]
@@ -156,7 +156,7 @@ def _triggered(app: Flask, script_root: str, caller: Caller, path: s.WorkflowPat
     except RunInProgress as exc:
         # the common refusal (every click while a run is in progress): rendered here by the one
         # renderer, not through Flask's exception handling, which costs the 409 more (profiled)
-        return errors.answer(app, exc, script_root)
+        return errors.answer_to(app, exc, script_root)
 
 
 def _wait(run: Run | str, seconds: float) -> tuple[Run, bool]:

@@ -26,7 +26,7 @@ from worker.core.errors import (
     WorkflowNotFound,
 )
 
-from .encoding import json_answer, run_url_of
+from .encoding import JsonAnswer, response_of, run_url_of
 from .problems import (
     AppUnavailable,
     CrossSiteRequest,
@@ -111,16 +111,19 @@ def render(exc: TestRunError) -> Response:
 
 def answer(app: Flask, exc: TestRunError, script_root: str = "") -> Response:
     """`exc`'s answer from `app` (its JSON provider, its run URLs behind `script_root`): what
-    `render` gives in a request, and the trigger's fast path without one (web/fast.py)."""
+    `render` gives in a request."""
+    return response_of(app, answer_to(app, exc, script_root))
+
+
+def answer_to(app: Flask, exc: TestRunError, script_root: str = "") -> JsonAnswer:
+    """`answer` before it is a Response: the one place an error's status, body and headers
+    are made (the trigger's fast path writes it itself: web/fast.py)."""
     found = answer_of(exc)
     body = exc.body()
     if found.links_run:
         body["status_url"] = run_url_of(app, script_root, exc.data["run_id"])
-    resp = json_answer(app, body)
-    resp.status_code = found.status
-    if found.retry_after:
-        resp.headers["Retry-After"] = str(exc.data["retry_after"])
-    return resp
+    headers = [("Retry-After", str(exc.data["retry_after"]))] if found.retry_after else []
+    return JsonAnswer(found.status, body, headers)
 
 
 def _from_http(exc: HTTPException) -> Response:
@@ -140,14 +143,15 @@ def _from_http(exc: HTTPException) -> Response:
 
 
 def _unexpected(exc: Exception) -> Response:
-    return unexpected(current_app._get_current_object())  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return response_of(app, unexpected(app))
 
 
-def unexpected(app: Flask) -> Response:
+def unexpected(app: Flask) -> JsonAnswer:
     """A bug's answer, called while its exception is handled: logged with the traceback,
     the client told nothing more (Flask's handler, and the trigger's fast path)."""
     app.logger.exception("unhandled error")
-    return answer(app, InternalError("internal server error"))
+    return answer_to(app, InternalError("internal server error"))
 
 
 def register(app: Flask) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
@@ -81,25 +82,28 @@ def _observe(response: Response) -> Response:
 
 def observe(route: str, method: str, response: Response, started: float | None) -> Response:
     """Count an answer of `route` (its pattern, or UNMATCHED) started at `started`
-    (perf_counter; None: not timed): Flask's after-request hook, and the trigger's fast path
-    (web/fast.py). Counting never breaks an answer."""
-    if started is None:
-        return response
-    try:
-        _count(route, method, response, time.perf_counter() - started)
-    except Exception:  # noqa: BLE001 - counting never breaks an answer
-        logger.exception("could not count a request in the metrics")
+    (perf_counter; None: not timed): Flask's after-request hook. Counting never breaks an
+    answer."""
+    if started is not None:
+        count(route, method, response.status_code, started,
+              lambda: response.get_json(silent=True) if response.is_json else None)
     return response
 
 
-def _count(route: str, method: str, response: Response, seconds: float) -> None:
-    m = web_metrics()
-    m.timer(route, method if method in KNOWN_METHODS else OTHER_METHOD,
-            response.status_code).observe(seconds)
-    if response.status_code == 503:
-        body: Any = response.get_json(silent=True) if response.is_json else None
-        what = (body or {}).get("what") or (body or {}).get("error") or "unknown"
-        m.unavailable.labels(str(what)).inc()
+def count(route: str, method: str, status: int, started: float,
+          body: Callable[[], Any]) -> None:
+    """`observe` of an answer not made a Response (the trigger's fast path: web/fast.py);
+    `body` gives its JSON body, read only for a 503's `what`."""
+    try:
+        m = web_metrics()
+        m.timer(route, method if method in KNOWN_METHODS else OTHER_METHOD,
+                status).observe(time.perf_counter() - started)
+        if status == 503:
+            found = body()
+            what = (found or {}).get("what") or (found or {}).get("error") or "unknown"
+            m.unavailable.labels(str(what)).inc()
+    except Exception:  # noqa: BLE001 - counting never breaks an answer
+        logger.exception("could not count a request in the metrics")
 
 
 def metrics_endpoint() -> Response:
