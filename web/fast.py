@@ -84,6 +84,9 @@ SIGNALS = (flask.request_started, flask.request_finished, flask.request_tearing_
            flask.got_request_exception, flask.appcontext_pushed, flask.appcontext_popped,
            flask.appcontext_tearing_down)
 
+#: Host checks kept per process (web/fast.py FastTrigger._trusted)
+HOSTS_KEPT = 64
+
 WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 
 
@@ -150,6 +153,7 @@ class FastTrigger:
         #: whether the app runs nothing around a request but what this stands in for: asked
         #: at the first request (every hook is registered by then)
         self.serves: bool | None = None
+        self._hosts: dict[tuple[Any, ...], bool] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         plain = self._plain(environ)
@@ -202,9 +206,7 @@ class FastTrigger:
                 or "HTTP_SEC_FETCH_SITE" in environ
                 or "werkzeug.debug.preserve_context" in environ):
             return None
-        try:
-            get_host(environ, self.app.config["TRUSTED_HOSTS"])
-        except SecurityError:
+        if not self._trusted(environ):
             return None
         if self.serves is None:
             missing = unmirrored(self.app)
@@ -213,6 +215,25 @@ class FastTrigger:
                                "(%s); Flask answers every request", "; ".join(missing))
             self.serves = not missing
         return (found[1], args, int(length)) if self.serves else None
+
+    def _trusted(self, environ: dict[str, Any]) -> bool:
+        """Whether Flask's routing would accept the request's Host (werkzeug's `get_host`
+        with TRUSTED_HOSTS raises SecurityError otherwise). Its answer depends on the four
+        values of the key alone, so it is kept per key (a few per process; at most
+        HOSTS_KEPT, then started again)."""
+        key = (environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"),
+               environ.get("SERVER_NAME"), environ.get("SERVER_PORT"))
+        found = self._hosts.get(key)
+        if found is None:
+            try:
+                get_host(environ, self.app.config["TRUSTED_HOSTS"])
+                found = True
+            except SecurityError:
+                found = False
+            if len(self._hosts) >= HOSTS_KEPT:
+                self._hosts.clear()
+            self._hosts[key] = found
+        return found
 
     def _answer(self, environ: dict[str, Any], workflow_id: str, args: dict[str, str],
                 body: bytes, length: int) -> JsonAnswer:
