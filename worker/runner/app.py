@@ -13,7 +13,17 @@ from celery.signals import celeryd_after_setup
 from ..core import publish, webhooks
 from ..core.celery_app import TestRunCelery, create_celery
 from ..core.settings import Settings
-from . import consumer, control, exporter, heartbeat, liveness, signals, tasks, worker_logs
+from . import (
+    consumer,
+    control,
+    exporter,
+    heartbeat,
+    liveness,
+    orphans,
+    signals,
+    tasks,
+    worker_logs,
+)
 from .stops import Stops
 
 
@@ -42,6 +52,7 @@ def create_worker_app(settings: Settings | None = None) -> WorkerCelery:
     app.conf.worker_consumer = consumer.PATH  # no native delayed delivery (quorum queues)
     app.steps["consumer"].add(consumer.PrefetchAfterReconnect)
     celeryd_after_setup.connect(_quiet_the_reconnect_warning, weak=False)
+    orphans.connect()  # first of the pool process's init: an orphan does nothing else
     tasks.register(app)
     control.register()
     signals.connect()
