@@ -19,8 +19,10 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +39,30 @@ HEARTBEAT_TTL = 3.0
 MODES = ["succeed"] * 45 + ["fail"] * 20 + ["sleep"] * 20 + ["hang"] * 5 + ["cancel"] * 10
 #: the rounds: every run is cancelled, and followed by a queue trigger
 ROUNDS = ["cancel"]
+
+
+def describe(pids: list[int]) -> str:
+    """What each process is and where it waits (its status, kernel wait channel and Python
+    stack, as far as they can be read): why a process outlived its worker."""
+    out = []
+    for pid in pids:
+        parts = [f"pid {pid}"]
+        for name in ("status", "wchan", "stack"):
+            try:
+                text = Path(f"/proc/{pid}/{name}").read_text()
+            except OSError as exc:
+                text = f"({exc.strerror})"
+            if name == "status":
+                text = " ".join(line for line in text.splitlines()
+                                if line.startswith(("State", "PPid", "SigBlk", "SigCgt")))
+            parts.append(f"{name}: {text.strip()}")
+        try:
+            parts.append(subprocess.run(["py-spy", "dump", "--pid", str(pid)], text=True,
+                                        capture_output=True, timeout=20).stdout)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            parts.append(f"(no py-spy dump: {exc})")
+        out.append("\n".join(parts))
+    return "\n".join(out)
 
 
 class Killer:
@@ -71,7 +97,10 @@ class Killer:
         worker.wait_exit(10)
         for pid in children:
             self.died_at[pid] = now
-        wait_for(lambda: all(not alive(p) for p in children), 10, "orphaned children to die")
+        try:
+            wait_for(lambda: all(not alive(p) for p in children), 10, "orphaned children to die")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; {describe([p for p in children if alive(p)])}") from None
         for pid in children:  # the latest a body on them could have run
             self.died_at[pid] = time.time()
         self.kills["worker main"] += 1

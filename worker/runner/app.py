@@ -17,9 +17,9 @@ from . import (
     consumer,
     control,
     exporter,
+    forks,
     heartbeat,
     liveness,
-    orphans,
     signals,
     tasks,
     worker_logs,
@@ -52,7 +52,7 @@ def create_worker_app(settings: Settings | None = None) -> WorkerCelery:
     app.conf.worker_consumer = consumer.PATH  # no native delayed delivery (quorum queues)
     app.steps["consumer"].add(consumer.PrefetchAfterReconnect)
     celeryd_after_setup.connect(_quiet_the_reconnect_warning, weak=False)
-    orphans.connect()  # first of the pool process's init: an orphan does nothing else
+    forks.connect()  # first of the pool process's init (an orphan does nothing else)
     tasks.register(app)
     control.register()
     signals.connect()
