@@ -137,9 +137,9 @@ def admit(app: Flask, script_root: str, caller: Caller, path: s.WorkflowPath,
     if isinstance(triggered, JsonAnswer):
         return triggered
     return run_answer(app, script_root, caller, triggered.run,
-                         202 if triggered.created else 200, fresh=triggered.created,
-                         workers_online=app.extensions["testruns"].workers_online(),
-                         **({"joined": True} if triggered.joined else {}))
+                      202 if triggered.created else 200, fresh=triggered.created,
+                      workers_online=app.extensions["testruns"].workers_online(),
+                      **({"joined": True} if triggered.joined else {}))
 
 
 def _triggered(app: Flask, script_root: str, caller: Caller, path: s.WorkflowPath,
