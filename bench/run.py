@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     parser.add_argument("--skip", action="append", default=[],
                         choices=["http", "split", "pool", "cluster", "e2e", "flatness",
-                                 "memory"])
+                                 "sweep", "memory"])
     args = parser.parse_args(argv)
     quick = args.quick
     rounds = 1 if quick else 3
@@ -174,6 +174,16 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"flatness: {int(flat['dbsize']):,} keys in Redis at the largest fill")
             for label, size in inprocess.redis_bytes(config, flush, client).items():
                 rows.append((f"Redis bytes per {label}", f"{size:.0f} B", ""))
+        if "sweep" not in args.skip:
+            log(f"a heartbeat's sweeps over {workflows_n:,} workflows")
+            flush()
+            from . import sweep
+            beats = sweep.run(config, 3 if quick else 7)
+            asked, each = beats["asked first"], beats["a call each"]
+            rows.append((f"a worker heartbeat's sweeps over {workflows_n:,} workflows, ms a "
+                         "beat: which have work asked first; a call per workflow (as before)",
+                         f"{asked[0]:.0f} (CPU {asked[1]:.0f}); {each[0]:.0f} (CPU {each[1]:.0f})",
+                         f"{ratio(asked[0], each[0])} (CPU {ratio(asked[1], each[1])})"))
         if "memory" not in args.skip:
             log(f"web RSS and connections over {triggers:,} triggers")
             flush()

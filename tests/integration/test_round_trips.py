@@ -1,4 +1,5 @@
-"""Redis round trips per admission, on a private Redis that is both broker and result backend.
+"""Redis round trips per admission (and a heartbeat's sweeps), on a private Redis that is both
+broker and result backend.
 
 The fused path (the default when the broker is the tracking Redis) is one client command: the
 EVALSHA of admit.lua, which also LPUSHes the message. The two-step path
@@ -18,8 +19,12 @@ from typing import Any
 
 import pytest
 
+from tests.support.api import keys_of, store_of, trigger
 from web import create_app
-from worker.core.celery_app import TASK_NAME
+from worker.core import webhooks
+from worker.core.celery_app import TASK_NAME, create_celery
+from worker.core.settings import Settings
+from worker.core.status import RunStatus
 
 ADMISSIONS = 200
 START, END = "admission-start", "admission-end"
@@ -171,3 +176,51 @@ def test_a_409_expected_goes_without_the_message_and_a_freed_slot_asks_for_it(
                  for seen in monitor.commands]
     assert lua_lpush == [0, 0, 0, 1, 0]
     assert probe.llen(queue) == 2  # the holder's message, and the admitted run's
+
+
+def test_which_keys_exist_in_chunks(config, private_redis):
+    """Which of many keys exist, in order, across chunks where none, some or all do."""
+    store = store_of(dict(config, REDIS_URL=private_redis.url))
+    items = [f"k{i}" for i in range(10)]
+    present = ["k0", "k2", "k3", "k6", "k7", "k9"]
+    private_redis.client().mset({f"test-exists:{k}": 1 for k in present})
+    existing = store.connection.scripts.existing
+    for chunk in (1, 2, 3, 4, 1000):  # chunk 2: (k6, k7) all, (k4, k5) none, (k2, k3)…
+        assert existing.which(items, lambda k: f"test-exists:{k}", chunk=chunk) == present
+    assert existing.which([], lambda k: k) == []
+    assert existing.which(items[4:6], lambda k: f"test-exists:{k}") == []
+
+
+def test_a_heartbeat_sweep_reads_only_the_workflows_with_work(config, private_redis):
+    """The heartbeat sweeps every registered workflow each beat (upkeep.py: a pending run
+    into a lapsed slot; the webhooks' outboxes). Asked first which have a pending run or an
+    outbox, a beat over thousands of workflows runs promote.lua and reads an outbox only for
+    those: a few calls, not one per workflow (100,000 of them took seconds a beat)."""
+    cfg = dict(config, REDIS_URL=private_redis.url)
+    store = store_of(cfg)
+    keys = keys_of(cfg)
+    client = create_app(dict(cfg, TEST_RUN_FUSED_ADMISSION="false")).test_client()
+    holder = trigger(client, "echo")["run_id"]
+    pending = trigger(client, "echo", query_string={"on_conflict": "queue"})["run_id"]
+    ended = trigger(client, "sleep")["run_id"]
+    store.finish(ended, RunStatus.SUCCEEDED)  # an ending in sleep's outbox
+    probe = private_redis.client()
+    probe.delete(keys.slot("echo"))  # echo's holder's lease lapsed: nothing released it
+    workflow_ids = [f"idle-{i}" for i in range(2500)] + ["echo", "sleep"]
+
+    before = commandstats(probe)
+    upkept = store.upkeep(workflow_ids)
+    swept = webhooks.Webhooks(create_celery(Settings.from_env(overrides=cfg))).sweep_outboxes(
+        workflow_ids, everything=True)
+    calls = delta(before, commandstats(probe))
+
+    assert [u.promoted for u in upkept] == [pending]  # the one with a pending run
+    assert store.holders(["echo"])["echo"] == pending
+    assert holder != pending and swept == []  # webhooks off: the outbox is only emptied
+    assert probe.exists(keys.outbox("sleep")) == 0
+    assert calls["zrangebyscore"] == 1  # sleep's outbox (echo's holder ends when read)
+    # per sweep: an EXISTS of each chunk of 1,000 keys (3), existing.lua for the last chunk
+    # (some of its keys exist); then promote.lua for echo
+    assert calls["evalsha"] == 1 + 1 + 1, calls
+    # (EXISTS of a chunk counts as one call; in existing.lua one a key; promote.lua's two)
+    assert calls["exists"] == 2 * 3 + 2 * (len(workflow_ids) - 2000) + 2, calls

@@ -92,6 +92,7 @@ class Scripts:
         self.heartbeat = lua.Heartbeat(client)
         self.force_release = lua.ForceRelease(client)
         self.promote = lua.Promote(client)
+        self.existing = lua.Existing(client)  # which workflows a heartbeat sweep visits
         self.advertise = lua.Advertise(client)
         self.workers = lua.Workers(client)
         self.append_log = lua.AppendLog(client)
@@ -108,7 +109,8 @@ class Scripts:
         return [self.admit, self.start, self.finish, self.read, self.heartbeat,
                 self.force_release, self.advertise, self.workers, self.append_log,
                 self.attach, self.take_ending, self.delivery_log, self.webhook_schedule,
-                self.webhook_claim, self.webhook_begin, self.webhook_end, self.promote]
+                self.webhook_claim, self.webhook_begin, self.webhook_end, self.promote,
+                self.existing]
 
     def on_promoted(self, hook: lua.OnPromoted, expired: lua.OnPendingExpired) -> None:
         """Hand each run a script promotes into a freed slot to `hook`, and each pending run

@@ -184,6 +184,8 @@ class Webhooks:
         all, for reconcile); the run ids handed over. With webhooks off they are dropped."""
         redis, keys = self.store.connection.redis, self.store.keys
         cutoff = "+inf" if everything else int((time.time() - self.sweep_grace_s) * 1000)
+        # only the workflows with an outbox (existing.lua): a read each was seconds a beat
+        workflow_ids = self.store.connection.scripts.existing.which(workflow_ids, keys.outbox)
         pipe = redis.pipeline(transaction=False)
         for workflow_id in workflow_ids:
             pipe.zrangebyscore(keys.outbox(workflow_id), "-inf", cutoff, start=0,

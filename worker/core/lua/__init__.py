@@ -21,7 +21,7 @@ made, not a silent nil).
 - admission.py  Admit (admit.lua)
 - running.py    Start, Heartbeat, AppendLog (the worker's calls while a run executes)
 - ending.py     Finish, ForceRelease, Promote (a pending run's upkeep)
-- reading.py    Read, RunSnapshot
+- reading.py    Read, RunSnapshot; Existing (which of many workflows have a key: the sweeps)
 - workers.py    Advertise, Workers (worker liveness)
 - webhooks.py   Attach, TakeEnding, DeliveryLog (a run's side); WebhookSchedule, WebhookClaim,
                 WebhookBegin, WebhookEnd (the deliveries' side, hash tag `{_webhooks}`)
@@ -41,7 +41,7 @@ from .admission import (
 )
 from .base import LuaScript, OnPendingExpired, OnPromoted
 from .ending import Finish, Finished, ForceRelease, ForceReleased, Promote, Upkept
-from .reading import Read, RunSnapshot
+from .reading import Existing, Read, RunSnapshot
 from .replies import (
     VOCABULARY,
     AdmitReply,
@@ -69,13 +69,13 @@ from .workers import Advertise, WorkerInfo, Workers
 ALL: tuple[type[LuaScript], ...] = (Admit, Start, Finish, Read, Heartbeat, ForceRelease,
                                     Advertise, Workers, AppendLog, Attach, TakeEnding,
                                     DeliveryLog, WebhookSchedule, WebhookClaim, WebhookBegin,
-                                    WebhookEnd, Promote)
+                                    WebhookEnd, Promote, Existing)
 
 __all__ = [
     "ALL", "HERE", "VOCABULARY",
     "Admit", "AdmitReply", "AdmitResult", "Admitted", "AlreadyAdmitted", "AppendLog",
-    "Attach", "Attempt", "DeliveryLog", "TakeEnding", "WebhookBegin", "WebhookClaim",
-    "WebhookEnd", "WebhookSchedule",
+    "Attach", "Attempt", "DeliveryLog", "Existing", "TakeEnding", "WebhookBegin",
+    "WebhookClaim", "WebhookEnd", "WebhookSchedule",
     "Advertise", "Beat", "BeatVerdict", "Busy", "Finish", "FinishMode", "FinishReply",
     "Finished", "ForceRelease", "ForceReleased", "Heartbeat", "LogReply", "LuaScript", "Message",
     "Read",
