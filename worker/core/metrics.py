@@ -99,11 +99,8 @@ class Metrics:
                                 "on the run", ["reason"], registry=r)
         self.duration = Histogram("testrun_run_duration_seconds", "Start to end of runs that "
                                   "started", ["workflow"], buckets=RUN_SECONDS, registry=r)
-        # no workflow label: a run's wait for a worker is the queue's and its workers' (the
-        # alert sums it over all), and a labelled histogram costs each pool process ~550 µs
-        # and 16 multiprocess values per workflow on its first run there (measured)
-        self.queue_wait = Histogram("testrun_queue_wait_seconds", "Admission to start",
-                                    buckets=WAIT_SECONDS, registry=r)
+        self.queue_wait = Histogram("testrun_queue_wait_seconds", "Admission to start, the "
+                                    "queue's (no workflow label)", buckets=WAIT_SECONDS, registry=r)
         self.renewals = Counter("testrun_heartbeat_renewals", "Lease renewals by the worker's "
                                 "heartbeat (reacquired: it had lapsed and was taken back)",
                                 ["result"], registry=r)
