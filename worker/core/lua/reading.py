@@ -84,7 +84,7 @@ class Existing(LuaScript):
         pipe = client.pipeline(transaction=False)
         for named in keys:
             pipe.exists(*named)
-        found: dict[int, list[T]] = {}
+        found: list[list[T]] = [[] for _ in chunks]
         some = []
         for n, (part, count) in enumerate(zip(chunks, pipe.execute(), strict=True)):
             if count == len(part):
@@ -97,4 +97,4 @@ class Existing(LuaScript):
                 self._call(keys[n], [], pipe)
             for n, positions in zip(some, pipe.execute(), strict=True):
                 found[n] = [chunks[n][int(i) - 1] for i in positions]
-        return [item for n in sorted(found) for item in found[n]]
+        return [item for part in found for item in part]
