@@ -12,10 +12,12 @@ from typing import Any, ClassVar
 import redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from ..runs import Run
 from .replies import DeclareReply
 from .text import RELEASING, source
+from .wire import evalsha, lean
 
 #: told of each run a script promoted into a freed slot: (run id, its message was pushed)
 OnPromoted = Callable[[str, bool], None]
@@ -78,6 +80,9 @@ class LuaScript:
             declare_keys = isinstance(client, RedisCluster)
         self.declare_keys = declare_keys
         self._script: Script = client.register_script(source(self.name, declare_keys))
+        #: the pool its calls go through without redis-py's command layers (wire.py); None:
+        #: through redis-py (a cluster, a single-connection client)
+        self._pool = lean(client)
         self._releasing = self.name in RELEASING
         #: set by the run store: each run this script promotes is handed to it, and each
         #: pending run it ended expired instead
@@ -98,6 +103,17 @@ class LuaScript:
         """SCRIPT LOAD now, so the first call is one EVALSHA (no NOSCRIPT round trip)."""
         self._script.sha = self._script.registered_client.script_load(self._script.script)
 
+    def _evalsha(self, keys: list[str], args: list[Any]) -> Any:
+        """One call; on NOSCRIPT (a Redis restarted or flushed) loaded and called again, as
+        redis-py's Script does."""
+        if self._pool is None:
+            return self._script(keys=keys, args=args)
+        try:
+            return evalsha(self._pool, self._script.sha, keys, args)
+        except NoScriptError:
+            self.load()
+            return evalsha(self._pool, self._script.sha, keys, args)
+
     def _call(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
         """The script's reply; when it asks for keys it learned by reading (declare.lua),
         called again with them declared, until it needs none (IMMEDIATE_KEY_ROUNDS calls at
@@ -110,7 +126,7 @@ class LuaScript:
         declared = list(keys)
         deadline, calls = None, 0
         while True:
-            reply = self._script(keys=declared, args=args)
+            reply = self._evalsha(declared, args)
             # a NEED_KEYS reply wrote nothing: nothing was promoted or ended
             own = reply[0] if self._releasing else reply
             if not needs_keys(own):
