@@ -7,7 +7,7 @@ script's header lists its KEYS, ARGV and every reply; its wrapper builds the arg
 typed values and turns the reply into a typed value, so nothing else indexes a reply.
 
 A script's source (text.py) is: the prelude generated from `worker/core/status.py`
-(`TERMINAL[status]`, SUMMARY_FIELDS), then `declare.lua`
+(`TERMINAL[status]`, summary_fields()), then `declare.lua`
 (`need()`: a key learned by reading, asked of the caller if undeclared), `lib.lua`
 (`release()`: the one place a slot is freed), then the script's own file; each member of the
 vocabulary they spell (`STATUS.RUNNING`, `REASON.REPLACED`, `ADMIT.CONFLICT`: the enums of

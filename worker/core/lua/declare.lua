@@ -17,9 +17,11 @@
 -- asks for nothing there: no extra call on the fused admission's one round trip, nor on a 409.
 
 local PASSED, DECLARED = {}, {}
-for _, key in ipairs(KEYS) do
-  PASSED[key] = true
-  DECLARED[key] = true
+if DECLARE_KEYS then  -- on one Redis nothing reads them: ~3.5 µs a call of 8 keys, measured
+  for _, key in ipairs(KEYS) do
+    PASSED[key] = true
+    DECLARED[key] = true
+  end
 end
 local UNDECLARED = {}
 

@@ -1,5 +1,5 @@
 -- lib.lua: functions every script shares. Loaded after the generated prelude (TERMINAL,
--- SUMMARY_FIELDS) and declare.lua, and before the script's own body; the members it spells
+-- summary_fields()) and declare.lua, and before the script's own body; the members it spells
 -- (STATUS.RUNNING, REASON.RECLAIMED, …) are written in as their strings (text.py).
 
 local function now_ms()
@@ -230,13 +230,14 @@ local function need_trimmed(index, run_prefix, events_prefix, max_runs, keep, cu
   end
 end
 
--- The fields of a run that a list shows (everything but input, result and logs: SUMMARY_FIELDS,
--- generated from worker/core/runs.py), as a flat field/value list like HGETALL's, read with one
+-- The fields of a run that a list shows (everything but input, result and logs:
+-- summary_fields(), generated from worker/core/runs.py), as a flat field/value list like HGETALL's, read with one
 -- HMGET so a list never copies inputs, results or logs inside Redis.
 local function summary(run)
-  local values = redis.call('HMGET', run, unpack(SUMMARY_FIELDS))
+  local fields = summary_fields()
+  local values = redis.call('HMGET', run, unpack(fields))
   local flat = {}
-  for i, name in ipairs(SUMMARY_FIELDS) do
+  for i, name in ipairs(fields) do
     if values[i] then
       flat[#flat + 1] = name
       flat[#flat + 1] = values[i]

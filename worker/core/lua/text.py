@@ -1,4 +1,4 @@
-"""The text Redis runs for a script: the generated prelude (TERMINAL, SUMMARY_FIELDS), then
+"""The text Redis runs for a script: the generated prelude (TERMINAL, summary_fields()), then
 `declare.lua` (the keys a script learns from what it reads: `need()`), `lib.lua`, then the
 script's own `<name>.lua` (all beside this file), with every vocabulary member a script spells
 (`STATUS.RUNNING`, `ADMIT.CONFLICT`) written in as its string.
@@ -59,13 +59,14 @@ def inline(text: str, where: str = "a script") -> str:
 @cache
 def prelude() -> str:
     """The tables a script indexes by a value it read: TERMINAL (a status → true) and the
-    fields a runs list shows."""
+    fields a runs list shows (`summary_fields()`)."""
     lines = ["-- generated from worker/core/status.py and worker/core/runs.py when loaded"]
     terminal = ", ".join(f"[{_lua_string(s.value)}]=true" for s in sorted(TERMINAL))
     lines.append(f"local TERMINAL = {{{terminal}}}")
     # the record's fields a runs list shows (worker/core/runs.py): lib.lua's summary()
     summary = ", ".join(_lua_string(f.stored) for f in SUMMARY_FIELDS if f.stored)
-    lines.append(f"local SUMMARY_FIELDS = {{{summary}}}")
+    # built by the one script that lists runs (read.lua), not on every call of every script
+    lines.append(f"local function summary_fields() return {{{summary}}} end")
     return "\n".join(lines) + "\n"
 
 
