@@ -230,8 +230,8 @@ local function need_trimmed(index, run_prefix, events_prefix, max_runs, keep, cu
 end
 
 -- The fields of a run that a list shows (everything but input, result and logs:
--- summary_fields(), generated from worker/core/runs.py), as a flat field/value list like
--- HGETALL's, read with one HMGET so a list never copies inputs, results or logs inside Redis.
+-- summary_fields(), generated from worker/core/runs.py), as a flat field/value list like HGETALL's, read with one
+-- HMGET so a list never copies inputs, results or logs inside Redis.
 local function summary(run)
   local fields = summary_fields()
   local values = redis.call('HMGET', run, unpack(fields))
