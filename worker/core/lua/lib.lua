@@ -128,6 +128,7 @@ local function release(slot, run, run_id, reason, now)
       redis.call('HSET', run, 'release_reason', reason, 'released_ms', now)
       redis.call('HDEL', run, 'stopping')
     end
+    promote(slot, now)
     return 1
   end
   return 0
@@ -230,8 +231,8 @@ local function need_trimmed(index, run_prefix, events_prefix, max_runs, keep, cu
 end
 
 -- The fields of a run that a list shows (everything but input, result and logs:
--- summary_fields(), generated from worker/core/runs.py), as a flat field/value list like HGETALL's, read with one
--- HMGET so a list never copies inputs, results or logs inside Redis.
+-- summary_fields(), generated from worker/core/runs.py), as a flat field/value list like
+-- HGETALL's, read with one HMGET so a list never copies inputs, results or logs inside Redis.
 local function summary(run)
   local fields = summary_fields()
   local values = redis.call('HMGET', run, unpack(fields))
