@@ -1,6 +1,8 @@
 """The mutation check (`make mutations`): each deliberate breakage of a script, applied one at a
 time, must make the slot machine fail within the CI settings; every file is put back after
 each, also when interrupted. Prints one line a breakage and exits 1 if any went unnoticed.
+The breakages are made in a copy of the tree (worker/, tests/ and what they import), never in
+the checkout itself: a commit made while it ran once took a broken lib.lua with it.
 
     python -m tests.model.mutations            # needs nothing running: the machine starts
                                                # its own private Redis
@@ -10,13 +12,17 @@ each, also when interrupted. Prints one line a breakage and exits 1 if any went 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LUA = ROOT / "worker" / "core" / "lua"
+#: what the copy leaves out: the environment, history and caches
+NOT_COPIED = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.pyc", ".pytest_cache",
+                                   ".ruff_cache", ".mypy_cache", "node_modules")
 
 #: name → (script, exact text, its broken replacement)
 MUTATIONS: dict[str, tuple[str, str, str]] = {
@@ -53,8 +59,10 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def caught(name: str, script: str, text: str, broken: str) -> tuple[bool, float]:
-    path = LUA / script
+def caught(tree: Path, name: str, script: str, text: str,
+           broken: str) -> tuple[bool, float]:
+    """Whether the slot machine, run in `tree` (a copy), fails with `text` broken."""
+    path = tree / "worker" / "core" / "lua" / script
     original = path.read_text()
     assert original.count(text) == 1, f"{name}: the text to break is not in {script} once"
     path.write_text(original.replace(text, broken))
@@ -63,7 +71,8 @@ def caught(name: str, script: str, text: str, broken: str) -> tuple[bool, float]
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "tests/model/test_slot_machine.py", "-q", "-x",
              "-p", "no:cacheprovider"],
-            cwd=ROOT, env=dict(os.environ, MODEL_PROFILE="ci", MODEL_NO_SHRINK="1"),
+            cwd=tree, env=dict(os.environ, MODEL_PROFILE="ci", MODEL_NO_SHRINK="1",
+                               PYTHONPATH=str(tree)),
             capture_output=True, text=True)
     finally:
         path.write_text(original)
@@ -78,13 +87,17 @@ def caught(name: str, script: str, text: str, broken: str) -> tuple[bool, float]
 def main() -> int:
     missed = []
     only = sys.argv[1:]  # names (or parts of names) to try; all by default
-    for name, (script, text, broken) in MUTATIONS.items():
-        if only and not any(part in name for part in only):
-            continue
-        found, seconds = caught(name, script, text, broken)
-        print(f"{'caught' if found else 'MISSED'}  {name} ({script}, {seconds:.0f}s)", flush=True)
-        if not found:
-            missed.append(name)
+    with tempfile.TemporaryDirectory(prefix="mutations-") as tmp:
+        tree = Path(tmp) / "tree"
+        shutil.copytree(ROOT, tree, ignore=NOT_COPIED)
+        for name, (script, text, broken) in MUTATIONS.items():
+            if only and not any(part in name for part in only):
+                continue
+            found, seconds = caught(tree, name, script, text, broken)
+            print(f"{'caught' if found else 'MISSED'}  {name} ({script}, {seconds:.0f}s)",
+                  flush=True)
+            if not found:
+                missed.append(name)
     return 1 if missed else 0
 
 
