@@ -83,8 +83,8 @@ prove: install nginx
 	  tests/integration/test_front.py -o timeout=600 $(PYTEST_ARGS)
 	env MODEL_PROFILE=prove $(BIN)/python -m pytest tests/model -o timeout=3600 $(PYTEST_ARGS)
 
-# Each deliberate breakage of a script (tests/model/mutations.py), one at a time: the slot
-# machine must fail on every one at the CI size; each file is put back after.
+# Each deliberate breakage of a script (tests/model/mutations.py), one at a time, in a copy of
+# the tree: the slot machine must fail on every one at the CI size.
 mutations: install
 	$(BIN)/python -m tests.model.mutations
 
