@@ -47,6 +47,13 @@ URL: dict[str, str] = {}
 EXPLORED = {"examples": 0, "steps": 0}
 
 
+
+def queued_holders(model: SlotModel) -> list[str]:
+    """The runs that hold their workflow's slot and have not started (sorted: a draw from them
+    is the same for the same state)."""
+    return sorted(r.run_id for r in model.runs.values()
+                  if r.status is RunStatus.QUEUED and model.slot.get(r.workflow_id) == r.run_id)
+
 class SlotMachine(RuleBasedStateMachine):
     runs = Bundle("runs")
 
@@ -255,9 +262,7 @@ class SlotMachine(RuleBasedStateMachine):
         self.redis_loses_the_record(run)
         return self.trigger(self._wf(run), ConflictPolicy.REJECT, None, again=False, lazy=True)
 
-    @precondition(lambda self: any(r.status is RunStatus.QUEUED
-                                   and self.model.slot.get(r.workflow_id) == r.run_id
-                                   for r in self.model.runs.values()))
+    @precondition(lambda self: bool(queued_holders(self.model)))
     @rule(target=runs, data=st.data(),
           policy=st.sampled_from([ConflictPolicy.QUEUE, ConflictPolicy.REPLACE,
                                   ConflictPolicy.JOIN]),
@@ -270,10 +275,7 @@ class SlotMachine(RuleBasedStateMachine):
         ends one way or another: the path every promotion takes, made frequent (the rules
         apart meet in this order rarely). `again`: a second trigger comes too; `overdue`: the
         pending time runs out first."""
-        holders = sorted(r.run_id for r in self.model.runs.values()
-                         if r.status is RunStatus.QUEUED
-                         and self.model.slot.get(r.workflow_id) == r.run_id)
-        holder = data.draw(st.sampled_from(holders))
+        holder = data.draw(st.sampled_from(queued_holders(self.model)))
         workflow, process = self._wf(holder), PROCESSES[0]
         self.start(holder, process, again=False)
         new = self.trigger(workflow, policy, None, again=False,
@@ -298,25 +300,18 @@ class SlotMachine(RuleBasedStateMachine):
             self.outcome(holder, then, process, again=False)
         return new
 
-    @precondition(lambda self: any(r.status is RunStatus.QUEUED
-                                   and self.model.slot.get(r.workflow_id) == r.run_id
-                                   for r in self.model.runs.values()))
+    @precondition(lambda self: bool(queued_holders(self.model)))
     @rule(data=st.data(), again=st.booleans())
     def cancel_while_it_runs(self, data: st.DataObject, again: bool) -> None:
         """A holder starts and is cancelled while its body runs: the slot stays with it until
         the body stops (the start, and a cancel of that very run, in one rule: the rules
         apart met often enough that a cancel freeing the slot at once was still missed in 1
         of 8 `make mutations` runs)."""
-        holders = sorted(r.run_id for r in self.model.runs.values()
-                         if r.status is RunStatus.QUEUED
-                         and self.model.slot.get(r.workflow_id) == r.run_id)
-        holder = data.draw(st.sampled_from(holders))
+        holder = data.draw(st.sampled_from(queued_holders(self.model)))
         self.start(holder, PROCESSES[0], again=False)
         self.cancel(holder, again=again)
 
-    @precondition(lambda self: any(r.status is RunStatus.QUEUED
-                                   and self.model.slot.get(r.workflow_id) == r.run_id
-                                   for r in self.model.runs.values()))
+    @precondition(lambda self: bool(queued_holders(self.model)))
     @rule(target=runs, data=st.data(),
           then=st.sampled_from(["success", "failure", "hard_limit", "child_killed",
                                 "force_release", "cancel"]))
