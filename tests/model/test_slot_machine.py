@@ -47,12 +47,12 @@ URL: dict[str, str] = {}
 EXPLORED = {"examples": 0, "steps": 0}
 
 
-
 def queued_holders(model: SlotModel) -> list[str]:
     """The runs that hold their workflow's slot and have not started (sorted: a draw from them
     is the same for the same state)."""
     return sorted(r.run_id for r in model.runs.values()
                   if r.status is RunStatus.QUEUED and model.slot.get(r.workflow_id) == r.run_id)
+
 
 class SlotMachine(RuleBasedStateMachine):
     runs = Bundle("runs")
