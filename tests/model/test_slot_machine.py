@@ -314,15 +314,17 @@ class SlotMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(queued_holders(self.model)))
     @rule(target=runs, data=st.data(),
           then=st.sampled_from(["success", "failure", "hard_limit", "child_killed",
-                                "force_release", "cancel"]))
-    def queued_then_the_holder_ends(self, data: st.DataObject, then: str) -> Any:
+                                "force_release", "cancel"]), overdue=st.booleans())
+    def queued_then_the_holder_ends(self, data: st.DataObject, then: str,
+                                    overdue: bool) -> Any:
         """A run queues behind a running holder, and the holder ends: an ending that frees the
         slot hands it to the waiting run in that same step (release() promotes); a cancel
-        keeps it with the cancelled run until its body stops. trigger_while_it_runs reaches
+        keeps it with the cancelled run until its body stops; `overdue`: the waiting run's pending
+        time ran out first (it ends expired, never promoted). trigger_while_it_runs reaches
         these in a few of its draws, and hypothesis turns rules off per example (swarm
         testing): before this rule `make mutations` missed a release that never promotes in 2
         of 12 CI-size runs, and a cancel that frees a running run's slot at once in 2 of 7."""
-        return self.trigger_while_it_runs(data, ConflictPolicy.QUEUE, then, overdue=False,
+        return self.trigger_while_it_runs(data, ConflictPolicy.QUEUE, then, overdue=overdue,
                                           again=False)
 
     @rule()
