@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from devtools.redis_server import RedisServer
 from web import create_app
 from worker.client.service import TestRunService
 from worker.core.celery_app import TASK_NAME, create_celery
@@ -265,43 +266,63 @@ def service_keys(settings: Settings) -> Any:
 
 def flatness(config: dict[str, str], flush: Callable[[], None], client: redis.Redis, n: int,
              records: int, log: Callable[[str], None]) -> dict[str, float]:
-    """Median µs of an admission (trigger; the release after it is not timed) over 10
-    workflows on an empty Redis, over all BENCH_WORKFLOWS (100,000) workflows holding a retained
-    record each,
-    and with `records` retained records in all; the empty case is measured before and after
-    (the machine's load drifts) and the ratios are against the mean of the two."""
-    settings = Settings.from_env(overrides=config)
-    service = TestRunService(create_celery(settings, fail_fast=True))
-    ids = workflows.ids()
-    now_ms = int(time.time() * 1000)
+    """Median µs of an admission (trigger; the release after it is not timed) over all
+    BENCH_WORKFLOWS (100,000) workflows holding a retained record each, and with `records`
+    retained records in all, each against an empty Redis of its own (10 workflows) measured
+    call by call in between: this machine's speed drifts by more than the effect looked for
+    (the empty case alone moved 581 → 507 µs between two measures of one leg, run J), and a
+    drift common to both sides cancels in their ratio. Each side is its own redis-server,
+    whose fused path the service takes (tracking and broker in one Redis)."""
+    empty_server = RedisServer().start()
+    try:
+        empty_client = empty_server.client()
+        empty_config = dict(config, REDIS_URL=empty_server.url)
+        full, empty = _service(config), _service(empty_config)
+        ids = workflows.ids()
+        now_ms = int(time.time() * 1000)
+        out: dict[str, float] = {}
 
-    def measure(pool: list[str]) -> float:
-        rng = random.Random(1)
-        samples = []
-        for _ in range(n):
-            wid = rng.choice(pool)
-            t = time.perf_counter()
-            run = service.trigger(wid, {}).run
-            samples.append(time.perf_counter() - t)
-            service.store.finish(run.run_id, RunStatus.SUCCEEDED, result=None)
-        client.delete(settings.queue)  # the pushed messages: no worker consumes here
-        return _median_us(samples)
+        def measure(label: str, pool: list[str]) -> None:
+            """Each call on the filled Redis and one on the empty, the order alternating."""
+            rng = random.Random(1)
+            sides: dict[str, tuple[TestRunService, list[str], list[float]]] = {
+                label: (full, pool, []), f"{label}: empty": (empty, ids[:10], [])}
+            order = list(sides.values())
+            for i in range(n):
+                for service, among, samples in order if i % 2 else order[::-1]:
+                    wid = rng.choice(among)
+                    t = time.perf_counter()
+                    run = service.trigger(wid, {}).run
+                    samples.append(time.perf_counter() - t)
+                    service.store.finish(run.run_id, RunStatus.SUCCEEDED, result=None)
+            for side, (_, _, samples) in sides.items():
+                out[side] = _median_us(samples)
+            for c in (client, empty_client):  # the pushed messages: no worker consumes here
+                c.delete(full.settings.queue)
+            empty_client.flushall()
 
-    flush()
-    service.store.finish(service.trigger(ids[-1], {}).run.run_id, RunStatus.SUCCEEDED)  # warm
-    out = {"empty, 10 workflows (before)": measure(ids[:10])}
-    log(f"flatness: filling one record for each of {len(ids):,} workflows")
-    _fill(client, settings, ids, 1, now_ms)
-    out[f"{len(ids):,} workflows"] = measure(ids)
-    per = max(1, records // len(ids) - 1)
-    log(f"flatness: filling to {records:,} retained records")
-    _fill(client, settings, ids, per, now_ms + 10)
-    out[f"{records:,} retained records"] = measure(ids)
-    out["dbsize"] = float(client.dbsize())
-    flush()
-    service.store.finish(service.trigger(ids[-1], {}).run.run_id, RunStatus.SUCCEEDED)  # warm
-    out["empty, 10 workflows (after)"] = measure(ids[:10])
-    return out
+        flush()
+        for service in (full, empty):  # warm
+            service.store.finish(service.trigger(ids[-1], {}).run.run_id, RunStatus.SUCCEEDED)
+        empty_client.flushall()
+        log(f"flatness: filling one record for each of {len(ids):,} workflows")
+        _fill(client, full.settings, ids, 1, now_ms)
+        measure(f"{len(ids):,} workflows", ids)
+        per = max(1, records // len(ids) - 1)
+        log(f"flatness: filling to {records:,} retained records")
+        _fill(client, full.settings, ids, per, now_ms + 10)
+        measure(f"{records:,} retained records", ids)
+        out["dbsize"] = float(client.dbsize())
+        flush()
+        return out
+    finally:
+        empty_server.stop()
+
+
+def _service(config: dict[str, str]) -> TestRunService:
+    service = TestRunService(create_celery(Settings.from_env(overrides=config), fail_fast=True))
+    assert service.fused, "the bench's broker is its tracking Redis: the fused path"
+    return service
 
 
 def redis_bytes(config: dict[str, str], flush: Callable[[], None],
