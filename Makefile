@@ -104,7 +104,7 @@ soak: install
 	  $(BIN)/python -m pytest -m "cluster_tracking and not soak" -n $(TEST_WORKERS) \
 	  --dist loadfile -v $(PYTEST_ARGS)
 
-bench: install
+bench: install nginx
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # docs/configuration.md is generated from the settings' own comments (worker/core/settings.py);

@@ -1,7 +1,10 @@
 """HTTP admission and conflict throughput through gunicorn, with wrk, side by side.
 
 Every app runs under the same gunicorn settings (gunicorn.conf.py; sync workers, 2 of them,
-unless it is the Procfile's gthread line), all started up front and idle between turns. These
+unless the row says otherwise), all started up front and idle between turns; this service also
+behind nginx as the Procfile serves it (web/front.py: triggers on a sync pool), and the same
+front with that pool on gthread 2 × 12 as before — how the Procfile's class is chosen
+(docs/BENCHMARKS.md, the server's choice). These
 machines are shared, and their load swings within seconds, so every turn of an app is *paired*
 with a turn of the baseline (bare apply_async, no result backend) just before it: the ratio of
 each pair is taken, and the figure is the median over the rounds (the order of the apps rotates
@@ -14,10 +17,11 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .procs import Gunicorn, WrkResult, wrk
+from .procs import Front, Gunicorn, WrkResult, has_nginx, wrk
 
-#: label → (WSGI app, worker class, threads)
-APPS: dict[str, tuple[str, str, int]] = {
+#: label → (WSGI app, worker class, threads); None: the Procfile's front (nginx → gunicorn)
+#: serving the app, its pool of short requests with that class (sync: as the Procfile)
+APPS: dict[str, tuple[str | None, str, int]] = {
     "the floor: Flask answering 202, touching nothing": ("bench.apps:create('floor')", "sync", 1),
     "the limit: the same Flask doing one EVALSHA": ("bench.apps:create('limit')", "sync", 1),
     "bare apply_async, no result backend": ("bench.apps:create('bare')", "sync", 1),
@@ -25,11 +29,17 @@ APPS: dict[str, tuple[str, str, int]] = {
     "celery-singleton 0.3.1": ("bench.apps:create('singleton')", "sync", 1),
     "celery_once 3.0.1": ("bench.apps:create('once')", "sync", 1),
     "this service (sync)": ("web:create_app()", "sync", 1),
-    "this service (gthread, as the Procfile)": ("web:create_app()", "gthread", 12),
+    "this service (gthread 2 × 12, gunicorn alone)": ("web:create_app()", "gthread", 12),
+    "this service (the Procfile: nginx → gunicorn sync 2)": (None, "sync", 1),
+    "this service (nginx → gunicorn gthread 2 × 12, the Procfile before)": (None, "gthread", 12),
 }
 BASELINE = "bare apply_async, no result backend"
 SERVICE = "this service (sync)"
-GTHREAD = "this service (gthread, as the Procfile)"
+GTHREAD = "this service (gthread 2 × 12, gunicorn alone)"
+FRONT = "this service (the Procfile: nginx → gunicorn sync 2)"
+FRONT_GTHREAD = "this service (nginx → gunicorn gthread 2 × 12, the Procfile before)"
+#: this service's rows that get their p99 and peer ratios
+SERVED = (SERVICE, GTHREAD, FRONT, FRONT_GTHREAD)
 LIMIT = "the limit: the same Flask doing one EVALSHA"
 PEERS = ("celery-singleton 0.3.1", "celery_once 3.0.1")
 
@@ -53,8 +63,14 @@ def run(env: dict[str, str], flush: Callable[[], None], *, rounds: int, seconds:
         log: Callable[[str], None]) -> dict[str, dict[str, Figure]]:
     """{"admit"|"conflict": {app label: Figure}}; every ratio is against the baseline's
     *admission* throughput (bare Celery has no conflict to answer)."""
-    servers = {label: Gunicorn(spec, env, worker_class=kind, threads=threads)
-               for label, (spec, kind, threads) in APPS.items()}
+    fronted = has_nginx()
+    if not fronted:
+        log("no nginx (Debian's `nginx`; `make bench` installs it as root): the front's rows "
+            "are left out")
+    servers: dict[str, Gunicorn | Front] = {
+        label: Gunicorn(spec, env, worker_class=kind, threads=threads) if spec else
+        Front(env, app_pool=None if kind == "sync" else [])
+        for label, (spec, kind, threads) in APPS.items() if spec or fronted}
     pairs: dict[str, dict[str, list[tuple[WrkResult, WrkResult]]]] = {"admit": {},
                                                                        "conflict": {}}
 

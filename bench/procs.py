@@ -1,5 +1,6 @@
-"""Processes the bench starts (gunicorn, a prefork worker, wrk), each on a free loopback port,
-each killed with its process group when done. Readiness is polled with a deadline."""
+"""Processes the bench starts (gunicorn, the Procfile's front, a prefork worker, wrk), each on a
+free loopback port, each killed with its process group when done (the front stopped first, so
+it removes its directory). Readiness is polled with a deadline."""
 
 from __future__ import annotations
 
@@ -93,6 +94,50 @@ class Gunicorn(Proc):
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
         return total
+
+
+class Front(Proc):
+    """The Procfile's web line, `python -m web.front`: nginx on a free port before its two
+    gunicorns (gunicorn.conf.py) on private sockets. `app_pool`: the arguments the pool of
+    short requests gets instead of web/front.py's POOLS["app"] (`[]`: gunicorn.conf.py's
+    gthread 2 × 12, the Procfile's web before stop 29), to measure another class behind the
+    same nginx."""
+
+    def __init__(self, extra_env: Mapping[str, str], *,
+                 app_pool: list[str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        extra = dict(extra_env, WEB_BIND=f"127.0.0.1:{self.port}")
+        argv = [sys.executable, "-m", "web.front"]
+        if app_pool is not None:
+            argv = [sys.executable, "-c", "import sys, web.front as f; "
+                    f"f.POOLS['app'] = {app_pool!r}; sys.exit(f.main())"]
+        super().__init__(argv, extra, "front")
+        self.wait(self._answers, "the front (nginx → gunicorn)")
+
+    def _answers(self) -> bool:
+        """/healthz through nginx: 200 once a gunicorn worker answers (nginx says 503 before)."""
+        try:
+            with urllib.request.urlopen(self.url + "/healthz", timeout=1) as got:
+                return got.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """SIGTERM first: the front stops both and removes its private directory."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+        super().stop()
+
+
+def has_nginx() -> bool:
+    """Whether the front can start (`make bench` installs Debian's nginx as root)."""
+    from web.front import find_nginx
+    return find_nginx() is not None
 
 
 class Worker(Proc):

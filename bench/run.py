@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" not in args.skip:
             log(f"web RSS and connections over {triggers:,} triggers")
             flush()
-            web = Gunicorn("web:create_app()", env, worker_class="gthread", threads=8)
+            # the Procfile's pool of short requests, which triggers reach (web/front.py)
+            web = Gunicorn("web:create_app()", env, worker_class="sync")
             try:
                 wrk(web.url, 1, dict(env, BENCH_MODE="spread"))
                 flush()
@@ -200,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                     client.delete(name)  # the queued messages (no worker consumes)
                 after = web.rss_kib()
                 connections = len(client.client_list()) - 1  # less our own
-                rows.append((f"web RSS (2 gthread workers, as the Procfile) after {admitted:,} "
-                             "triggers",
+                rows.append((f"web RSS (2 sync workers, the Procfile's trigger pool) after "
+                             f"{admitted:,} triggers",
                              f"{before / 1024:.1f} → {after / 1024:.1f} MiB",
                              ratio(after, before)))
                 rows.append(("open Redis connections from the web after them",

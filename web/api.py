@@ -161,9 +161,9 @@ def _triggered(app: Flask, script_root: str, caller: Caller, path: s.WorkflowPat
 
 def _wait(run: Run | str, seconds: float) -> tuple[Run, bool]:
     """The run when it ends or the wait is over; (its current state, True) when every waiter
-    of this process is taken (web/waits.py)."""
+    of this process is taken, or it has no thread to wait on (web/waits.py)."""
     slots = waits.waiters()
-    if not slots.take():
+    if waits.holds_its_process() or not slots.take():
         return (run if isinstance(run, Run) else service().run(run)), True
     try:
         return service().wait(run, seconds, gone=waits.client_gone()), False

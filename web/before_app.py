@@ -6,7 +6,8 @@ does nginx in front of it (web/front.py): a status no route declared, a body no 
 API can read (`make prove` met gunicorn's `414 URI Too Long` as HTML). Both now answer with the
 error below for each status, rendered from the same classes as every other answer
 (`{"error", "message"}`, web/problems.py): gunicorn through `JsonErrorsWorker`, the worker class
-gunicorn.conf.py names; nginx through the error pages web/front.py writes into its config.
+gunicorn.conf.py names (and `JsonErrorsSyncWorker`, the front's pool of short requests); nginx
+through the error pages web/front.py writes into its config.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.sync import SyncWorker
 
 from worker.core.errors import PayloadTooLarge, TestRunError
 
@@ -88,6 +90,14 @@ class JsonErrorsWorker(ThreadWorker):
     gunicorn writes them in one place, `util.write_error`, called only by the worker's
     `handle_error`; it is replaced in the worker process before the worker serves anything
     (a worker's module state is its own: the master and the other workers are untouched)."""
+
+    def init_process(self) -> None:
+        util.write_error = write_json_error
+        super().init_process()
+
+
+class JsonErrorsSyncWorker(SyncWorker):
+    """The same, for gunicorn's sync worker: the front's pool of short requests (web/front.py)."""
 
     def init_process(self) -> None:
         util.write_error = write_json_error

@@ -33,6 +33,7 @@ from . import schemas as s
 from .api import NO_RUN, RUNS, answers, bp, service
 from .auth import Caller
 from .problems import TooManyClientStreams, TooManyStreams
+from .waits import holds_its_process
 
 #: seconds a client refused a stream is told to wait (Retry-After)
 RETRY_AFTER_S = 5
@@ -134,6 +135,8 @@ def run_events(path: s.RunPath, header: s.EventsHeaders) -> Response:
     its end. Resumes after `Last-Event-ID`."""
     slots: StreamSlots = current_app.extensions["testrun_streams"]
     caller: Caller = g.caller
+    if holds_its_process():  # a stream would hold the whole process (nginx routes them away)
+        raise TooManyStreams(0, retry_after=RETRY_AFTER_S)
     slots.take(caller.rate_key)
     try:
         items = service().watch(path.run_id, header.last_event_id)

@@ -65,7 +65,10 @@ class TooManyStreams(TestRunError):
 
     def __init__(self, limit: int, retry_after: int) -> None:
         super().__init__(f"this server already streams {limit} test runs' events; try again "
-                         "shortly, or read the run instead", retry_after=retry_after)
+                         "shortly, or read the run instead" if limit else
+                         "this server process streams no events (one request at a time: a "
+                         "stream would hold it); try again shortly, or read the run instead",
+                         retry_after=retry_after)
         self.retry_after = retry_after
 
 

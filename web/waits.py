@@ -64,5 +64,15 @@ def client_gone() -> Callable[[], bool] | None:
     return lambda: peer_gone(sock)
 
 
+def holds_its_process() -> bool:
+    """Whether holding this request would hold its server's whole process: a gunicorn worker
+    without threads (sync, as in the front's `app` pool, web/front.py). Such a process serves
+    one request at a time, so it neither waits nor streams: nginx routes those requests to
+    the threaded pool, and one that slipped past (a `wait` spelled in percent-escapes) is
+    answered at once, as when every waiter is taken."""
+    environ = request.environ
+    return "gunicorn.socket" in environ and not environ.get("wsgi.multithread")
+
+
 def register(app: Flask, max_waiters: int) -> None:
     app.extensions["testrun_waiters"] = Waiters(max_waiters)

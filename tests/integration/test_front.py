@@ -183,6 +183,106 @@ def test_events_stream_through_the_front_as_they_are_written(config):
         worker.kill_group()
 
 
+def _get(url: str) -> tuple[int, dict[str, str], object, float]:
+    """Status, headers, JSON body and seconds taken of a GET."""
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            status, headers, body = resp.status, dict(resp.headers), json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        status, headers, body = exc.code, dict(exc.headers), json.loads(exc.read())
+    return status, headers, body, time.monotonic() - started
+
+
+def _metric(text: str, name: str, workflow: str) -> float:
+    """The value of `name{workflow="<workflow>"}` in Prometheus text, 0 when absent."""
+    for line in text.splitlines():
+        if line.startswith(f'{name}{{workflow="{workflow}"}} '):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_held_requests_are_served_by_a_pool_of_their_own(config):
+    """nginx sends event streams and `?wait=` to the threaded gunicorn and the rest to the
+    sync one (2 processes, one request each): more streams and waits than the sync pool has
+    processes are all held (a sync process refuses to hold them: 503, or an answer at once),
+    and meanwhile /healthz, a trigger and a read answer at once. Both pools count into one
+    metrics directory: /metrics (the sync pool's) has the admission a wait (threaded) made."""
+    front = Front(dict(config, TEST_RUN_STREAM_KEEPALIVE="1",
+                       TEST_RUN_MAX_STREAMS_PER_CLIENT="4")).wait_ready()
+    socks: list[socket.socket] = []
+    try:
+        _, run = request("POST", front.url + "/api/workflows/echo/test-runs", {"input": {}})
+        path = f"/api/test-runs/{run['run_id']}/events"  # queued (no worker): streams stay open
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", front.port), timeout=10)
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            socks.append(sock)
+            assert sock.recv(64).split(b" ")[1] == b"200"
+        waited: list[tuple[int, dict[str, str], object, float]] = []
+        waits = [threading.Thread(target=lambda: waited.append(_get(
+            f"{front.url}/api/test-runs/{run['run_id']}?wait=3"))) for _ in range(2)]
+        trigger_wait = threading.Thread(target=lambda: waited.append(_get_after_post(
+            front.url + "/api/workflows/sleep/test-runs?wait=3", {"input": {"seconds": 1}})))
+        held = [*waits, trigger_wait]
+        for thread in held:
+            thread.start()
+        rounds = 0
+        while any(thread.is_alive() for thread in held):  # each wait holds ~3 s
+            for method, url, body, expected in (
+                    ("GET", front.url + "/healthz", None, {200}),
+                    ("POST", front.url + "/api/workflows/fail/test-runs", {"input": {}},
+                     {202, 409}),
+                    ("GET", f"{front.url}/api/test-runs/{run['run_id']}", None, {200})):
+                status, seconds, answer = timed(method, url, body)
+                assert status in expected and seconds < WITHIN_S, (url, status, seconds, answer)
+            rounds += 1
+        for thread in held:
+            thread.join(30)
+        assert rounds >= 3, rounds
+        assert len(waited) == 3
+        for status, headers, _body, seconds in waited:
+            # held for the whole wait, not answered at once by a process that cannot hold
+            assert status in (200, 202) and seconds > 2.5 and "Retry-After" not in headers, \
+                (status, headers, seconds)
+        status, _, text, _ = _get_text(front.url + "/metrics")
+        assert status == 200 and _metric(text, "testrun_admissions_total", "sleep") == 1
+    finally:
+        for sock in socks:
+            sock.close()
+        front.stop()
+
+
+def _get_after_post(url: str, body: object) -> tuple[int, dict[str, str], object, float]:
+    started = time.monotonic()
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            status, headers, got = resp.status, dict(resp.headers), json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        status, headers, got = exc.code, dict(exc.headers), json.loads(exc.read())
+    return status, headers, got, time.monotonic() - started
+
+
+def _get_text(url: str) -> tuple[int, dict[str, str], str, float]:
+    started = time.monotonic()
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return resp.status, dict(resp.headers), resp.read().decode(), time.monotonic() - started
+
+
+def test_a_wait_that_slips_past_the_routing_is_answered_at_once(front):
+    """nginx's $arg_wait does not decode a name spelled in percent-escapes, so such a wait
+    reaches the sync pool, which werkzeug decodes it for: a process that serves one request
+    at a time answers it at once, as when every waiter is taken (the run as it is, with
+    Retry-After), rather than be held by it; a stream reaching a sync worker would be 503."""
+    _, run = request("POST", front.url + "/api/workflows/echo/test-runs?on_conflict=queue",
+                     {"input": {}})
+    status, headers, body, seconds = _get(f"{front.url}/api/test-runs/{run['run_id']}?%77ait=5")
+    assert (status, seconds < WITHIN_S) == (200, True), (status, seconds, body)
+    assert headers.get("Retry-After") and body["run_id"] == run["run_id"]  # type: ignore[index]
+
+
 @pytest.mark.parametrize("raw, status, code", [
     (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414, "uri_too_long"),
     (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414, "uri_too_long"),
@@ -247,10 +347,10 @@ def test_the_front_stops_as_one_process_and_leaves_nothing(config):
     server = Front(config).wait_ready()
     children = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                 for pid in server.children()}
-    (bind,) = [arg for argv in children.values() for arg in argv if arg.startswith(b"unix:")]
-    run_dir = Path(bind[5:].decode()).parent
+    binds = [arg for argv in children.values() for arg in argv if arg.startswith(b"unix:")]
+    (run_dir,) = {Path(bind[5:].decode()).parent for bind in binds}
     assert run_dir.is_dir() and (run_dir.stat().st_mode & 0o777) == 0o700
-    assert len(children) == 2  # gunicorn's master and nginx's
+    assert len(binds) == 2 and len(children) == 3  # the two gunicorns' masters and nginx's
     assert server.stop() == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in children)
     assert not run_dir.exists()
@@ -264,7 +364,7 @@ def test_when_gunicorn_dies_the_front_stops_too(config):
                         if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes())
         os.kill(gunicorn, signal.SIGKILL)
         assert server.wait_exit(30) != 0
-        assert "gunicorn exited" in server.log()
+        assert "web: gunicorn (" in server.log() and ") exited (" in server.log()
     finally:
         server.kill_group()
 
