@@ -1,6 +1,6 @@
 """Processes the bench starts (gunicorn, the Procfile's front, a prefork worker, wrk), each on a
-free loopback port, each killed with its process group when done (the front stopped first, so
-it removes its directory). Readiness is polled with a deadline."""
+free loopback port, each killed with its process group when done (gunicorn and the front asked
+to stop first, so they remove what they made). Readiness is polled with a deadline."""
 
 from __future__ import annotations
 
@@ -44,7 +44,17 @@ class Proc:
             return []
         return [int(p) for p in raw.split()]
 
+    #: SIGTERM first, and up to 30 s to exit, before the group is killed: gunicorn and the
+    #: front remove what they made (a metrics directory, the front's private one) only then
+    graceful = False
+
     def stop(self) -> None:
+        if self.graceful and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -67,6 +77,8 @@ class Proc:
 class Gunicorn(Proc):
     """gunicorn with the project's gunicorn.conf.py (as the Procfile starts it); `app` is a
     WSGI app spec, `worker_class` sync or gthread."""
+
+    graceful = True
 
     def __init__(self, app: str, extra_env: Mapping[str, str], *, worker_class: str = "sync",
                  workers: int = 2, threads: int = 1) -> None:
@@ -103,6 +115,8 @@ class Front(Proc):
     gthread 2 × 12, the Procfile's web before stop 29), to measure another class behind the
     same nginx."""
 
+    graceful = True
+
     def __init__(self, extra_env: Mapping[str, str], *,
                  app_pool: list[str] | None = None) -> None:
         self.port = free_port()
@@ -122,16 +136,6 @@ class Front(Proc):
                 return got.status == 200
         except OSError:
             return False
-
-    def stop(self) -> None:
-        """SIGTERM first: the front stops both and removes its private directory."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
-        super().stop()
 
 
 def has_nginx() -> bool:
