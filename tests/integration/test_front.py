@@ -183,15 +183,18 @@ def test_events_stream_through_the_front_as_they_are_written(config):
         worker.kill_group()
 
 
-def _get(url: str) -> tuple[int, dict[str, str], object, float]:
-    """Status, headers, JSON body and seconds taken of a GET."""
+def _call(method: str, url: str,
+          body: object = None) -> tuple[int, dict[str, str], object, float]:
+    """Status, headers, JSON body and seconds taken of a request."""
     started = time.monotonic()
+    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                                 method=method, headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            status, headers, body = resp.status, dict(resp.headers), json.loads(resp.read())
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            status, headers, got = resp.status, dict(resp.headers), json.loads(resp.read())
     except urllib.error.HTTPError as exc:
-        status, headers, body = exc.code, dict(exc.headers), json.loads(exc.read())
-    return status, headers, body, time.monotonic() - started
+        status, headers, got = exc.code, dict(exc.headers), json.loads(exc.read())
+    return status, headers, got, time.monotonic() - started
 
 
 def _metric(text: str, name: str, workflow: str) -> float:
@@ -220,10 +223,11 @@ def test_held_requests_are_served_by_a_pool_of_their_own(config):
             socks.append(sock)
             assert sock.recv(64).split(b" ")[1] == b"200"
         waited: list[tuple[int, dict[str, str], object, float]] = []
-        waits = [threading.Thread(target=lambda: waited.append(_get(
-            f"{front.url}/api/test-runs/{run['run_id']}?wait=3"))) for _ in range(2)]
-        trigger_wait = threading.Thread(target=lambda: waited.append(_get_after_post(
-            front.url + "/api/workflows/sleep/test-runs?wait=3", {"input": {"seconds": 1}})))
+        waits = [threading.Thread(target=lambda: waited.append(_call(
+            "GET", f"{front.url}/api/test-runs/{run['run_id']}?wait=3"))) for _ in range(2)]
+        trigger_wait = threading.Thread(target=lambda: waited.append(_call(
+            "POST", front.url + "/api/workflows/sleep/test-runs?wait=3",
+            {"input": {"seconds": 1}})))
         held = [*waits, trigger_wait]
         for thread in held:
             thread.start()
@@ -253,18 +257,6 @@ def test_held_requests_are_served_by_a_pool_of_their_own(config):
         front.stop()
 
 
-def _get_after_post(url: str, body: object) -> tuple[int, dict[str, str], object, float]:
-    started = time.monotonic()
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            status, headers, got = resp.status, dict(resp.headers), json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        status, headers, got = exc.code, dict(exc.headers), json.loads(exc.read())
-    return status, headers, got, time.monotonic() - started
-
-
 def _get_text(url: str) -> tuple[int, dict[str, str], str, float]:
     started = time.monotonic()
     with urllib.request.urlopen(url, timeout=10) as resp:
@@ -278,7 +270,8 @@ def test_a_wait_that_slips_past_the_routing_is_answered_at_once(front):
     Retry-After), rather than be held by it; a stream reaching a sync worker would be 503."""
     _, run = request("POST", front.url + "/api/workflows/echo/test-runs?on_conflict=queue",
                      {"input": {}})
-    status, headers, body, seconds = _get(f"{front.url}/api/test-runs/{run['run_id']}?%77ait=5")
+    status, headers, body, seconds = _call("GET",
+                                           f"{front.url}/api/test-runs/{run['run_id']}?%77ait=5")
     assert (status, seconds < WITHIN_S) == (200, True), (status, seconds, body)
     assert headers.get("Retry-After") and body["run_id"] == run["run_id"]  # type: ignore[index]
 
