@@ -145,9 +145,9 @@ def test_round_trips_per_admission(config, private_redis, fused, round_trips):
 
 def test_a_409_expected_goes_without_the_message_and_a_freed_slot_asks_for_it(
         config, private_redis):
-    """A reject of a workflow this process just found held sends no task message (lazy); if
-    the slot was freed meanwhile the script asks for it, having written nothing, and the
-    second call admits and pushes it."""
+    """A reject of a workflow this process just found held sends no task message (lazy) and
+    no digest of the input; if the slot was freed meanwhile the script asks for it, having
+    written nothing, and the second call admits and pushes it."""
     app = create_app(dict(config, REDIS_URL=private_redis.url))
     client = app.test_client()
     probe = private_redis.client()
@@ -172,6 +172,11 @@ def test_a_409_expected_goes_without_the_message_and_a_freed_slot_asks_for_it(
     assert carries[1] == [False]  # the 409 it expected, without the message
     assert carries[3] == [False, True]  # the slot was free: asked for, then admitted with it
     assert carries[4] == [True]  # admitted since: no hint until the next 409
+    # the input's digest (ARGV[14]; only a join or a record reads it) goes exactly with the
+    # message: a 409 never hashes the input
+    digested = [[len(words[-3]) == 64 for words in calls]  # ARGV[14] of 16
+                for calls in evalshas]
+    assert digested == carries
     lua_lpush = [sum(1 for kind, words in seen if kind == "lua" and words[0] == "lpush")
                  for seen in monitor.commands]
     assert lua_lpush == [0, 0, 0, 1, 0]

@@ -160,7 +160,7 @@ class TestRunService:
             admission = self.store.admit(
                 workflow_id, input_json, on_conflict=on_conflict,
                 idempotency_key=idempotency_key, triggered_by=triggered_by, run_id=run_id,
-                message=pushed, digest=conflict.digest(input), version=workflow.version)
+                message=pushed, digest=lambda: conflict.digest(input), version=workflow.version)
         if isinstance(admission, Busy):
             self._held.held(workflow_id, admission)
             raise RunInProgress(workflow_id, admission.holder,

@@ -122,7 +122,7 @@ class RunStore:
               on_conflict: ConflictPolicy = ConflictPolicy.REJECT,
               idempotency_key: str | None = None,
               triggered_by: str | None = None, run_id: str | None = None,
-              message: lua.Message | None = None, digest: str = "",
+              message: lua.Message | None = None, digest: str | Callable[[], str] = "",
               version: str = "") -> AdmitResult:
         """Take the slot and write the queued record in one round trip (or, by the policy,
         make the run the pending one, or join the holder); with `message` ((list, message)
@@ -130,7 +130,8 @@ class RunStore:
         path; a pending run keeps it until promoted) — given as a function that makes it, a
         reject that expects a conflict sends it only if the step needs it (a second round
         trip then: lua/admission.py). `input` may be given as its JSON text already (a str);
-        `digest` and `version` are what a join compares."""
+        `digest` (or a function that makes it, called only when a step reads it) and
+        `version` are what a join compares."""
         result = self._scripts.admit(
             self.keys, workflow_id, run_id or new_run_id(workflow_id), input,
             lease_ms=int(self.settings.queued_lease * 1000),

@@ -78,6 +78,10 @@ def _ms(value: Any) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
+def _made(value: str | Callable[[], str]) -> str:
+    return value() if callable(value) else value
+
+
 #: the fused path's message: (the broker's list, the message), or a function that makes it
 #: when the step needs it (a lazy admission: see `Admit.__call__`)
 Message = tuple[str, str] | Callable[[], tuple[str, str]]
@@ -91,13 +95,15 @@ class Admit(LuaScript):
                  idempotency_key: str | None, max_runs: int,
                  triggered_by: str | None = None,
                  message: Message | None = None, pending_ms: int = 900_000,
-                 digest: str = "", version: str = "") -> AdmitResult:
+                 digest: str | Callable[[], str] = "", version: str = "") -> AdmitResult:
         """`input`: the run's input, or its JSON text (a str, as the service has it already).
         `message`: (the broker's list, the message) to push when admitted — the fused path
         (worker/client/message.py); None when the caller publishes afterwards. A function
         that makes it (on_conflict=reject only) is a lazy admission: the first call goes
         without the message, expecting a conflict, and only if the step needs it (the slot
-        is free, or its holder ended) a second call carries it; the first wrote nothing."""
+        is free, or its holder ended) a second call carries it; the first wrote nothing.
+        `digest` may be a function too: a lazy call leaves it out (only a join or a record
+        reads it), so a 409 never hashes the input."""
         lazy = callable(message)
         if lazy and on_conflict is not ConflictPolicy.REJECT:
             raise ValueError("a lazy admission rejects on conflict")
@@ -111,13 +117,13 @@ class Admit(LuaScript):
             lease_ms, retention_s, on_conflict.value,
             keys.run_prefix(workflow_id), "1" if idempotency_key else "0",
             keys.events_prefix(workflow_id), triggered_by or "", max_runs, "", pending_ms,
-            digest, version, "1" if lazy else "0"]
+            "" if lazy else _made(digest), version, "1" if lazy else "0"]
         if callable(message):
             reply = self._call(keys_, args)
             if reply[0] != AdmitReply.NEED_MESSAGE.value:
                 return self._decode(reply)
             message = message()
-            args[15] = "0"
+            args[13], args[15] = _made(digest), "0"
         if message is not None:
             keys_[5], args[11] = message
         return self._decode(self._call(keys_, args))

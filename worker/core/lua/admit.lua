@@ -36,7 +36,8 @@
 --                        (two-step path: the caller publishes after this script). A pending
 --                        run keeps it on its record (`message`, `queue`) until promoted
 -- ARGV[13] pending_ms    how long a run may be pending (TEST_RUN_PENDING_TIMEOUT)
--- ARGV[14] digest        the input as canonical JSON, hashed (what a join compares)
+-- ARGV[14] digest        the input as canonical JSON, hashed (what a join compares); '' on
+--                        a lazy call, which neither joins nor writes
 -- ARGV[15] version       the workflow's version (what a join compares, beside the digest)
 -- ARGV[16] lazy          '1': the caller left the message out (ARGV[12] '') because it expects
 --                        a conflict (POLICY.REJECT only); if the step would do anything else
