@@ -133,8 +133,8 @@ def test_slow_clients_never_take_the_web_down(front, capsys):
 def test_the_client_address_comes_from_the_front_not_from_the_client(config):
     """Behind nginx the app's peer is a socket: the client's address is nginx's
     X-Forwarded-For, never the client's own (a spoofed one is replaced), and it keys the
-    per-client stream cap (one stream per client per web process here: the front's gunicorn
-    has two)."""
+    per-client stream cap (one stream per client per web process here: the front's pool for
+    streams has two)."""
     front = Front(dict(config, TEST_RUN_STREAM_KEEPALIVE="1",
                        TEST_RUN_MAX_STREAMS_PER_CLIENT="1")).wait_ready()
     try:

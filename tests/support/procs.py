@@ -210,8 +210,8 @@ def procfile() -> dict[str, str]:
 
 class Front(Proc):
     """The web as the Procfile's web line starts it (web/front.py): nginx on WEB_BIND, a free
-    port, in front of gunicorn (gunicorn.conf.py as it is) on a private socket. Skips, saying
-    why, where nginx is missing (`make test` installs it as root)."""
+    port, in front of its two gunicorns (gunicorn.conf.py as it is) on private sockets. Skips,
+    saying why, where nginx is missing (`make test` installs it as root)."""
 
     def __init__(self, env: Mapping[str, str], host: str = "127.0.0.1") -> None:
         from web.front import find_nginx
