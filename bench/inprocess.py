@@ -329,10 +329,11 @@ def flatness(config: dict[str, str], flush: Callable[[], None], client: redis.Re
         empty_server.stop()
 
 
-#: seconds of paired triggers, not counted, after each fill: Redis' own work after a bulk load
-#: (its allocator returning the fill's dirty pages over ~10 s, its key table's rehash) slows
-#: the filled side meanwhile — consecutive 3-second measures right after the 1,000,000-record
-#: fill: 1.25×, 1.13×, 1.02×, 1.01× (stop 29)
+#: seconds of paired triggers, not counted, after each fill: right after a bulk load the filled
+#: side runs slower for a few seconds — consecutive 3-second measures after the
+#: 1,000,000-record fill: 1.25×, 1.13×, 1.02×, 1.01× (stop 29). Redis working off the load
+#: (its allocator's purge of dirty pages, its key table's rehash) is the likely cause; which
+#: one was not measured
 SETTLE_S = 15.0
 
 
