@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from prometheus_client.registry import CollectorRegistry
 
 from worker.core import metrics as worker_metrics
+from worker.core.gauges import LiveState
 
 from .api import service
 
@@ -110,7 +111,7 @@ def metrics_endpoint() -> Response:
     """Prometheus text: the counts of every process of this web, and the live gauges."""
     registry: CollectorRegistry | None = current_app.extensions.get(_REGISTRY)
     if registry is None:
-        live = worker_metrics.LiveState(service().live_state)
+        live = LiveState(service().live_state)
         registry = current_app.extensions[_REGISTRY] = worker_metrics.scrape_registry(live)
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 

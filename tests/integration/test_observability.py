@@ -172,6 +172,12 @@ def test_the_worker_exporter_adds_up_its_pool_children(stack, sequence):
     for workflow_id in ("echo", "fail", "soak-00"):
         assert value(m, "testrun_run_duration_seconds_count", workflow=workflow_id) == 1
     assert value(m, "testrun_run_duration_seconds_sum", workflow="soak-00") >= 1.5
+    # the distribution is the fleet's: no bucket series per workflow
+    assert total(m, "testrun_run_seconds_count") == 3
+    assert value(m, "testrun_run_seconds_bucket", le="1.0") == 2  # echo and fail, not soak-00
+    assert value(m, "testrun_run_seconds_bucket", le="+Inf") == 3
+    assert not [labels for (name, labels), _ in m.items() if name.endswith("_bucket")
+                and "workflow" in dict(labels)]
     assert total(m, "testrun_queue_wait_seconds_count") == 4
     assert total(m, "testrun_heartbeat_renewals_total") >= 1  # 1 s beats, 2 s+ runs
     assert value(m, "testrun_fencings_total") == 0

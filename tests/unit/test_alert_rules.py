@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from web.metrics import web_metrics
-from worker.core.gauges import Live, limits
-from worker.core.metrics import LiveState, metrics
+from worker.core.gauges import Live, LiveState, limits
+from worker.core.metrics import metrics
 from worker.core.settings import Settings
 from worker.core.status import RunStatus
 
@@ -74,15 +74,15 @@ def test_every_alert_is_tested_firing_and_quiet():
 
 
 def exported() -> set[str]:
-    """Every sample name the web and the worker export: the lifecycle's counters and
-    histograms and the web's own (one registry per process), and the live gauges."""
+    """Every sample name the web and the worker export: the lifecycle's counters,
+    histograms and summary and the web's own (one registry per process), and the live gauges."""
     web_metrics()  # the web's own register beside the lifecycle's
     families = list(metrics().registry.collect())
     queued = RunStatus.QUEUED.value
     live = Live(1, {queued: 1}, 1, 0, {queued: 1.0}, True, limits(Settings()))
     families += list(LiveState(lambda: live).collect())
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"),
-                "gauge": ("",)}
+                "summary": ("_count", "_sum"), "gauge": ("",)}
     return {family.name + suffix for family in families for suffix in suffixes[family.type]}
 
 

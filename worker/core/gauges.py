@@ -1,4 +1,4 @@
-"""What the live gauges read from Redis when scraped (worker/core/metrics.py's LiveState): slots
+"""What the live gauges read from Redis when scraped (LiveState): slots
 held, their holders by status and the oldest holder's age, the pending runs, the workers online,
 and whether Redis could evict slot keys — at a bounded cost, two pipelined round trips (on a
 Redis Cluster, whose pipelines refuse scripts, TIME and CONFIG GET, three more calls), never a
@@ -6,15 +6,21 @@ SCAN."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import redis
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from .errors import REDIS_OUTAGES
 from .settings import Settings
 from .status import RunStatus
 from .store import RunStore, queue_slots, slot_pairs
+
+logger = logging.getLogger(__name__)
 
 #: the settings the alert rules compare the live state with (deploy/prometheus/alerts.yml), by
 #: their variable, as `testrun_limit_seconds{setting=…}`: a rule holds for any deployment's
@@ -94,3 +100,50 @@ def live_state(store: RunStore, workflow_ids: Iterable[str]) -> Live:
         safe = policy["maxmemory-policy"] == "noeviction"
     return Live(len(held), by_status, int(online[0]), pending, oldest, safe,
                 limits(store.settings))
+
+
+class LiveState(Collector):
+    """Gauges read from Redis when scraped (worker/core/gauges.py), at a bounded cost: one
+    pipeline of MGETs over the registered workflows' slots and pending runs (the registry is
+    the index: no SCAN), the workers count, Redis' clock and its eviction policy, then one
+    pipeline of the holders' status and times; and the settings the alert rules compare them
+    with. Nothing is yielded while Redis is unreachable (the scrape still answers)."""
+
+    def __init__(self, read: Callable[[], Live]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            live = self._read()
+        except REDIS_OUTAGES as exc:
+            logger.warning("metrics: could not read the live state from Redis: %s", exc)
+            return
+        yield GaugeMetricFamily("testrun_slots_held", "Workflow slots held now",
+                                value=live.held)
+        yield GaugeMetricFamily("testrun_runs_pending", "Pending runs waiting for a slot",
+                                value=live.pending)
+        runs = GaugeMetricFamily("testrun_runs_active", "Runs holding a slot, by status",
+                                 labels=["status"])
+        oldest = GaugeMetricFamily(
+            "testrun_oldest_slot_age_seconds", "Age of the oldest run holding a slot, by its "
+            "status: a queued run's since its admission, a running run's since its start, on "
+            "Redis' clock (0: none)", labels=["status"])
+        for status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            runs.add_metric([status.value], live.by_status.get(status.value, 0))
+            oldest.add_metric([status.value], live.oldest_s.get(status.value, 0.0))
+        yield runs
+        yield oldest
+        yield GaugeMetricFamily("testrun_workers_online",
+                                "Workers advertising that they consume the test-run queue",
+                                value=live.online)
+        if live.eviction_safe is not None:
+            yield GaugeMetricFamily(
+                "testrun_redis_eviction_safe", "1 when Redis' maxmemory-policy is noeviction; "
+                "0 when memory pressure could evict slot keys (`testruns check`)",
+                value=1 if live.eviction_safe else 0)
+        limits = GaugeMetricFamily("testrun_limit_seconds", "This process's settings that "
+                                   "bound a run (TEST_RUN_TIME_LIMIT, …), for alert rules",
+                                   labels=["setting"])
+        for name, seconds in live.limits.items():
+            limits.add_metric([name], seconds)
+        yield limits

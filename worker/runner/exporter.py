@@ -12,9 +12,8 @@ from celery.signals import worker_init, worker_shutdown
 from prometheus_client import start_http_server
 
 from .. import workflows
-from ..core.gauges import live_state
+from ..core.gauges import LiveState, live_state
 from ..core.metrics import (
-    LiveState,
     prepare_multiprocess,
     remove_multiprocess_dir,
     scrape_registry,
