@@ -5,9 +5,11 @@ finish, the lifecycle's lines and counts, Celery's own success line) beside one 
 bare task (one INCR), interleaved call by call, medians of wall and CPU µs. The process is set
 up as a worker's pool child is: the worker's app and signal handlers, the metrics in
 multiprocess mode, logging at INFO (to a file, as the worker's to its log). Its runs are
-admitted by the service beforehand (not timed). Prints one JSON object; `make bench` runs it
-in a process of its own (`bench/run.py`), since the worker's app and metrics set-up would
-otherwise stay in the bench's process.
+admitted by the service beforehand (not timed). Then the same for runs of workflows never run
+in this process (`first`: each makes its metric series here), against bare tasks interleaved
+with them. Prints one JSON object; `make bench` runs it in a process of its own
+(`bench/run.py`), since the worker's app and metrics set-up would otherwise stay in the bench's
+process.
 
 Needs REDIS_URL, BENCH_REDIS_URL, BENCH_QUEUE, TEST_RUN_QUEUE, TEST_RUN_KEY_PREFIX and
 WORKFLOW_MODULES=bench.workflows, as `make bench` sets them."""
@@ -80,6 +82,12 @@ def measure(n: int) -> dict[str, float]:
     for i in range(n):
         runs.append(run(ids[i % len(ids)]))
         noops.append(noop(i))
+    # then workflows never run in this process: each run makes its metric series here
+    fresh = workflows.ids()[WORKFLOWS:WORKFLOWS + n // 4]
+    firsts, first_noops = [], []
+    for i, workflow_id in enumerate(fresh):
+        firsts.append(run(workflow_id))
+        first_noops.append(noop(n + i))
     root.removeHandler(handler)
     log.close()
 
@@ -87,7 +95,9 @@ def measure(n: int) -> dict[str, float]:
         return statistics.median(s[k] for s in samples) * 1e6
 
     return {"run wall": median(runs, 0), "run cpu": median(runs, 1),
-            "bare wall": median(noops, 0), "bare cpu": median(noops, 1)}
+            "bare wall": median(noops, 0), "bare cpu": median(noops, 1),
+            "first wall": median(firsts, 0), "first cpu": median(firsts, 1),
+            "first bare wall": median(first_noops, 0), "first bare cpu": median(first_noops, 1)}
 
 
 if __name__ == "__main__":

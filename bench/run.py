@@ -135,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
                          f"{pool['bare wall']:.0f} µs (CPU {pool['bare cpu']:.0f})",
                          f"{ratio(pool['run wall'], pool['bare wall'])} (CPU "
                          f"{ratio(pool['run cpu'], pool['bare cpu'])})"))
+            rows.append(("in a pool process, µs per task: a workflow's first run in that "
+                         "process; a bare no-op task",
+                         f"{pool['first wall']:.0f} µs (CPU {pool['first cpu']:.0f}); "
+                         f"{pool['first bare wall']:.0f} µs (CPU {pool['first bare cpu']:.0f})",
+                         f"{ratio(pool['first wall'], pool['first bare wall'])} (CPU "
+                         f"{ratio(pool['first cpu'], pool['first bare cpu'])})"))
         if "cluster" not in args.skip:
             log("admission through a Redis Cluster (two-step) vs the fused path")
             from . import cluster
