@@ -6,8 +6,9 @@ through the same worker, interleaved rounds, medians; and the release latency of
 Two figures for the service: `echo` runs the same n workflows every round (after a warm-up
 round), as a deployment runs its workflows again and again; `fresh` runs n workflows never run
 before, so every run is also the first of its workflow in its pool process, which makes that
-workflow's metric series there (~17 multiprocess values: the per-workflow counters and the
-duration histogram, each a line in an mmap'd file; made once per process and workflow)."""
+workflow's metric series there (4 multiprocess values: runs started and finished, the
+duration's count and sum, each a line in an mmap'd file; made once per process and workflow;
+bench/pool.py measures that cost alone)."""
 
 from __future__ import annotations
 
