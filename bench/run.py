@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: short and small")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     parser.add_argument("--skip", action="append", default=[],
-                        choices=["http", "split", "pool", "cluster", "e2e", "flatness",
-                                 "sweep", "memory"])
+                        choices=["http", "cpu", "split", "pool", "cluster", "e2e",
+                                 "flatness", "sweep", "memory"])
     args = parser.parse_args(argv)
     quick = args.quick
     rounds = 1 if quick else 3
@@ -101,6 +101,18 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((f"conflicts vs the faster peer's: {label}",
                              f"{figures['conflict'][label].rps:.0f}/s",
                              ratio(figures["conflict"][label].ratio, peers)))
+        if "cpu" not in args.skip:
+            from . import cpu
+            log("where a request's CPU goes under wrk: the limit vs this service (sync)")
+            spent = cpu.run(env, flush, server.proc.pid, rounds=rounds, seconds=seconds, log=log)
+            for mode, what in (("admit", "admission"), ("conflict", "conflict")):
+                ours, limit = spent[mode][http.SERVICE], spent[mode][http.LIMIT]
+                rows.append((f"CPU µs per {what} under wrk (web workers, Redis, wrk; the whole "
+                             "machine): this service (sync); the limit",
+                             "; ".join(", ".join(f"{by[p]:.0f}" for p in cpu.PARTS)
+                                       for by in (ours, limit)),
+                             "beyond the limit's: " + ", ".join(
+                                 f"{p} {ours[p] - limit[p]:+.0f}" for p in cpu.PARTS)))
         if "split" not in args.skip:
             log("in-process: one admission's parts")
             parts = inprocess.split(config, flush, 300 if quick else 2000)
