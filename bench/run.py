@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if "cpu" not in args.skip:
             from . import cpu
             log("where a request's CPU goes under wrk: the limit vs this service (sync)")
+            assert server.proc is not None  # started above
             spent = cpu.run(env, flush, server.proc.pid, rounds=rounds, seconds=seconds, log=log)
             for mode, what in (("admit", "admission"), ("conflict", "conflict")):
                 ours, limit = spent[mode][http.SERVICE], spent[mode][http.LIMIT]
