@@ -61,7 +61,7 @@ def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signatur
     """The app is loaded (no preload: in this worker), and what it loaded — the workflows'
     registry above all — lives as long as the worker: the garbage collector stops scanning it
     (`gc.freeze`), after one collection of what loading left. Measured: with 100,000 workflows
-    registered a worker tracks ~600,000 objects, and its full collections took 220–234 ms,
+    registered a worker tracks ~600,000 objects, and its full collections took 211–324 ms,
     twice in 90 s of load per worker — a stall of every request it held (docs/BENCHMARKS.md,
     the web's garbage collections)."""
     import gc

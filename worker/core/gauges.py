@@ -103,7 +103,7 @@ def live_state(store: RunStore, workflow_ids: Iterable[str]) -> Live:
 
 
 class LiveState(Collector):
-    """Gauges read from Redis when scraped (worker/core/gauges.py), at a bounded cost: one
+    """Gauges read from Redis when scraped (`live_state`, above), at a bounded cost: one
     pipeline of MGETs over the registered workflows' slots and pending runs (the registry is
     the index: no SCAN), the workers count, Redis' clock and its eviction policy, then one
     pipeline of the holders' status and times; and the settings the alert rules compare them
