@@ -14,8 +14,8 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-from .http import APPS, LIMIT, SERVICE
-from .procs import Gunicorn, WrkResult, wrk
+from .http import APPS, LIMIT, SERVICE, drive, warm
+from .procs import Gunicorn
 
 _TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 PARTS = ("web", "redis", "wrk", "machine")
@@ -56,8 +56,7 @@ def run(env: dict[str, str], flush: Callable[[], None], redis_pid: int, *, round
         workers = server.children()
         before = ([_proc_cpu_s(p) for p in workers], _proc_cpu_s(redis_pid), _wrk_cpu_s(),
                   _machine_busy_s())
-        result: WrkResult = wrk(server.url, seconds, dict(
-            env, BENCH_MODE="spread" if mode == "admit" else "one", BENCH_OFFSET=str(r * 7919)))
+        result = drive(server.url, env, seconds, mode, r)
         spent = {"web": sum(_proc_cpu_s(p) for p in workers) - sum(before[0]),
                  "redis": _proc_cpu_s(redis_pid) - before[1], "wrk": _wrk_cpu_s() - before[2],
                  "machine": _machine_busy_s() - before[3]}
@@ -68,9 +67,7 @@ def run(env: dict[str, str], flush: Callable[[], None], redis_pid: int, *, round
             + ", ".join(f"{p} {v[-1]:.0f}" for p, v in got[mode][label].items()))
 
     try:
-        for server in servers.values():  # warm: connections, script load, imports
-            flush()
-            wrk(server.url, 1, dict(env, BENCH_MODE="spread"))
+        warm((server.url for server in servers.values()), env, flush)
         for r in range(rounds):
             for mode in ("admit", "conflict"):
                 for label in (servers if r % 2 == 0 else reversed(list(servers))):

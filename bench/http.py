@@ -14,7 +14,7 @@ slots, locks or queue. No worker consumes: this is the cost of admitting, not of
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .procs import Front, Gunicorn, WrkResult, has_nginx, wrk
@@ -59,6 +59,20 @@ def _rate(result: WrkResult, mode: str) -> float:
     return result.ok_per_s if mode == "admit" else result.requests_per_s
 
 
+def drive(url: str, env: dict[str, str], seconds: float, mode: str, r: int = 0) -> WrkResult:
+    """One wrk turn at `url`: admissions spread over the workflows (round `r` from its own
+    offset), or conflicts on one workflow."""
+    return wrk(url, seconds, dict(env, BENCH_MODE="spread" if mode == "admit" else "one",
+                                  BENCH_OFFSET=str(r * 7919)))
+
+
+def warm(urls: Iterable[str], env: dict[str, str], flush: Callable[[], None]) -> None:
+    """A second of admissions at each app: its connections, script loads and imports."""
+    for url in urls:
+        flush()
+        drive(url, env, 1, "admit")
+
+
 def run(env: dict[str, str], flush: Callable[[], None], *, rounds: int, seconds: float,
         log: Callable[[str], None]) -> dict[str, dict[str, Figure]]:
     """{"admit"|"conflict": {app label: Figure}}; every ratio is against the baseline's
@@ -76,14 +90,11 @@ def run(env: dict[str, str], flush: Callable[[], None], *, rounds: int, seconds:
 
     def turn(label: str, mode: str, r: int) -> WrkResult:
         flush()
-        return wrk(servers[label].url, seconds, dict(
-            env, BENCH_MODE="spread" if mode == "admit" else "one", BENCH_OFFSET=str(r * 7919)))
+        return drive(servers[label].url, env, seconds, mode, r)
 
     try:
         labels = list(servers)
-        for label in labels:  # warm every app: connections, script load, imports
-            flush()
-            wrk(servers[label].url, 1, dict(env, BENCH_MODE="spread"))
+        warm((servers[label].url for label in labels), env, flush)
         for r in range(rounds):
             order = labels[r % len(labels):] + labels[:r % len(labels)]
             for label in order:
